@@ -1,0 +1,39 @@
+"""The ``conv3d`` command.
+
+Each subcommand lives in its own module of this package and defines
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+arguments; its return value is the exit code). ``main`` discovers the modules, so adding a
+subcommand never means editing this file.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conv3d", description="An educational 3D convolution engine: worked examples, "
+        "explanations, training, CUDA kernels and benchmarks.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
