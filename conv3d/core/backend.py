@@ -37,7 +37,8 @@ def cupy_module():
 def get_array_module(*arrays):
     """``cupy`` if any argument is a CuPy array, else ``numpy`` (accepts Tensors too)."""
     for a in arrays:
-        a = getattr(a, "data", a)
+        if type(a).__name__ == "Tensor":
+            a = a.data
         if type(a).__module__.startswith("cupy"):
             return cupy_module()
     return np

@@ -151,7 +151,7 @@ class Tensor:
                                  f"got shape {self.shape}; reduce it first (e.g. loss.sum()) or "
                                  f"pass grad= an array of shape {self.shape}")
             grad = xp.ones_like(self.data)
-        grad = xp.asarray(getattr(grad, "data", grad), dtype=self.dtype)
+        grad = xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
         if grad.shape != self.shape:
             raise ValueError(f"grad has shape {grad.shape} but the tensor has shape {self.shape}")
 
