@@ -1,0 +1,72 @@
+"""3D convolution: ``Conv3dFunction`` (forward and backward side by side) and ``conv3d``.
+
+The arithmetic lives in the device's kernel provider (``conv3d.ops.cpu_reference`` on the CPU:
+im2col + GEMM); this Function only wires the three gradients together, so the same code serves
+every device.
+"""
+from __future__ import annotations
+
+from ..core.backend import kernels_for
+from ..core.tensor import Function, Tensor, as_tensor
+from ._args import parse_conv_args
+
+
+class Conv3dFunction(Function):
+    """y = conv3d(x, w) + b, for validated settings (see ``conv3d`` for their meaning).
+
+    Args:
+        stride, dilation: int triples; padding: three (before, after) pairs; groups: int.
+    """
+
+    def __init__(self, stride, padding, dilation, groups):
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def forward(self, x, w, b=None):
+        self.x, self.w = x, w
+        return kernels_for(self.device).conv3d_forward(x, w, b, self.stride, self.padding,
+                                                       self.dilation, self.groups)
+
+    def backward(self, gy):
+        kernels = kernels_for(self.device)
+        settings = (self.stride, self.padding, self.dilation, self.groups)
+        gx = gw = None
+        if self.inputs[0].requires_grad:
+            gx = kernels.conv3d_backward_input(gy, self.w, self.x.shape, *settings)
+        if self.inputs[1].requires_grad:
+            gw = kernels.conv3d_backward_weight(gy, self.x, self.w.shape, *settings)
+        if len(self.inputs) == 2:
+            return gx, gw
+        gb = gy.sum(axis=(0, 2, 3, 4)) if self.inputs[2].requires_grad else None
+        return gx, gw, gb
+
+
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """3D cross-correlation, as ``torch.nn.functional.conv3d`` (no kernel flip).
+
+    Args:
+        x: (N, C, D, H, W).
+        weight: (K, C/groups, kD, kH, kW): K filters.
+        bias: (K,) or None.
+        stride, dilation: int or (d, h, w) triple, each >= 1.
+        padding: int or triple (zeros added on both sides), ``'valid'`` (no padding) or
+            ``'same'``.
+        groups: split the channels into ``groups`` groups; filter group g sees channel group g
+            only. Must divide both C and K.
+
+    Returns:
+        y of shape (N, K, OD, OH, OW), per axis ``o = floor((i + 2p - d*(k - 1) - 1) / s) + 1``,
+        ``y[n, k, z, y, x] = b[k] + sum_{c, a, b, e} w[k, c, a, b, e] *
+        xpad[n, g*C/G + c, z*sD + a*dD, y*sH + b*dH, x*sW + e*dW]``.
+
+    ``padding='same'`` follows TensorFlow/Keras, so it also works with stride > 1: per axis the
+    output size is ``o = ceil(i / s)``, the total padding is
+    ``max((o - 1)*s + d*(k - 1) + 1 - i, 0)``, and when it is odd the extra voxel goes *after* the
+    data (``before = total // 2``, ``after = total - before``). With stride 1 this gives the
+    input's size, exactly like PyTorch's ``padding='same'``.
+    """
+    x, weight = as_tensor(x), as_tensor(weight)
+    bias = None if bias is None else as_tensor(bias)
+    args = parse_conv_args(x.data, weight.data, None if bias is None else bias.data,
+                           stride, padding, dilation, groups)
+    fn = Conv3dFunction(args.stride, args.padding, args.dilation, args.groups)
+    return fn(x, weight) if bias is None else fn(x, weight, bias)
