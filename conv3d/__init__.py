@@ -11,9 +11,10 @@ Layers, bottom to top (each imports only from the ones below it):
 """
 from .core import (Function, GradcheckError, Tensor, get_array_module, gradcheck, is_grad_enabled,
                    no_grad)
+from .core.dlpack import from_dlpack
 from . import functional  # noqa: E402  (also registers the CPU kernel provider)
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "gradcheck", "GradcheckError",
-           "get_array_module", "functional"]
+           "get_array_module", "functional", "from_dlpack"]

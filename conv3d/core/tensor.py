@@ -107,6 +107,15 @@ class Tensor:
         arr = self.numpy()
         return arr if dtype is None else arr.astype(dtype, copy=False)
 
+    def __dlpack__(self, **kwargs):
+        """Export the data through DLPack without a copy (``torch.from_dlpack(t)``,
+        ``np.from_dlpack(t)``, ``cupy.from_dlpack(t)``); see ``conv3d.core.dlpack``."""
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        """DLPack's ``(device_type, device_id)``: ``(1, 0)`` for CPU data, ``(2, id)`` on a GPU."""
+        return self.data.__dlpack_device__()
+
     def item(self) -> float:
         return self.numpy().item()
 
