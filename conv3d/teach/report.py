@@ -80,7 +80,8 @@ def render_rich(report: Report, console) -> None:
         else:
             t: Table = block[1]
             rt = RichTable(title=escape(t.title), box=box.SIMPLE_HEAVY, show_lines=False,
-                           caption=escape(t.caption) if t.caption else None)
+                           caption=escape(t.caption) if t.caption else None,
+                           min_width=len(t.title) + 4)
             for j, c in enumerate(t.columns):
                 rt.add_column(escape(c), justify="left" if (j == 0 and t.row_header) else "right",
                               style="bold" if (j == 0 and t.row_header) else None, no_wrap=True)
