@@ -1,0 +1,41 @@
+"""The CUDA backend: hand-written kernels (``kernels/*.cu``) on a GPU or in the CPU emulator.
+
+Two devices use the same kernels through the same code (``conv3d.cuda.provider``):
+
+* ``'cuda'``: CuPy compiles the sources with NVRTC and launches them on an NVIDIA GPU;
+* ``'cuda-emu'``: ``conv3d.cuda.emulator`` compiles the unmodified sources with g++ and runs
+  them on the CPU, with the grid and block a GPU would use.
+
+Importing this package registers both providers with ``conv3d.core.backend`` and needs neither
+CuPy, nor NVRTC, nor a compiler: kernels are compiled on first use.
+
+    >>> import conv3d
+    >>> x = conv3d.Tensor(np.ones((1, 1, 4, 4, 4), np.float32)).to('cuda-emu')
+    >>> conv3d.cuda.set_conv_algorithm('direct')   # or 'tiled' (default), 'im2col'
+"""
+from __future__ import annotations
+
+from ..core.backend import cupy_module, register_kernels
+from .launch import LaunchConfig
+from .provider import (CONV_ALGORITHMS, CudaKernels, conv_algorithm, get_conv_algorithm,
+                       set_conv_algorithm)
+from .sources import KERNELS, get_function, kernel_source
+
+
+def is_available() -> bool:
+    """True when CuPy is installed and sees at least one NVIDIA GPU. Never raises."""
+    cp = cupy_module()
+    if cp is None:
+        return False
+    try:
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no driver, no device, broken CUDA install
+        return False
+
+
+register_kernels("cuda", CudaKernels("cuda"))
+register_kernels("cuda-emu", CudaKernels("cuda-emu"))
+
+__all__ = ["is_available", "set_conv_algorithm", "get_conv_algorithm", "conv_algorithm",
+           "CONV_ALGORITHMS", "CudaKernels", "LaunchConfig", "KERNELS", "kernel_source",
+           "get_function"]

@@ -1,0 +1,318 @@
+"""Launch configurations for the kernels in ``kernels/*.cu``, computed in Python and inspectable.
+
+A CUDA launch needs a grid (how many blocks), a block (how many threads each) and the bytes of
+dynamic shared memory. Each ``*_config`` function below returns them as a ``LaunchConfig``
+together with a sentence saying which element each thread computes, so that
+``conv3d kernels launch NAME --shape ...`` can print exactly what the provider will launch.
+
+The geometry of a convolution or a pooling (shapes, stride, padding, dilation, output size) is
+kept in ``ConvGeometry`` / ``PoolGeometry``; their ``kernel_args`` give the C ``int`` arguments as
+``np.int32`` values, because CuPy passes scalars as raw bytes: a Python int where the kernel
+takes a C ``int`` would be a real GPU bug (the emulator checks this too).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.shapes import conv_output_size, pool_output_size
+
+THREADS_PER_BLOCK = 256      # 1-D kernels (one thread per element): 8 warps per block
+WEIGHT_GRAD_THREADS = 128    # threads per block of the weight-gradient reduction (a power of two)
+TILED_MAX_BLOCK = (8, 8, 4)  # largest (TW, TH, TD) output tile of conv3d_tiled: 256 threads
+TILED_MAX_C_TILE = 8         # most input channels one conv3d_tiled stage loads into shared memory
+SHARED_MEM_LIMIT = 48 * 1024  # bytes of shared memory a block gets without an opt-in, on every GPU
+MAX_GRID_YZ = 65535          # CUDA's limit on gridDim.y and gridDim.z
+INT32_MAX = 2**31 - 1        # the kernels index with 32-bit ints
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """What one kernel launch needs: ``kernel(grid, block, args, shared_mem=shared_mem)``."""
+
+    kernel: str                       # kernel family, e.g. "conv3d_direct" (file kernels/<kernel>.cu)
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    shared_mem: int                   # bytes of dynamic shared memory
+    mapping: str                      # which element each thread computes
+    extra: dict = field(default_factory=dict)  # kernel-specific settings (e.g. c_tile)
+
+    @property
+    def threads(self) -> int:
+        return math.prod(self.grid) * math.prod(self.block)
+
+    def describe(self) -> str:
+        lines = [f"kernel      {self.kernel}",
+                 f"grid        {self.grid}  ({math.prod(self.grid)} blocks)",
+                 f"block       {self.block}  ({math.prod(self.block)} threads)",
+                 f"shared mem  {self.shared_mem} bytes (dynamic)",
+                 f"threads     {self.threads} in total"]
+        lines += [f"{k:<11} {v}" for k, v in self.extra.items()]
+        lines.append(f"mapping     {self.mapping}")
+        return "\n".join(lines)
+
+
+def int32_args(*values) -> tuple:
+    """``values`` as ``np.int32``: what a kernel's C ``int`` parameters need."""
+    return tuple(np.int32(v) for v in values)
+
+
+def _check_int32(what: str, count: int) -> None:
+    if count > INT32_MAX:
+        raise ValueError(f"{what} has {count} elements, more than the 2**31 - 1 the CUDA kernels "
+                         f"index with 32-bit ints; split the batch into smaller pieces")
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Shapes and settings of one convolution; ``padding`` holds (before, after) per axis."""
+
+    N: int
+    C: int
+    D: int
+    H: int
+    W: int
+    K: int
+    kernel: tuple[int, int, int]
+    stride: tuple[int, int, int] = (1, 1, 1)
+    padding: tuple = ((0, 0), (0, 0), (0, 0))
+    dilation: tuple[int, int, int] = (1, 1, 1)
+    groups: int = 1
+
+    @classmethod
+    def from_shapes(cls, x_shape, w_shape, stride, padding, dilation, groups):
+        N, C, D, H, W = (int(v) for v in x_shape)
+        K = int(w_shape[0])
+        return cls(N, C, D, H, W, K, tuple(int(v) for v in w_shape[2:]), tuple(stride),
+                   tuple(tuple(p) for p in padding), tuple(dilation), int(groups))
+
+    @property
+    def out(self) -> tuple[int, int, int]:
+        """(OD, OH, OW), ``o = floor((i + p_lo + p_hi - d*(k-1) - 1)/s) + 1`` per axis."""
+        return tuple(conv_output_size(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d in zip(
+            (self.D, self.H, self.W), self.kernel, self.stride, self.padding, self.dilation))
+
+    @property
+    def x_shape(self):
+        return (self.N, self.C, self.D, self.H, self.W)
+
+    @property
+    def y_shape(self):
+        return (self.N, self.K) + self.out
+
+    @property
+    def w_shape(self):
+        return (self.K, self.C // self.groups) + self.kernel
+
+    @property
+    def taps(self) -> int:
+        return math.prod(self.kernel)
+
+    def check_int32(self) -> None:
+        _check_int32("the input", math.prod(self.x_shape))
+        _check_int32("the output", math.prod(self.y_shape))
+
+    def kernel_args(self) -> tuple:
+        """The ints after the array pointers, in the conv kernels' order."""
+        return int32_args(self.N, self.C, self.D, self.H, self.W, self.K, *self.out, *self.kernel,
+                          *self.stride, *(lo for lo, _ in self.padding), *self.dilation,
+                          self.groups)
+
+    def im2col_args(self) -> tuple:
+        """im2col3d/col2im3d take no K and no groups (the columns hold every channel)."""
+        return int32_args(self.N, self.C, self.D, self.H, self.W, *self.out, *self.kernel,
+                    *self.stride, *(lo for lo, _ in self.padding), *self.dilation)
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Shapes and settings of one pooling (symmetric padding, as PyTorch)."""
+
+    N: int
+    C: int
+    D: int
+    H: int
+    W: int
+    kernel: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    padding: tuple[int, int, int] = (0, 0, 0)
+    dilation: tuple[int, int, int] = (1, 1, 1)
+    ceil_mode: bool = False
+
+    @classmethod
+    def from_shape(cls, x_shape, kernel_size, stride, padding, dilation=(1, 1, 1),
+                   ceil_mode=False):
+        N, C, D, H, W = (int(v) for v in x_shape)
+        return cls(N, C, D, H, W, tuple(kernel_size), tuple(stride), tuple(padding),
+                   tuple(dilation), bool(ceil_mode))
+
+    @property
+    def out(self) -> tuple[int, int, int]:
+        return tuple(pool_output_size(i, k, s, p, d, self.ceil_mode) for i, k, s, p, d in zip(
+            (self.D, self.H, self.W), self.kernel, self.stride, self.padding, self.dilation))
+
+    @property
+    def x_shape(self):
+        return (self.N, self.C, self.D, self.H, self.W)
+
+    @property
+    def y_shape(self):
+        return (self.N, self.C) + self.out
+
+    def check_int32(self) -> None:
+        _check_int32("the input", math.prod(self.x_shape))
+        _check_int32("the output", math.prod(self.y_shape))
+
+    def max_args(self) -> tuple:
+        return int32_args(self.N * self.C, self.D, self.H, self.W, *self.out, *self.kernel,
+                    *self.stride, *self.padding, *self.dilation)
+
+    def avg_args(self, count_include_pad: bool) -> tuple:
+        return int32_args(self.N * self.C, self.D, self.H, self.W, *self.out, *self.kernel,
+                    *self.stride, *self.padding, int(bool(count_include_pad)))
+
+
+# ---- one thread per element ----------------------------------------------------------------
+
+def elementwise_config(kernel: str, count: int, mapping: str) -> LaunchConfig:
+    """A 1-D grid of 1-D blocks of THREADS_PER_BLOCK threads with at least ``count`` threads."""
+    _check_int32(kernel, count)
+    blocks = max(1, -(-count // THREADS_PER_BLOCK))
+    return LaunchConfig(kernel, (blocks, 1, 1), (THREADS_PER_BLOCK, 1, 1), 0, mapping)
+
+
+def conv3d_direct_config(geo: ConvGeometry) -> LaunchConfig:
+    OD, OH, OW = geo.out
+    return elementwise_config(
+        "conv3d_direct", math.prod(geo.y_shape),
+        f"thread t = blockIdx.x*{THREADS_PER_BLOCK} + threadIdx.x computes y[n, k, od, oh, ow] "
+        f"with t = (((n*{geo.K} + k)*{OD} + od)*{OH} + oh)*{OW} + ow: a sum over "
+        f"{geo.C // geo.groups} channels x {geo.taps} taps")
+
+
+def im2col3d_config(geo: ConvGeometry) -> LaunchConfig:
+    L = math.prod(geo.out)
+    rows = geo.C * geo.taps
+    return elementwise_config(
+        "im2col3d", geo.N * rows * L,
+        f"thread t computes col[n, r, l] of col ({geo.N}, {rows}, {L}), t = (n*{rows} + r)*{L} + l, "
+        f"r = channel*{geo.taps} + tap, l = output position: one input value (0 on padding)")
+
+
+def col2im3d_config(geo: ConvGeometry) -> LaunchConfig:
+    return elementwise_config(
+        "col2im3d", math.prod(geo.x_shape),
+        f"thread t computes gx[n, c, d, h, w] (row-major over {geo.x_shape}): gathers the column "
+        f"entries of the taps that land on (d, h, w), no atomics")
+
+
+def conv3d_backward_input_config(geo: ConvGeometry) -> LaunchConfig:
+    return elementwise_config(
+        "conv3d_backward_input", math.prod(geo.x_shape),
+        f"thread t computes gx[n, c, d, h, w] (row-major over {geo.x_shape}): gathers gy*w over the "
+        f"{geo.K // geo.groups} output channels of c's group and the taps that land on (d, h, w)")
+
+
+def conv3d_backward_weight_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig:
+    weights = math.prod(geo.w_shape)
+    products = geo.N * math.prod(geo.out)
+    return LaunchConfig(
+        "conv3d_backward_weight", (weights, 1, 1), (WEIGHT_GRAD_THREADS, 1, 1),
+        WEIGHT_GRAD_THREADS * itemsize,
+        f"block b computes gw[b] (row-major over {geo.w_shape}); its {WEIGHT_GRAD_THREADS} threads "
+        f"each add every {WEIGHT_GRAD_THREADS}th of the {products} products gy*x, then a "
+        f"shared-memory tree reduction combines the partial sums")
+
+
+@functools.cache
+def tiled_out_channels() -> int:
+    """TILED_OUT_CHANNELS, read from kernels/conv3d_tiled.cu: the .cu file is the one source."""
+    from .sources import kernel_source  # noqa: PLC0415 - avoid a cycle at import time
+    match = re.search(r"^#define\s+TILED_OUT_CHANNELS\s+(\d+)", kernel_source("conv3d_tiled"),
+                      re.MULTILINE)
+    if match is None:
+        raise RuntimeError("kernels/conv3d_tiled.cu lost its '#define TILED_OUT_CHANNELS <n>'")
+    return int(match.group(1))
+
+
+def _tiled_shared_bytes(geo: ConvGeometry, block, c_tile: int, itemsize: int) -> int:
+    TW, TH, TD = block
+    box = math.prod(((t - 1) * s + (k - 1) * d + 1) for t, s, k, d in zip(
+        (TD, TH, TW), geo.stride, geo.kernel, geo.dilation))
+    return (c_tile * box + tiled_out_channels() * c_tile * geo.taps) * itemsize
+
+
+def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig | None:
+    """Block = an output tile, as large as TILED_MAX_BLOCK but no larger than the output; c_tile
+    and then the tile shrink until the shared memory fits SHARED_MEM_LIMIT. ``None`` when even a
+    1x1x1 tile with one channel does not fit (huge dilated kernels): use conv3d_direct then."""
+    OD, OH, OW = geo.out
+    Cg, Kg = geo.C // geo.groups, geo.K // geo.groups
+    out_channels = tiled_out_channels()
+    block = [min(TILED_MAX_BLOCK[0], OW), min(TILED_MAX_BLOCK[1], OH),
+             min(TILED_MAX_BLOCK[2], OD)]
+    c_tile = min(TILED_MAX_C_TILE, Cg)
+    while _tiled_shared_bytes(geo, block, c_tile, itemsize) > SHARED_MEM_LIMIT:
+        if c_tile > 1:
+            c_tile = (c_tile + 1) // 2
+        elif max(block) > 1:
+            axis = block.index(max(block))
+            block[axis] = (block[axis] + 1) // 2
+        else:
+            return None
+    TW, TH, TD = block
+    tiles = -(-OW // TW) * -(-OH // TH) * -(-OD // TD)
+    k_chunks = -(-Kg // out_channels)
+    grid = (tiles, geo.groups * k_chunks, geo.N)
+    if grid[1] > MAX_GRID_YZ or grid[2] > MAX_GRID_YZ:
+        raise ValueError(f"conv3d_tiled grid {grid} exceeds CUDA's limit of {MAX_GRID_YZ} on "
+                         f"gridDim.y/z; use a smaller batch or conv3d.cuda.set_conv_algorithm('direct')")
+    geo.check_int32()
+    return LaunchConfig(
+        "conv3d_tiled", grid, (TW, TH, TD),
+        _tiled_shared_bytes(geo, block, c_tile, itemsize),
+        f"thread (tx, ty, tz) of block (bx, by, n) computes y[n, g*{Kg} + k0 + j, td0 + tz, "
+        f"th0 + ty, tw0 + tx] for j < {out_channels} ({out_channels} accumulators in registers): "
+        f"bx picks the {TD}x{TH}x{TW} output tile (corner td0, th0, tw0), by = g*{k_chunks} + "
+        f"k0/{out_channels} the group and output-channel chunk; the input channels are staged "
+        f"{c_tile} at a time through shared memory (input box with halo + weights)",
+        {"c_tile": c_tile, "out_ch/blk": out_channels})
+
+
+def max_pool3d_forward_config(geo: PoolGeometry) -> LaunchConfig:
+    return elementwise_config(
+        "max_pool3d_forward", math.prod(geo.y_shape),
+        f"thread t computes y[n, c, od, oh, ow] and its argmax (row-major over {geo.y_shape}): "
+        f"scans the {math.prod(geo.kernel)}-element window, first maximum wins, NaN propagates")
+
+
+def max_pool3d_backward_config(y_shape) -> LaunchConfig:
+    y_shape = tuple(y_shape)
+    return elementwise_config(
+        "max_pool3d_backward", math.prod(y_shape),
+        f"thread t takes gy[t] (row-major over {y_shape}) and atomicAdds it into gx at the "
+        f"saved argmax of its window")
+
+
+def avg_pool3d_forward_config(geo: PoolGeometry) -> LaunchConfig:
+    return elementwise_config(
+        "avg_pool3d_forward", math.prod(geo.y_shape),
+        f"thread t computes y[n, c, od, oh, ow] (row-major over {geo.y_shape}): the window's sum "
+        f"divided by PyTorch's divisor")
+
+
+def avg_pool3d_backward_config(geo: PoolGeometry) -> LaunchConfig:
+    return elementwise_config(
+        "avg_pool3d_backward", math.prod(geo.x_shape),
+        f"thread t computes gx[n, c, d, h, w] (row-major over {geo.x_shape}): gathers gy/divisor "
+        f"from every window that contains it, no atomics")
+
+
+def bias_add_config(y_shape) -> LaunchConfig:
+    return elementwise_config(
+        "bias_add", math.prod(y_shape),
+        f"thread t adds b[k] to y[t] (row-major over {tuple(y_shape)}), k = (t / spatial) % K")

@@ -1,0 +1,185 @@
+"""The kernel provider for devices 'cuda' (CuPy on a GPU) and 'cuda-emu' (the CPU emulator).
+
+One code path serves both: ``xp`` is ``cupy`` or ``numpy``, and ``get_function`` returns a CuPy
+``RawKernel`` or an emulated one with the same call, ``fn(grid, block, args, shared_mem=...)``.
+The provider implements the array-level contract of ``conv3d.core.backend`` (arrays in, arrays
+out, no autograd; arguments already validated by ``conv3d.ops``).
+
+Convolution has three algorithms (``set_conv_algorithm``):
+
+* ``'direct'``: kernels/conv3d_direct.cu, one thread per output;
+* ``'tiled'`` (default): kernels/conv3d_tiled.cu, shared-memory tiles; falls back to 'direct'
+  for the rare geometry whose smallest tile does not fit in shared memory;
+* ``'im2col'``: kernels/im2col3d.cu + a GEMM through ``xp.matmul`` (cuBLAS on a GPU, NumPy in
+  emulation); its input gradient folds the GEMM's columns back with kernels/col2im3d.cu.
+
+'direct' and 'tiled' share the backward kernels conv3d_backward_input.cu (gather) and
+conv3d_backward_weight.cu (block reduction).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+from ..core.backend import cupy_module, require_cupy
+from . import launch
+from .sources import get_function
+
+CONV_ALGORITHMS = ("direct", "tiled", "im2col")
+_conv_algorithm = "tiled"
+
+
+def set_conv_algorithm(name: str) -> None:
+    """Choose the convolution kernels used on 'cuda' and 'cuda-emu': 'direct', 'tiled' or 'im2col'."""
+    global _conv_algorithm
+    if name not in CONV_ALGORITHMS:
+        raise ValueError(f"conv algorithm must be one of {', '.join(CONV_ALGORITHMS)}, got {name!r}")
+    _conv_algorithm = name
+
+
+def get_conv_algorithm() -> str:
+    return _conv_algorithm
+
+
+@contextlib.contextmanager
+def conv_algorithm(name: str):
+    """``with conv_algorithm('im2col'): ...`` uses ``name`` inside the block only."""
+    previous = get_conv_algorithm()
+    set_conv_algorithm(name)
+    try:
+        yield
+    finally:
+        set_conv_algorithm(previous)
+
+
+class CudaKernels:
+    """The provider for one device, ``'cuda'`` or ``'cuda-emu'``."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    @property
+    def xp(self):
+        if self.device == "cuda":
+            return cupy_module() or require_cupy()
+        import numpy  # noqa: PLC0415
+        return numpy
+
+    def launch(self, config: launch.LaunchConfig, dtype, args) -> None:
+        """Launch ``<config.kernel>_<f32|f64>`` with ``config``'s grid, block and shared memory."""
+        fn = get_function(config.kernel, dtype, self.device)
+        fn(config.grid, config.block, args, shared_mem=config.shared_mem)
+
+    def _contiguous(self, *arrays):
+        return tuple(None if a is None else self.xp.ascontiguousarray(a) for a in arrays)
+
+    # ---- convolution ---------------------------------------------------------------------------
+    def conv3d_forward(self, x, w, b, stride, padding, dilation, groups):
+        x, w, b = self._contiguous(x, w, b)
+        geo = launch.ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+        geo.check_int32()
+        if _conv_algorithm == "im2col":
+            y = self._conv_im2col(x, w, geo)
+        else:
+            y = self.xp.empty(geo.y_shape, dtype=x.dtype)
+            config = None
+            if _conv_algorithm == "tiled":
+                config = launch.conv3d_tiled_config(geo, x.dtype.itemsize)
+            if config is None:  # 'direct', or a tile too large for shared memory
+                config = launch.conv3d_direct_config(geo)
+                self.launch(config, x.dtype, (x, w, y) + geo.kernel_args())
+            else:
+                self.launch(config, x.dtype, (x, w, y) + geo.kernel_args()
+                            + launch.int32_args(config.extra["c_tile"]))
+        if b is not None:
+            spatial = math.prod(geo.out)
+            self.launch(launch.bias_add_config(y.shape), y.dtype,
+                        (y, b) + launch.int32_args(geo.N, geo.K, spatial))
+        return y
+
+    def _im2col(self, x, geo):
+        """col (N, G, Cg*taps, L), ready for a batched matmul over (N, G)."""
+        L = math.prod(geo.out)
+        col = self.xp.empty((geo.N, geo.C * geo.taps, L), dtype=x.dtype)
+        self.launch(launch.im2col3d_config(geo), x.dtype, (x, col) + geo.im2col_args())
+        return col.reshape(geo.N, geo.groups, -1, L)
+
+    def _conv_im2col(self, x, w, geo):
+        G, L = geo.groups, math.prod(geo.out)
+        col = self._im2col(x, geo)
+        w_mat = w.reshape(G, geo.K // G, -1)          # (G, Kg, Cg*taps)
+        y = self.xp.matmul(w_mat, col)                # (N, G, Kg, L): cuBLAS on a GPU
+        return self.xp.ascontiguousarray(y.reshape(geo.y_shape))
+
+    def conv3d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups):
+        gy, w = self._contiguous(gy, w)
+        geo = launch.ConvGeometry.from_shapes(x_shape, w.shape, stride, padding, dilation, groups)
+        geo.check_int32()
+        gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
+        if _conv_algorithm == "im2col":
+            G, L = geo.groups, math.prod(geo.out)
+            w_mat = w.reshape(G, geo.K // G, -1)
+            gcol = self.xp.matmul(w_mat.transpose(0, 2, 1),
+                                  gy.reshape(geo.N, G, geo.K // G, L))  # (N, G, Cg*taps, L)
+            gcol = self.xp.ascontiguousarray(gcol).reshape(geo.N, geo.C * geo.taps, L)
+            self.launch(launch.col2im3d_config(geo), gy.dtype, (gcol, gx) + geo.im2col_args())
+        else:
+            self.launch(launch.conv3d_backward_input_config(geo), gy.dtype,
+                        (gy, w, gx) + geo.kernel_args())
+        return gx
+
+    def conv3d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
+        gy, x = self._contiguous(gy, x)
+        geo = launch.ConvGeometry.from_shapes(x.shape, w_shape, stride, padding, dilation, groups)
+        geo.check_int32()
+        if _conv_algorithm == "im2col":
+            G, L = geo.groups, math.prod(geo.out)
+            col = self._im2col(x, geo)                                   # (N, G, Cg*taps, L)
+            gw = self.xp.matmul(gy.reshape(geo.N, G, geo.K // G, L), col.transpose(0, 1, 3, 2))
+            return self.xp.ascontiguousarray(gw.sum(axis=0).reshape(w_shape))
+        gw = self.xp.empty(tuple(w_shape), dtype=gy.dtype)
+        self.launch(launch.conv3d_backward_weight_config(geo, gy.dtype.itemsize), gy.dtype,
+                    (gy, x, gw) + geo.kernel_args())
+        return gw
+
+    # ---- pooling -------------------------------------------------------------------------------
+    def max_pool3d_forward(self, x, kernel_size, stride, padding, dilation, ceil_mode):
+        (x,) = self._contiguous(x)
+        geo = launch.PoolGeometry.from_shape(x.shape, kernel_size, stride, padding, dilation,
+                                             ceil_mode)
+        geo.check_int32()
+        y = self.xp.empty(geo.y_shape, dtype=x.dtype)
+        indices = self.xp.empty(geo.y_shape, dtype=self.xp.int64)
+        self.launch(launch.max_pool3d_forward_config(geo), x.dtype, (x, y, indices) + geo.max_args())
+        return y, indices
+
+    def max_pool3d_backward(self, gy, indices, x_shape):
+        gy, indices = self._contiguous(gy, indices)
+        N, C, D, H, W = x_shape
+        plane, outputs = D * H * W, math.prod(gy.shape[2:])
+        gx = self.xp.zeros(tuple(x_shape), dtype=gy.dtype)  # the kernel adds into zeros
+        launch._check_int32("the input", math.prod(x_shape))
+        self.launch(launch.max_pool3d_backward_config(gy.shape), gy.dtype,
+                    (gy, indices, gx) + launch.int32_args(N * C, plane, outputs))
+        return gx
+
+    def avg_pool3d_forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
+        (x,) = self._contiguous(x)
+        geo = launch.PoolGeometry.from_shape(x.shape, kernel_size, stride, padding,
+                                             ceil_mode=ceil_mode)
+        geo.check_int32()
+        y = self.xp.empty(geo.y_shape, dtype=x.dtype)
+        self.launch(launch.avg_pool3d_forward_config(geo), x.dtype,
+                    (x, y) + geo.avg_args(count_include_pad))
+        return y
+
+    def avg_pool3d_backward(self, gy, x_shape, kernel_size, stride, padding, ceil_mode,
+                            count_include_pad):
+        (gy,) = self._contiguous(gy)
+        geo = launch.PoolGeometry.from_shape(x_shape, kernel_size, stride, padding,
+                                             ceil_mode=ceil_mode)
+        geo.check_int32()
+        gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
+        self.launch(launch.avg_pool3d_backward_config(geo), gy.dtype,
+                    (gy, gx) + geo.avg_args(count_include_pad))
+        return gx
