@@ -13,6 +13,7 @@ from .core import (Function, GradcheckError, Tensor, get_array_module, gradcheck
                    no_grad)
 from .core.dlpack import from_dlpack
 from . import functional  # noqa: E402  (also registers the CPU kernel provider)
+from . import cuda  # noqa: E402  (registers the 'cuda' and 'cuda-emu' kernel providers; needs no CuPy)
 
 __version__ = "0.1.0"
 
