@@ -39,6 +39,15 @@ def ref_pool_out(i, k, s, p, d, ceil_mode):
     return out
 
 
+def pool_windows_see_data(size, kernel, stride, padding, dilation, ceil_mode):
+    """True unless some dilated pooling window reads only padding (the op rejects that case)."""
+    for i, k, s, p, d in zip(size, kernel, stride, padding, dilation):
+        for o in range(ref_pool_out(i, k, s, p, d, ceil_mode)):
+            if not any(0 <= o * s - p + t * d < i for t in range(k)):
+                return False
+    return True
+
+
 def _geometry(x_shape, kernel, stride, padding6, dilation):
     out = tuple(ref_conv_out(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d
                 in zip(x_shape[2:], kernel, stride, padding6, dilation))

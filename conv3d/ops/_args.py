@@ -157,4 +157,21 @@ def parse_pool_args(op: str, x, kernel_size, stride, padding, dilation, ceil_mod
                 for i, k, s, p, d in zip(in_size, kernel, stride, padding, dilation))
     _check_output_sizes(op, in_size, kernel, stride, tuple((p, p) for p in padding), dilation,
                         out)
+    _check_windows_see_data(op, in_size, kernel, stride, padding, dilation, out)
     return PoolArgs(kernel, stride, padding, dilation, ceil_mode)
+
+
+def _check_windows_see_data(op, in_size, kernel, stride, padding, dilation, out) -> None:
+    """Raise ValueError if a dilated window reads nothing but padding (its max is undefined).
+
+    Without dilation ``padding <= kernel_size // 2`` rules this out; with dilation the taps of a
+    window can step over a small input entirely (PyTorch does not check this case).
+    """
+    for axis, i, k, s, p, d, o in zip(AXES, in_size, kernel, stride, padding, dilation, out):
+        for j in range(o):
+            taps = [j * s - p + t * d for t in range(k)]
+            if not any(0 <= z < i for z in taps):
+                raise ValueError(
+                    f"{op}: on the {axis} axis the window of output {j} reads only padding: with "
+                    f"dilation={d} its taps fall on input positions {taps}, none inside [0, {i}); "
+                    f"use a smaller dilation or padding, or a larger input")
