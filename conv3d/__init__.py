@@ -14,6 +14,7 @@ from .core import (Function, GradcheckError, Tensor, get_array_module, gradcheck
 from .core.dlpack import from_dlpack
 from . import functional  # noqa: E402  (also registers the CPU kernel provider)
 from . import cuda  # noqa: E402  (registers the 'cuda' and 'cuda-emu' kernel providers; needs no CuPy)
+from .nn.summary import summary  # noqa: E402  (a tool above conv3d.nn; nn never imports it)
 
 __version__ = "0.1.0"
 
