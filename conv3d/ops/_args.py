@@ -42,8 +42,16 @@ def check_5d(op: str, name: str, a, layout: str, fix: str) -> None:
                          f"{tuple(a.shape)}; {fix}")
 
 
+def _triple(op: str, value, name: str, minimum: int | None = None) -> tuple[int, int, int]:
+    """``core.shapes.to_triple``, with the op's name in front of its error message."""
+    try:
+        return to_triple(value, name, minimum)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{op}: {exc}") from None
+
+
 def _check_padding_triple(op: str, padding) -> tuple[int, int, int]:
-    triple = to_triple(padding, "padding")
+    triple = _triple(op, padding, "padding")
     if min(triple) < 0:
         raise ValueError(f"{op}: padding must be >= 0 on every axis, got negative padding "
                          f"{padding!r}; use 0 or more (to crop the input, slice it instead, "
@@ -51,7 +59,8 @@ def _check_padding_triple(op: str, padding) -> tuple[int, int, int]:
     return triple
 
 
-def _check_output_sizes(op: str, in_size, kernel, stride, padding6, dilation, out) -> None:
+def _check_output_sizes(op: str, in_size, kernel, stride, padding6, dilation, out,
+                        more_padding: str) -> None:
     """Raise ValueError, showing the formula with the numbers, if an output size is < 1."""
     for axis, i, k, s, (lo, hi), d, o, I, O in zip(AXES, in_size, kernel, stride, padding6,
                                                     dilation, out, _IN, _OUT):
@@ -60,8 +69,8 @@ def _check_output_sizes(op: str, in_size, kernel, stride, padding6, dilation, ou
                 f"{op}: the kernel is larger than the padded input on the {axis} axis: "
                 f"{O} = floor(({I} + pad_before + pad_after - dilation*(kernel - 1) - 1) / stride)"
                 f" + 1 = floor(({i} + {lo} + {hi} - {d}*({k} - 1) - 1) / {s}) + 1 = {o}, but it "
-                f"must be >= 1. Use a smaller kernel_size or dilation, more padding (e.g. "
-                f"padding='same'), or a larger input")
+                f"must be >= 1. Use a smaller kernel or dilation, {more_padding}, or a larger "
+                f"input")
 
 
 def _parse_groups(op: str, groups, C: int, K: int) -> int:
@@ -103,8 +112,8 @@ def parse_conv_args(x, weight, bias, stride, padding, dilation, groups) -> ConvA
     check_5d(op, "weight", weight, "(K, C/groups, kD, kH, kW)",
              "add missing axes, e.g. w.reshape(1, 1, *w.shape) for a single 3-D kernel")
     check_float_dtypes(op, input=x, weight=weight, bias=bias)
-    stride = to_triple(stride, "stride", minimum=1)
-    dilation = to_triple(dilation, "dilation", minimum=1)
+    stride = _triple(op, stride, "stride", minimum=1)
+    dilation = _triple(op, dilation, "dilation", minimum=1)
     N, C = x.shape[:2]
     K, Cg = weight.shape[:2]
     groups = _parse_groups(op, groups, C, K)
@@ -123,7 +132,8 @@ def parse_conv_args(x, weight, bias, stride, padding, dilation, groups) -> ConvA
     padding6 = _conv_padding(op, padding, in_size, kernel, stride, dilation)
     out = tuple(conv_output_size(i, k, s, lo, hi, d)
                 for i, k, s, (lo, hi), d in zip(in_size, kernel, stride, padding6, dilation))
-    _check_output_sizes(op, in_size, kernel, stride, padding6, dilation, out)
+    _check_output_sizes(op, in_size, kernel, stride, padding6, dilation, out,
+                        "more padding (e.g. padding='same')")
     return ConvArgs(stride, padding6, dilation, groups)
 
 
@@ -136,12 +146,12 @@ def parse_pool_args(op: str, x, kernel_size, stride, padding, dilation, ceil_mod
     check_5d(op, "input", x, "(N, C, D, H, W)",
              "add missing axes, e.g. x.reshape(1, 1, *x.shape) for a single 3-D volume")
     check_float_dtypes(op, input=x)
-    kernel = to_triple(kernel_size, "kernel_size", minimum=1)
+    kernel = _triple(op, kernel_size, "kernel_size", minimum=1)
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
         stride = kernel
     else:
-        stride = to_triple(stride, "stride", minimum=1)
-    dilation = to_triple(dilation, "dilation", minimum=1)
+        stride = _triple(op, stride, "stride", minimum=1)
+    dilation = _triple(op, dilation, "dilation", minimum=1)
     padding = _check_padding_triple(op, padding)
     for axis, p, k in zip(AXES, padding, kernel):
         if p > k // 2:
@@ -156,7 +166,7 @@ def parse_pool_args(op: str, x, kernel_size, stride, padding, dilation, ceil_mod
     out = tuple(pool_output_size(i, k, s, p, d, ceil_mode)
                 for i, k, s, p, d in zip(in_size, kernel, stride, padding, dilation))
     _check_output_sizes(op, in_size, kernel, stride, tuple((p, p) for p in padding), dilation,
-                        out)
+                        out, "more padding (up to kernel_size // 2)")
     _check_windows_see_data(op, in_size, kernel, stride, padding, dilation, out)
     return PoolArgs(kernel, stride, padding, dilation, ceil_mode)
 
