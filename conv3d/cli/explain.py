@@ -20,21 +20,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "explain", help="explain one output voxel of a 3D convolution, product by product",
         description=__doc__.split("\n\n")[0])
-    src = p.add_argument_group("the data (default: random small integers, seed 0)")
-    src.add_argument("--example", choices=["cube"], help="the worked 4x4x4 cube and its 3x3x3 filter")
-    src.add_argument("--input-file", metavar="F", help="a .npy or .json volume (D,H,W), (C,D,H,W) "
-                     "or (N,C,D,H,W); a JSON object may also hold a 'filter'")
-    src.add_argument("--random", type=int, metavar="SEED", help="random integer input and weights")
-    geo = p.add_argument_group("the convolution")
-    geo.add_argument("--input", default="4x4x4", metavar="DxHxW", help="input size (default 4x4x4)")
-    geo.add_argument("--kernel", default="3x3x3", metavar="kDxkHxkW", help="kernel size (default 3x3x3)")
-    geo.add_argument("--stride", default=None, help="int or DxHxW (default 1; for --pool: the kernel)")
-    geo.add_argument("--padding", default="0", help="int, DxHxW, 'same' or 'valid' (default 0)")
-    geo.add_argument("--dilation", default="1", help="int or DxHxW (default 1)")
-    geo.add_argument("--batch", type=int, default=1, help="N (default 1)")
-    geo.add_argument("--in-channels", type=int, default=1, help="C (default 1)")
-    geo.add_argument("--out-channels", type=int, default=1, help="K (default 1)")
-    geo.add_argument("--bias", type=float, default=0.0, help="bias added to every output (default 0)")
+    add_problem_arguments(p)
     p.add_argument("--at", default="0,0,0", help="d,h,w (or n,k,d,h,w): the output voxel; with "
                    "--grad input an input voxel, with --grad weight a weight tap (default 0,0,0)")
     p.add_argument("--step", action="store_true", help="walk through every position in order "
@@ -56,7 +42,35 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _at(text: str) -> tuple[int, ...]:
+def add_problem_arguments(p) -> None:
+    """The data and geometry options shared by explain, visualize and animate."""
+    src = p.add_argument_group("the data (default: random small integers, seed 0)")
+    src.add_argument("--example", choices=["cube"], help="the worked 4x4x4 cube and its 3x3x3 filter")
+    src.add_argument("--input-file", metavar="F", help="a .npy or .json volume (D,H,W), (C,D,H,W) "
+                     "or (N,C,D,H,W); a JSON object may also hold a 'filter'")
+    src.add_argument("--random", type=int, metavar="SEED", help="random integer input and weights")
+    geo = p.add_argument_group("the convolution")
+    geo.add_argument("--input", default="4x4x4", metavar="DxHxW", help="input size (default 4x4x4)")
+    geo.add_argument("--kernel", default="3x3x3", metavar="kDxkHxkW", help="kernel size (default 3x3x3)")
+    geo.add_argument("--stride", default=None, help="int or DxHxW (default 1; for --pool: the kernel)")
+    geo.add_argument("--padding", default="0", help="int, DxHxW, 'same' or 'valid' (default 0)")
+    geo.add_argument("--dilation", default="1", help="int or DxHxW (default 1)")
+    geo.add_argument("--batch", type=int, default=1, help="N (default 1)")
+    geo.add_argument("--in-channels", type=int, default=1, help="C (default 1)")
+    geo.add_argument("--out-channels", type=int, default=1, help="K (default 1)")
+    geo.add_argument("--bias", type=float, default=0.0, help="bias added to every output (default 0)")
+
+
+def problem_from_args(args):
+    from ..teach.problem import make_problem  # noqa: PLC0415
+    return make_problem(
+        input_size=args.input, kernel=args.kernel, stride=args.stride or "1",
+        padding=args.padding, dilation=args.dilation, example=args.example,
+        input_file=args.input_file, seed=args.random, batch=args.batch,
+        in_channels=args.in_channels, out_channels=args.out_channels, bias=args.bias)
+
+
+def parse_at(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
@@ -64,7 +78,7 @@ def _at(text: str) -> tuple[int, ...]:
 
 
 def run(args, stdin=None, file=None) -> int:
-    from ..teach import explain, grad, problem  # noqa: PLC0415
+    from ..teach import explain, grad  # noqa: PLC0415
     from ..teach.report import Report, render  # noqa: PLC0415
     fmt_name = "markdown" if args.markdown else "latex" if args.latex else "rich"
     try:
@@ -79,11 +93,7 @@ def run(args, stdin=None, file=None) -> int:
             build = lambda at, first=True: factorized_view.explain_factorized(fp, at, with_problem=first)  # noqa: E731
             positions = factorized_view.positions(fp)
         else:
-            pr = problem.make_problem(
-                input_size=args.input, kernel=args.kernel, stride=args.stride or "1",
-                padding=args.padding, dilation=args.dilation, example=args.example,
-                input_file=args.input_file, seed=args.random, batch=args.batch,
-                in_channels=args.in_channels, out_channels=args.out_channels, bias=args.bias)
+            pr = problem_from_args(args)
             seed = args.random or 0
             if args.im2col:
                 from ..teach.im2col_view import explain_im2col  # noqa: PLC0415
@@ -107,7 +117,7 @@ def run(args, stdin=None, file=None) -> int:
                 return rep
             explain.step_through(positions, build_step, fmt_name, file, stdin)
         else:
-            rep: Report = build(_at(args.at))
+            rep: Report = build(parse_at(args.at))
             render(rep, fmt_name, file)
     except ValueError as err:
         print(f"conv3d explain: error: {err}", file=sys.stderr)
