@@ -228,12 +228,16 @@ def generate_glue(info: BuildInfo) -> str:
 
 # ---- compiling -------------------------------------------------------------------------------
 
+def _compile_error(what, name, log):
+    return EmuCompileError(f"{what} of {name} for the CUDA emulator failed:\n{log}")
+
+
 def _run(cmd, workdir, name, src_path, what):
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    env = dict(os.environ, LC_ALL="C")  # plain ASCII quotes in g++'s messages
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        log = proc.stderr.replace(str(src_path), name)
-        raise EmuCompileError(f"{what} of {name} for the CUDA emulator failed:\n{log.strip()}\n"
-                              f"(command: {' '.join(map(str, cmd))})")
+        log = proc.stderr.replace(str(src_path), name).strip()
+        raise _compile_error(what, name, f"{log}\n(command: {' '.join(map(str, cmd))})")
     return proc
 
 
@@ -259,6 +263,12 @@ def _deps_current(deps: dict) -> bool:
         return False
 
 
+def _write_manifest(work: Path, manifest: Path, record: dict):
+    tmp = work / "manifest.json"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, manifest)  # atomic: a concurrent reader sees the old or the new file
+
+
 def build(source: str, name: str, options: list, sanitize: bool) -> tuple:
     """Return (path of the shared library, BuildInfo), compiling only on a cache miss."""
     cxx = compiler()
@@ -269,9 +279,12 @@ def build(source: str, name: str, options: list, sanitize: bool) -> tuple:
         try:
             data = json.loads(manifest.read_text())
             info = BuildInfo(**data["info"])
-            lib = root / data["library"]
-            if lib.exists() and _deps_current(info.deps):
-                return lib, info
+            if _deps_current(info.deps):
+                if data.get("error"):  # the same inputs failed before: fail the same way, fast
+                    raise _compile_error("compilation", name, data["error"])
+                lib = root / data["library"]
+                if lib.exists():
+                    return lib, info
         except (ValueError, KeyError, TypeError, OSError):
             pass  # unreadable manifest: rebuild
     root.mkdir(parents=True, exist_ok=True)
@@ -292,14 +305,17 @@ def build(source: str, name: str, options: list, sanitize: bool) -> tuple:
                         f'#line 1 "{name}"\n{source}\n' + generate_glue(info))
         flags = [*BASE_FLAGS, *(SANITIZE_FLAGS if sanitize else ())]
         out = work / "module.so"
-        _run([*common, *flags, "-include", str(HEADER), str(unit), str(EMU_DIR / "runtime.cpp"),
-              "-o", str(out)], work, name, unit, "compilation")
         lib = root / f"{key}-{_sha256(json.dumps(info.deps, sort_keys=True))[:12]}.so"
+        record = {"library": lib.name, "name": name, "info": info.__dict__}
+        try:
+            _run([*common, *flags, "-include", str(HEADER), str(unit),
+                  str(EMU_DIR / "runtime.cpp"), "-o", str(out)], work, name, unit, "compilation")
+        except EmuCompileError as exc:
+            record["error"] = str(exc).split("\n", 1)[1]
+            _write_manifest(work, manifest, record)
+            raise
         os.replace(out, lib)
-        tmp = work / "manifest.json"
-        tmp.write_text(json.dumps({"library": lib.name, "name": name, "info": info.__dict__},
-                                  indent=1))
-        os.replace(tmp, manifest)
+        _write_manifest(work, manifest, record)
         return lib, info
     finally:
         shutil.rmtree(work, ignore_errors=True)

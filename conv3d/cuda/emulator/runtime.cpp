@@ -13,8 +13,9 @@
 //         barrier (a hang or silent corruption on a GPU);
 //       - threads wait at DIFFERENT barriers: a divergent __syncthreads().
 //     Both are reported with the kernel, block, threads and source lines, never a deadlock.
-//   * Even rounds resume threads 0, 1, ..., T-1 and odd rounds T-1, ..., 0, so a kernel that
-//     forgot a barrier sees different (wrong) data from one round to the next.
+//   * Even rounds resume threads 0, 1, ..., T-1 and odd rounds T-1, ..., 0 (the other way round
+//     in every other block), so a kernel that forgot a barrier reads data that is not written
+//     yet in one direction or the other: its results change.
 //   * Shared memory is thread_local (one copy for this OS thread, i.e. for the running block).
 //     Before each block it is filled with 0xFF bytes: a float read that nothing wrote is NaN.
 //   * Switching: on x86-64 a 20-instruction assembly routine saves the callee-saved registers
@@ -294,11 +295,11 @@ std::string format(const char* fmt, ...) {
 }
 
 std::string thread_list(const std::vector<const Fiber*>& threads) {
-    std::string s = format("%zu thread%s (", threads.size(), threads.size() == 1 ? "" : "s");
+    std::string s = format("%zu thread%s (threadIdx ", threads.size(), threads.size() == 1 ? "" : "s");
     const std::size_t shown = threads.size() < 4 ? threads.size() : 4;
     for (std::size_t i = 0; i < shown; ++i) {
         const uint3 t = threads[i]->tid;
-        s += format("%sthreadIdx=(%u,%u,%u)", i ? ", " : "", t.x, t.y, t.z);
+        s += format("%s(%u,%u,%u)", i ? ", " : "", t.x, t.y, t.z);
     }
     return s + (shown < threads.size() ? ", ...)" : ")");
 }
@@ -366,9 +367,9 @@ int check_round(std::size_t n, bool* all_done) {
 }
 
 // Run one block to completion. Returns 0 or an error code (g.error says what went wrong).
-int run_block(std::size_t n) {
+int run_block(std::size_t n, bool start_backwards) {
     for (std::size_t r = 0;; ++r) {
-        const bool backwards = r % 2 == 1;
+        const bool backwards = (r % 2 == 1) != start_backwards;
         for (std::size_t k = 0; k < n; ++k) {
             Fiber& f = g.fibers[backwards ? n - 1 - k : k];
             resume(f);
@@ -515,7 +516,9 @@ EMU_EXPORT int emu_launch(int index, const unsigned* grid, const unsigned* block
                                   unsigned(i / (std::size_t(block[0]) * block[1]))};
                     reset(f);
                 }
-                code = run_block(n);
+                // Alternate the first direction between blocks too: a missing barrier that the
+                // order of one round happens to hide shows up in the neighbouring block.
+                code = run_block(n, (bx + by + bz) % 2 == 1);
             }
 
 #if EMU_ASAN

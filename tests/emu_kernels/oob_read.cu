@@ -1,0 +1,14 @@
+// A planted bug: y[i] = x[i + 1] reads one element past the end of x for the last thread.
+// Without a sanitizer the read usually returns garbage silently; under ASan it is reported.
+extern "C" __global__ void shift_left(const float* x, float* y, int n)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = x[i + 1];
+}
+
+// The correct version, which must run cleanly under ASan.
+extern "C" __global__ void shift_left_fixed(const float* x, float* y, int n)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = i + 1 < n ? x[i + 1] : 0.0f;
+}
