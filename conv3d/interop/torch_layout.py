@@ -1,0 +1,192 @@
+"""Weights in PyTorch's layout: export a conv3d model's state to ``torch.nn`` names, and load it back.
+
+conv3d already follows ``torch.nn``: the same layer names, weight shapes (Conv3d
+``(K, C/groups, kD, kH, kW)``, Linear ``(out, in)``) and dotted state-dict keys. So the mapping
+is the identity except for three things:
+
+=============================  =====================================  ===============================
+conv3d                         PyTorch                                on export / on load
+=============================  =====================================  ===============================
+``BatchNorm3d``: weight, bias, the same four, plus                     export adds
+running_mean, running_var      ``num_batches_tracked`` (int64, 0-d)   ``num_batches_tracked = 0``;
+                                                                      load ignores it (it only
+                                                                      matters with momentum=None)
+``Dropout``: buffer            nothing (torch uses the global RNG)    dropped on export; load keeps
+``rng_state`` (seed, calls)                                           the model's own
+``Conv2Plus1d``: ``spatial``,  torchvision's ``Conv2Plus1D``, an      renamed: spatial -> 0,
+``bn``, ``relu``, ``temporal`` ``nn.Sequential(Conv3d, BatchNorm3d,   bn -> 1, temporal -> 3
+                               ReLU, Conv3d)``                        (ReLU, index 2, has no state)
+=============================  =====================================  ===============================
+
+Arrays are NumPy on both sides (``torch.from_numpy`` or ``torch.load`` turns them into tensors;
+``load_torch_state_dict`` also accepts torch tensors directly). ``torch_module(model)`` builds the
+equivalent ``torch.nn`` model with the weights loaded, for models made of the layers above and
+``Sequential``. This module never needs PyTorch except in ``torch_module``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..nn import (AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d, Dropout, Flatten, GlobalAvgPool3d,
+                  Linear, MaxPool3d, Module, ReLU, Sequential)
+
+#: conv3d sub-layer name -> torchvision Conv2Plus1D (nn.Sequential) index
+CONV2PLUS1D_NAMES = {"spatial": "0", "bn": "1", "relu": "2", "temporal": "3"}
+
+
+def _module_of(model: Module, dotted: str) -> Module:
+    module = model
+    for part in dotted.split(".")[:-1]:
+        module = module._modules[part]
+    return module
+
+
+def torch_name(model: Module, name: str) -> str | None:
+    """The PyTorch state-dict key of conv3d key ``name`` (None: the entry has no torch twin)."""
+    parts, module, out = name.split("."), model, []
+    for part in parts[:-1]:
+        out.append(CONV2PLUS1D_NAMES[part] if isinstance(module, Conv2Plus1d) else part)
+        module = module._modules[part]
+    if isinstance(module, Dropout) and parts[-1] == "rng_state":
+        return None
+    return ".".join(out + [parts[-1]])
+
+
+def name_map(model: Module) -> OrderedDict:
+    """conv3d state-dict key -> PyTorch key, in state-dict order (None: dropped on export).
+
+    >>> from conv3d import nn
+    >>> block = nn.Sequential(nn.Conv2Plus1d(2, 4, 3), nn.Dropout(0.5))
+    >>> for ours, theirs in name_map(block).items():
+    ...     print(f"{ours:22s} -> {theirs}")
+    0.spatial.weight       -> 0.0.weight
+    0.bn.weight            -> 0.1.weight
+    0.bn.bias              -> 0.1.bias
+    0.temporal.weight      -> 0.3.weight
+    0.bn.running_mean      -> 0.1.running_mean
+    0.bn.running_var       -> 0.1.running_var
+    1.rng_state            -> None
+    """
+    return OrderedDict((k, torch_name(model, k)) for k in model.state_dict())
+
+
+def to_torch_state_dict(model: Module) -> OrderedDict:
+    """The model's state under ``torch.nn`` names and shapes, as NumPy arrays (copies).
+
+    Load it into the equivalent torch model with
+    ``torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``.
+    """
+    state, out = model.state_dict(), OrderedDict()
+    for key, theirs in name_map(model).items():
+        if theirs is not None:
+            out[theirs] = np.array(state[key], copy=True)
+    for name, module in model.named_modules():
+        if isinstance(module, BatchNorm3d):
+            theirs = torch_name(model, f"{name}.running_mean" if name else "running_mean")
+            out[theirs[:-len("running_mean")] + "num_batches_tracked"] = np.array(0, np.int64)
+    return out
+
+
+def _as_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor (possibly on a GPU, possibly requiring grad)
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def load_torch_state_dict(model: Module, state_dict, strict: bool = True):
+    """Load a state dict in PyTorch's layout (NumPy arrays or torch tensors) into ``model``.
+
+    ``num_batches_tracked`` entries are ignored and Dropout keeps its own ``rng_state``. With
+    ``strict`` every other key must match, as in ``Module.load_state_dict``, whose errors
+    (missing, unexpected or misshaped keys) name the conv3d keys. Returns
+    ``(missing_keys, unexpected_keys)`` in PyTorch's names.
+    """
+    if not hasattr(state_dict, "items"):
+        raise TypeError(f"load_torch_state_dict: state_dict must be a mapping of names to arrays "
+                        f"(e.g. torch_model.state_dict()), got {type(state_dict).__name__}")
+    back = {theirs: ours for ours, theirs in name_map(model).items() if theirs is not None}
+    own_state = model.state_dict()
+    ours, unexpected = OrderedDict(), []
+    for key, value in state_dict.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if key in back:
+            ours[back[key]] = _as_numpy(value)
+        else:
+            unexpected.append(key)
+    for key, theirs in name_map(model).items():
+        if theirs is None:  # conv3d-only state: keep the model's own
+            ours[key] = own_state[key]
+    missing = [theirs for ours_key, theirs in name_map(model).items()
+               if theirs is not None and ours_key not in ours]
+    if strict and (missing or unexpected):
+        raise KeyError(f"load_torch_state_dict(strict=True): missing keys {missing}, unexpected "
+                       f"keys {unexpected}. Build the same architecture as the torch model (same "
+                       f"layer order and names), or pass strict=False")
+    model.load_state_dict(ours, strict=False)
+    return missing, unexpected
+
+
+def _conv_padding(layer: Conv3d):
+    if layer.padding == "valid":
+        return 0
+    if layer.padding == "same":
+        if layer.stride != (1, 1, 1):
+            raise ValueError(f"torch_module: {layer!r} uses padding='same' with stride "
+                             f"{layer.stride}; PyTorch allows 'same' only with stride 1. Use "
+                             f"explicit padding, or export to ONNX, which pads asymmetrically")
+        return "same"
+    return layer.padding
+
+
+def torch_module(model: Module):
+    """The equivalent ``torch.nn`` model, with this model's weights loaded (needs PyTorch).
+
+    Supported: Conv3d, Linear, BatchNorm3d, MaxPool3d, AvgPool3d, ReLU, Flatten, Dropout,
+    GlobalAvgPool3d, Conv2Plus1d (as torchvision's Sequential layout) and Sequential of them. It
+    is in the same train/eval mode as ``model``.
+    """
+    try:
+        import torch  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:
+        raise ImportError("torch_module needs PyTorch: pip install conv3d[torch] (or torch)") \
+            from exc
+    tm = _build(torch.nn, model)
+    tm = tm.to(dtype=torch.float64 if _dtype(model) == np.float64 else torch.float32)
+    tm.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch_state_dict(model).items()})
+    return tm.train(model.training)
+
+
+def _dtype(model: Module):
+    return next((p.dtype for p in model.parameters()), np.dtype(np.float32))
+
+
+def _build(tnn, m: Module):
+    if isinstance(m, Sequential):
+        return tnn.Sequential(OrderedDict((name, _build(tnn, c)) for name, c in m.named_children()))
+    if isinstance(m, Conv2Plus1d):
+        return tnn.Sequential(*(_build(tnn, m._modules[n]) for n in CONV2PLUS1D_NAMES))
+    if isinstance(m, Conv3d):
+        return tnn.Conv3d(m.in_channels, m.out_channels, m.kernel_size, m.stride, _conv_padding(m),
+                          m.dilation, m.groups, bias=m.bias is not None)
+    if isinstance(m, Linear):
+        return tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+    if isinstance(m, BatchNorm3d):
+        return tnn.BatchNorm3d(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine)
+    if isinstance(m, MaxPool3d):
+        return tnn.MaxPool3d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
+    if isinstance(m, AvgPool3d):
+        return tnn.AvgPool3d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode,
+                             count_include_pad=m.count_include_pad)
+    if isinstance(m, ReLU):
+        return tnn.ReLU()
+    if isinstance(m, Flatten):
+        return tnn.Flatten(m.start_dim, m.end_dim)
+    if isinstance(m, Dropout):
+        return tnn.Dropout(m.p)
+    if isinstance(m, GlobalAvgPool3d):
+        return tnn.Sequential(tnn.AdaptiveAvgPool3d(1), tnn.Flatten())
+    raise TypeError(f"torch_module: no torch.nn equivalent is known for {type(m).__name__}; build "
+                    f"the torch model yourself and load to_torch_state_dict(model) into it")
