@@ -48,17 +48,17 @@ def pool_windows_see_data(size, kernel, stride, padding, dilation, ceil_mode):
     return True
 
 
-def _geometry(x_shape, kernel, stride, padding6, dilation):
-    out = tuple(ref_conv_out(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d
-                in zip(x_shape[2:], kernel, stride, padding6, dilation))
-    return out
+def _conv_out_sizes(x_shape, kernel, stride, padding6, dilation):
+    return tuple(ref_conv_out(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d
+                 in zip(x_shape[2:], kernel, stride, padding6, dilation))
 
 
 def _taps(out, kernel, stride, pad_lo, dilation, in_size):
     """Yield (output index, kernel tap, input coordinate) for every in-bounds pair."""
     for o in itertools.product(*(range(n) for n in out)):
         for t in itertools.product(*(range(k) for k in kernel)):
-            z = tuple(oo * s - p + tt * d for oo, s, p, tt, d in zip(o, stride, pad_lo, t, dilation))
+            z = tuple(oo * s - p + tt * d
+                      for oo, s, p, tt, d in zip(o, stride, pad_lo, t, dilation))
             if all(0 <= zz < n for zz, n in zip(z, in_size)):
                 yield o, t, z
 
@@ -66,12 +66,13 @@ def _taps(out, kernel, stride, pad_lo, dilation, in_size):
 # ---- convolution ------------------------------------------------------------------------------
 
 def naive_conv3d(x, w, b, stride, padding6, dilation, groups):
-    """y[n, k, o] = b[k] + sum_{c, t} w[k, c, t] * x[n, g*Cg + c, o*s - p_lo + t*d] (zero outside)."""
+    """y[n, k, o] = b[k] + sum_{c, t} w[k, c, t] * x[n, g*Cg + c, o*s - p_lo + t*d]
+    (x is zero outside its bounds; g = k // (K/groups) is the filter's group)."""
     x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
     N, C = x.shape[:2]
     K, Cg = w.shape[:2]
     Kg = K // groups
-    out = _geometry(x.shape, w.shape[2:], stride, padding6, dilation)
+    out = _conv_out_sizes(x.shape, w.shape[2:], stride, padding6, dilation)
     y = np.zeros((N, K) + out)
     for o, t, z in _taps(out, w.shape[2:], stride, [p[0] for p in padding6], dilation,
                          x.shape[2:]):

@@ -82,7 +82,8 @@ def test_conv3d_errors_with_tensors():
     (X, dict(kernel_size=(3, 2, 3), padding=(1, 2, 1)), ValueError,
      r"padding must be at most half the kernel size, but on the height axis padding=2 > "
      r"kernel_size//2 = 2//2 = 1"),
-    (X, dict(padding=-1), ValueError, r"padding must be >= 0 on every axis, got negative padding -1"),
+    (X, dict(padding=-1), ValueError,
+     r"padding must be >= 0 on every axis, got negative padding -1"),
     (X, dict(stride=0), ValueError, r"stride must be >= 1 on every axis, got 0"),
     (X, dict(kernel_size=0), ValueError, r"kernel_size must be >= 1 on every axis, got 0"),
     (X, dict(kernel_size=(2, 2)), TypeError, r"kernel_size must be an int or a tuple of 3 ints"),

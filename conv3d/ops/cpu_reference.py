@@ -44,7 +44,8 @@ def conv3d_forward(x, w, b, stride, padding, dilation, groups):
 
 
 def conv3d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
-    """gx = col2vol(weight^T @ gy): each output gradient flows back along the weights that made it."""
+    """gx = col2vol(weight^T @ gy): each output gradient flows back along the weights that
+    produced it, onto the input voxels they multiplied."""
     xp = get_array_module(gy)
     N, K, OD, OH, OW = gy.shape
     C = x_shape[1]
@@ -149,7 +150,7 @@ def _avg_divisor(xp, in_size, kernel_size, stride, padding, out, count_include_p
 
 
 def avg_pool3d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-    """The mean of every window: sum over the kernel taps' strided slices, divided by the divisor."""
+    """The mean of every window: the sum of the kernel taps' strided slices over the divisor."""
     xp = get_array_module(x)
     N, C, D, H, W = x.shape
     dilation = (1, 1, 1)

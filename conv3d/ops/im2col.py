@@ -38,7 +38,7 @@ def window_slices(tap, stride, dilation, out_size) -> tuple[slice, slice, slice]
 
 
 def pad_volume(x, padding, value=0.0):
-    """Pad the three spatial axes of ``x`` (N, C, D, H, W) by ``padding`` = three (before, after)."""
+    """Pad the spatial axes of ``x`` (N, C, D, H, W) by ``padding``: three (before, after) pairs."""
     xp = get_array_module(x)
     if all(lo == 0 and hi == 0 for lo, hi in padding):
         return x
@@ -54,10 +54,14 @@ def vol2col(x, kernel_size, stride, padding, dilation):
         padding: three (before, after) pairs; the padding is zeros.
 
     Returns:
-        col of shape (N, C, kD, kH, kW, OD, OH, OW) with
-        ``col[n, c, kd, kh, kw, od, oh, ow] = xpad[n, c, od*sD + kd*dD, oh*sH + kh*dH, ow*sW + kw*dW]``
-        and ``OD = floor((D + pd_lo + pd_hi - dD*(kD - 1) - 1) / sD) + 1`` (same for OH, OW).
-        Reshaped to (N, C*kD*kH*kW, OD*OH*OW), each column holds one window: the GEMM operand.
+        col of shape (N, C, kD, kH, kW, OD, OH, OW) with ::
+
+            col[n, c, kd, kh, kw, od, oh, ow] =
+                xpad[n, c, od*sD + kd*dD, oh*sH + kh*dH, ow*sW + kw*dW]
+
+        and ``OD = floor((D + pd_lo + pd_hi - dD*(kD - 1) - 1) / sD) + 1`` (same for OH, OW),
+        that is ``o = floor((i + 2p - d(k-1) - 1)/s) + 1`` with symmetric padding p. Reshaped
+        to (N, C*kD*kH*kW, OD*OH*OW), each column holds one window: the GEMM operand.
     """
     xp = get_array_module(x)
     N, C, D, H, W = x.shape
@@ -80,8 +84,9 @@ def col2vol(col, x_shape, stride, padding, dilation):
         x_shape: (N, C, D, H, W), the shape of the volume to rebuild.
         stride, dilation: int triples; padding: three (before, after) pairs, as for ``vol2col``.
             OD, OH, OW are read from ``col``; they satisfy
-            ``OD = floor((D + pd_lo + pd_hi - dD*(kD - 1) - 1) / sD) + 1`` when ``col`` came from
-            ``vol2col`` (a larger ``pd_hi`` is allowed: it is cropped away).
+            ``OD = floor((D + pd_lo + pd_hi - dD*(kD - 1) - 1) / sD) + 1`` (with symmetric
+            padding p: ``o = floor((i + 2p - d(k-1) - 1)/s) + 1``) when ``col`` came from
+            ``vol2col``; a larger ``pd_hi`` is allowed (pooling under ceil_mode): it is cropped.
 
     Returns:
         vol of shape ``x_shape`` with ``vol[n, c, z, y, x]`` = the sum of every column entry that
