@@ -179,8 +179,180 @@ def fig_backward():
     return fig
 
 
+def fig_factorized():
+    """(2+1)D versus full 3D: weights of each part, with the mid-channel rule."""
+    from conv3d import nn
+    cases = [(3, 64), (64, 64), (64, 128), (128, 256)]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for i, (C, K) in enumerate(cases):
+        block, full = nn.Conv2Plus1d(C, K, 3), nn.Conv3d(C, K, 3, bias=False)
+        sp, tp = block.spatial.weight.size, block.temporal.weight.size
+        ax.bar(i - 0.2, full.weight.size, 0.38, color="tab:gray",
+               label="full 3x3x3 Conv3d" if i == 0 else None)
+        ax.bar(i + 0.2, sp, 0.38, color="tab:blue", label="spatial 1x3x3 (C -> M)" if i == 0 else None)
+        ax.bar(i + 0.2, tp, 0.38, bottom=sp, color="tab:orange",
+               label="temporal 3x1x1 (M -> K)" if i == 0 else None)
+        ax.text(i + 0.2, sp + tp, f"M={block.mid_channels}\n{sp + tp:,}", ha="center",
+                va="bottom", fontsize=8)
+        ax.text(i - 0.2, full.weight.size, f"{full.weight.size:,}", ha="center", va="bottom",
+                fontsize=8)
+    ax.set_xticks(range(len(cases)), [f"C={C}, K={K}" for C, K in cases])
+    ax.set_ylabel("weights (no bias)")
+    ax.set_yscale("log")
+    ax.set_ylim(1e3, 3e6)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Conv2Plus1d keeps the weight count of the full conv: M = floor(t d^2 C K / "
+                 "(d^2 C + t K))", fontsize=10)
+    return fig
+
+
+def fig_inflation():
+    """A 2-D edge kernel inflated to 3-D, and its response on a static clip."""
+    from conv3d import nn
+    w2 = np.array([[[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]]], dtype=np.float64)  # Sobel, (1,1,3,3)
+    frame = np.zeros((8, 8))
+    frame[2:6, 3:7] = 1.0  # a bright square
+    clip = np.repeat(frame[None], 5, axis=0)  # the same frame 5 times: a static clip
+    y2 = F.conv3d(conv3d.Tensor(frame[None, None, None]),
+                  conv3d.Tensor(w2[:, :, None]), padding=(0, 1, 1)).numpy()[0, 0, 0]
+    w3 = nn.inflate(w2, 3)
+    y3 = F.conv3d(conv3d.Tensor(clip[None, None]), conv3d.Tensor(w3),
+                  padding=(1, 1, 1)).numpy()[0, 0]
+    fig, axes = plt.subplots(2, 4, figsize=(12, 6))
+    for t in range(3):
+        _grid(axes[0, t], w3[0, 0, t], f"inflated kernel, time slice {t} (= 2-D / 3)",
+              cmap="coolwarm", vmin=-1, vmax=1, fmt="{:.2f}")
+    _grid(axes[0, 3], w2[0, 0], "the 2-D kernel (Sobel)", cmap="coolwarm", vmin=-2, vmax=2)
+    panels = [(frame, "one frame of the static clip"), (y2, "2-D conv of the frame"),
+              (y3[2], "3-D conv, middle frame t=2:\nequal to the 2-D response"),
+              (y3[0], "3-D conv, first frame t=0 (time\npadding 1): 2/3 of the 2-D response")]
+    for ax, (img, title) in zip(axes[1], panels):
+        ax.imshow(img, cmap="RdBu_r" if img is not frame else "Greys", vmin=-4 if img is not frame
+                  else 0, vmax=4 if img is not frame else 1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("I3D inflation with nn.inflate(w2d, time=3): repeat over time, divide by T. "
+                 "A clip that does not move gives the image network's answer.", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _layer_costs(model, input_shape, batch):
+    """Per leaf layer: name, parameters, MACs per sample, output bytes for the batch, im2col bytes."""
+    from conv3d import nn
+    rows = []
+
+    def hook(module, inputs, out):
+        x = inputs[0]
+        params = sum(int(p.size) for p in module._parameters.values() if p is not None)
+        macs, cols = 0, 0
+        if isinstance(module, nn.Conv3d):
+            taps = module.in_channels // module.groups * int(np.prod(module.kernel_size))
+            macs = int(np.prod(out.shape[1:])) * taps
+            cols = batch * module.in_channels * int(np.prod(module.kernel_size)) * int(
+                np.prod(out.shape[2:])) * x.data.itemsize
+        elif isinstance(module, nn.Linear):
+            macs = module.in_features * module.out_features
+        rows.append((type(module).__name__, params, macs,
+                     batch * int(np.prod(out.shape[1:])) * out.data.itemsize, cols))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not m._modules]
+    model.eval()
+    with conv3d.no_grad():
+        model(conv3d.Tensor(np.zeros((1,) + input_shape, dtype=np.float32)))
+    for h in handles:
+        h.remove()
+    return rows
+
+
+def article_model():
+    """The article's Keras 3D-MNIST model (3 input channels), built with conv3d.nn."""
+    from conv3d import nn
+    return nn.Sequential(
+        nn.Conv3d(3, 32, 3), nn.ReLU(), nn.MaxPool3d(2), nn.BatchNorm3d(32), nn.Dropout(0.5),
+        nn.Conv3d(32, 64, 3), nn.ReLU(), nn.MaxPool3d(2), nn.BatchNorm3d(64), nn.Dropout(0.5),
+        nn.Flatten(), nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.5), nn.Linear(256, 10))
+
+
+def fig_cost():
+    """Where the parameters, the MACs and the memory of the article's model are."""
+    rows = [r for r in _layer_costs(article_model(), (3, 16, 16, 16), 128)
+            if r[0] in ("Conv3d", "Linear", "MaxPool3d", "BatchNorm3d")]
+    names = [f"{i}:{r[0]}" for i, r in enumerate(rows)]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    series = [([r[1] for r in rows], "parameters", "tab:blue"),
+              ([r[2] / 1e6 for r in rows], "MACs per sample (millions)", "tab:orange")]
+    for ax, (vals, title, color) in zip(axes, series):
+        ax.barh(names, vals, color=color)
+        ax.set_title(title, fontsize=10)
+        ax.invert_yaxis()
+        for j, v in enumerate(vals):
+            ax.text(v, j, f" {v:,.0f}" if title == "parameters" else f" {v:.2f}", va="center",
+                    fontsize=8)
+    axes[0].set_xticks([0, 50000, 100000, 150000], ["0", "50k", "100k", "150k"])
+    ax = axes[2]
+    ax.barh(names, [r[3] / 2**20 for r in rows], color="tab:green", label="output activations")
+    ax.barh(names, [r[4] / 2**20 for r in rows], left=[r[3] / 2**20 for r in rows],
+            color="tab:red", label="im2col workspace")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8)
+    ax.set_title("memory for a batch of 128, float32 (MiB)", fontsize=10)
+    fig.suptitle("The article's model on 3x16x16x16 input: the dense layer holds the parameters, "
+                 "the convolutions do the work and fill the memory", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def fig_cuda():
+    """Which thread computes which output: conv3d_direct (1-D) and conv3d_tiled (3-D tiles)."""
+    from conv3d.cuda.launch import ConvGeometry, conv3d_direct_config, conv3d_tiled_config
+    geo = ConvGeometry(N=1, C=1, D=6, H=10, W=10, K=2, kernel=(3, 3, 3))  # output 2 x 4x8x8
+    direct = conv3d_direct_config(geo)
+    K, (OD, OH, OW) = geo.K, geo.out
+    threads_per_block = direct.block[0]
+    t = np.arange(K * OD * OH * OW).reshape(K, OD, OH, OW)  # row-major flat index = thread id
+    geo2 = ConvGeometry(N=1, C=1, D=8, H=14, W=14, K=2, kernel=(3, 3, 3))  # output 6x12x12
+    tiled = conv3d_tiled_config(geo2)
+    TW, TH, TD = tiled.block
+    OD2, OH2, OW2 = geo2.out
+    tiles_w, tiles_h = -(-OW2 // TW), -(-OH2 // TH)
+    d, h, w = np.meshgrid(range(OD2), range(OH2), range(OW2), indexing="ij")
+    bx = (d // TD) * tiles_w * tiles_h + (h // TH) * tiles_w + w // TW
+    fig, axes = plt.subplots(2, 4, figsize=(13, 6.6))
+    for j, od in enumerate((0, 3)):
+        for k in range(K):
+            ax = axes[0, 2 * j + k]
+            blocks = t[k, od] // threads_per_block
+            ax.imshow(blocks, cmap="tab10", vmin=0, vmax=9)
+            for (r, c), v in np.ndenumerate(t[k, od] % threads_per_block):
+                ax.text(c, r, str(v), ha="center", va="center", fontsize=6)
+            ax.set_title(f"direct: y[0, k={k}, od={od}]\ncolour = blockIdx.x, "
+                         f"number = threadIdx.x", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for j, od in enumerate((0, 3, 4, 5)):
+        ax = axes[1, j]
+        ax.imshow(bx[od], cmap="tab10", vmin=0, vmax=9)
+        for (r, c), v in np.ndenumerate(bx[od]):
+            if r % TH == 0 and c % TW == 0:
+                ax.text(c, r, f"bx={v}", fontsize=7, va="top", ha="left")
+        ax.set_title(f"tiled: output depth od={od}\ncolour = blockIdx.x (tile "
+                     f"{TD}x{TH}x{TW})", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"Top: conv3d_direct, grid {direct.grid}, block {direct.block}: one thread per "
+                 f"output element, in row-major order.\nBottom: conv3d_tiled on a 6x12x12 output, "
+                 f"grid {tiled.grid}, block {tiled.block}: one block per tile, partial tiles at "
+                 f"the edges; each thread keeps {tiled.extra['out_ch/blk']} output channels.",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 FIGURES = {"cube": fig_cube, "output-size": fig_output_size, "im2col": fig_im2col,
-           "backward": fig_backward}
+           "backward": fig_backward, "factorized": fig_factorized, "inflation": fig_inflation,
+           "cost": fig_cost, "cuda": fig_cuda}
 
 
 def main(names=None) -> None:
