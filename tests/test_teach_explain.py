@@ -174,3 +174,5 @@ def test_bad_arguments_give_clear_errors(capsys):
     assert "kernel span" in capsys.readouterr().err
     assert main(["explain", "--input", "4x4", "--kernel", "3"]) == 2
     assert "3 values" in capsys.readouterr().err
+    assert main(["explain", "--example", "cube", "--kernel", "2"]) == 2
+    assert "conflicts with the 3x3x3 filter" in capsys.readouterr().err

@@ -51,7 +51,8 @@ def add_problem_arguments(p) -> None:
     src.add_argument("--random", type=int, metavar="SEED", help="random integer input and weights")
     geo = p.add_argument_group("the convolution")
     geo.add_argument("--input", default="4x4x4", metavar="DxHxW", help="input size (default 4x4x4)")
-    geo.add_argument("--kernel", default="3x3x3", metavar="kDxkHxkW", help="kernel size (default 3x3x3)")
+    geo.add_argument("--kernel", default=None, metavar="kDxkHxkW",
+                     help="kernel size (default 3x3x3, or the filter that --example/--input-file brings)")
     geo.add_argument("--stride", default=None, help="int or DxHxW (default 1; for --pool: the kernel)")
     geo.add_argument("--padding", default="0", help="int, DxHxW, 'same' or 'valid' (default 0)")
     geo.add_argument("--dilation", default="1", help="int or DxHxW (default 1)")

@@ -81,10 +81,10 @@ class FactorizedProblem:
 
 
 def make_factorized_problem(args) -> FactorizedProblem:
-    kernel = parse_triple(args.kernel, "kernel", 1)
+    kernel = parse_triple(args.kernel or "3x3x3", "kernel", 1)
     if kernel[1] != kernel[2]:
         raise ValueError(f"--factorized needs a t×d×d kernel (square in space), got {kernel}")
-    pr = make_problem(input_size=args.input, kernel=args.kernel, example=args.example,
+    pr = make_problem(input_size=args.input, example=args.example,
                       input_file=args.input_file, seed=args.random, in_channels=args.in_channels)
     if str(args.padding).lower() in ("same", "valid"):
         raise ValueError("--factorized takes an int or TxHxW padding, not 'same'/'valid'")

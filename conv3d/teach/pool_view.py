@@ -104,9 +104,9 @@ class PoolProblem:
 
 def make_pool_problem(args) -> PoolProblem:
     """From the ``conv3d explain --pool`` arguments (the data sources are those of explain)."""
-    pr = make_problem(input_size=args.input, kernel=args.kernel, example=args.example,
+    pr = make_problem(input_size=args.input, example=args.example,
                       input_file=args.input_file, seed=args.random)
-    kernel = parse_triple(args.kernel, "kernel", 1)
+    kernel = parse_triple(args.kernel or "3x3x3", "kernel", 1)
     stride = parse_triple(args.stride, "stride", 1) if args.stride else kernel
     if str(args.padding).lower() in ("same", "valid"):
         raise ValueError("pooling takes an int or DxHxW padding, not 'same'/'valid'")

@@ -247,7 +247,7 @@ class ConvProblem:
         return "\n".join(lines)
 
 
-def make_problem(input_size="4x4x4", kernel="3x3x3", stride="1", padding="0", dilation="1",
+def make_problem(input_size="4x4x4", kernel=None, stride="1", padding="0", dilation="1",
                  example: str | None = None, input_file=None, seed: int | None = None,
                  batch: int = 1, in_channels: int = 1, out_channels: int = 1,
                  bias: float = 0.0) -> ConvProblem:
@@ -284,9 +284,13 @@ def make_problem(input_size="4x4x4", kernel="3x3x3", stride="1", padding="0", di
         filt = np.asarray(filt, dtype=np.float64)
         while filt.ndim < 5:
             filt = filt[None]
+        if kernel is not None and parse_triple(kernel, "kernel", 1) != filt.shape[2:]:
+            raise ValueError(f"--kernel {kernel} conflicts with the {'x'.join(map(str, filt.shape[2:]))} "
+                             f"filter that {source} brings; drop --kernel, or give an input file "
+                             f"without a 'filter'")
         w = filt
     else:
-        ksize = parse_triple(kernel, "kernel", 1)
+        ksize = parse_triple(kernel or "3x3x3", "kernel", 1)
         w = rng.integers(-1, 2, size=(out_channels, x.shape[1]) + ksize).astype(np.float64)
     b = np.full((w.shape[0],), float(bias))
     pad = resolve_padding(padding, x.shape[2:], w.shape[2:], stride_t, dil_t)

@@ -137,7 +137,7 @@ def render_markdown(report: Report) -> str:
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
           "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
           "×": r"$\times$", "·": r"$\cdot$", "→": r"$\rightarrow$", "∂": r"$\partial$",
-          "Σ": r"$\Sigma$", "≠": r"$\neq$", "≤": r"$\leq$", "≥": r"$\geq$", "−": "-"}
+          "Σ": r"$\Sigma$", "τ": r"$\tau$", "²": r"$^2$", "≠": r"$\neq$", "≤": r"$\leq$", "≥": r"$\geq$", "−": "-"}
 
 
 def latex_escape(text: str) -> str:
