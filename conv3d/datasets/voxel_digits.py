@@ -12,19 +12,25 @@ memorizing 1,797 images.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._geometry import euler_rotations, voxel_centres
 
 
+@functools.lru_cache(maxsize=1)
 def _load_digits():
+    """(images / 16, labels) of scikit-learn's 1,797 digits (read once per process)."""
     try:
         from sklearn.datasets import load_digits  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ImportError("voxel_digits needs scikit-learn (its 8x8 digits ship inside the "
                           "package, no download): pip install 'conv3d[data]'") from exc
     digits = load_digits()
-    return digits.images / 16.0, digits.target.astype(np.int64)
+    images, labels = digits.images / 16.0, digits.target.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False  # shared by every call
+    return images, labels
 
 
 def split_sources(labels: np.ndarray, test_fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +63,7 @@ def render_digits(images: np.ndarray, rng, size: int = 16, scale: float = 1.5,
         rows, cols = q[..., 1] + (h - 1) / 2, q[..., 2] + (w - 1) / 2
         sample = np.broadcast_to(np.arange(m)[:, None], rows.shape)
         values = map_coordinates(images[s:s + m], [sample.ravel(), rows.ravel(), cols.ravel()],
-                                 order=1, mode="constant", cval=0.0).reshape(m, -1)
+                                 order=1, mode="grid-constant", cval=0.0).reshape(m, -1)
         depth = np.abs(q[..., 0]) * scale  # distance from the slab's middle plane, in voxels
         out[s:s + m] = values * np.clip(thickness / 2 + 0.5 - depth, 0.0, 1.0)
     out += noise * rng.standard_normal(out.shape)

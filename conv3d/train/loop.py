@@ -102,7 +102,7 @@ def _progress(iterable, total, desc, enabled):
 def fit(model, train_data, val_data=None, validation_split=None, epochs: int = 1,
         batch_size: int = 32, optimizer=None, loss="cross_entropy", checkpoint=None,
         resume: bool = False, progress: bool = True, seed: int = 0, scheduler=None,
-        shuffle: bool = True) -> History:
+        shuffle: bool = True, verbose: bool | None = None) -> History:
     """Train ``model`` and return its ``History``.
 
     Args:
@@ -119,6 +119,7 @@ def fit(model, train_data, val_data=None, validation_split=None, epochs: int = 1
             scheduler, epoch, history).
         resume: if ``checkpoint`` exists, restore it and continue after its last epoch.
         progress: show a tqdm progress bar per epoch.
+        verbose: print one line of metrics per epoch (default: the same as ``progress``).
         scheduler: a ``conv3d.optim`` lr schedule, stepped after every epoch.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
@@ -174,8 +175,8 @@ def fit(model, train_data, val_data=None, validation_split=None, epochs: int = 1
         metrics["time"] = time.perf_counter() - t0
         history.append(**metrics)
         if progress:
-            if hasattr(bar, "close"):
-                bar.close()
+            bar.close()
+        if verbose if verbose is not None else progress:
             print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(
                 f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
         if checkpoint is not None:

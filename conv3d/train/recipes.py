@@ -55,7 +55,7 @@ def run_keras_3d_mnist(n_train: int = 6000, n_test: int = 1000, epochs: int = 10
     model = keras_3d_mnist_model()
     history = fit(model, (x, y), validation_split=0.1, epochs=epochs, batch_size=batch_size,
                   optimizer=Adam(model.parameters(), lr=lr), checkpoint=checkpoint,
-                  resume=resume, progress=progress, seed=seed)
+                  resume=resume, progress=progress, seed=seed, verbose=True)
     test = evaluate(model, (xt, yt))
     return {"model": model, "history": history, "test_accuracy": test["accuracy"],
             "test_loss": test["loss"], "seconds_per_epoch": float(np.mean(history["time"])),
@@ -107,7 +107,8 @@ def run_motion(n_train: int = 2000, n_test: int = 1000, epochs: int = 4, batch_s
         model = models[name]
         t0 = time.perf_counter()
         fit(model, (x, y), epochs=epochs, batch_size=batch_size,
-            optimizer=Adam(model.parameters(), lr=lr), progress=progress, seed=seed)
+            optimizer=Adam(model.parameters(), lr=lr), progress=progress, seed=seed,
+            verbose=True)
         seconds = time.perf_counter() - t0
         test = evaluate(model, (xt, yt))
         reversed_pred = predict(model, xt[:, :, ::-1].copy()).argmax(axis=1)
