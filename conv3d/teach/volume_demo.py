@@ -86,7 +86,7 @@ def render(path, name: str = SCAN):
             ax.axis("off")
     fig.suptitle(f"A real brain MRI, nibabel's {name} ({D}×{H}×{W}, loaded from the installed "
                  f"package), before and after\nF.conv3d with three 3×3×3 Sobel kernels (border "
-                 f"voxels repeated as padding).  Edge strength = "
+                 f"voxels repeated as padding).\nEdge strength = "
                  f"sqrt(g_d² + g_h² + g_w²): bright on boundaries between tissues, dark inside them",
                  fontsize=10)
     fig.tight_layout()
