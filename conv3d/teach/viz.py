@@ -91,13 +91,14 @@ def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
             if pr.dilation[1:] != (1, 1):  # dilated: the taps are not neighbours, box each one
                 for i_h in rf[1]:
                     for i_w in rf[2]:
-                        ax.add_patch(Rectangle((i_w + pw - 0.5, i_h + ph - 0.5), 1, 1, fill=False,
-                                               edgecolor=colour, linewidth=2))
+                        ax.add_patch(Rectangle((i_w + pw - 0.45, i_h + ph - 0.45), 0.9, 0.9,
+                                               fill=False, edgecolor=colour, linewidth=3))
             hs = [i + ph for i in rf[1]]
             ws = [i + pw for i in rf[2]]
             ax.add_patch(Rectangle((min(ws) - 0.5, min(hs) - 0.5), max(ws) - min(ws) + 1,
                                    max(hs) - min(hs) + 1, fill=False, edgecolor=colour, clip_on=False,
-                                   linewidth=4, linestyle="-" if pr.dilation[1:] == (1, 1) else "--"))
+                                   **(dict(linewidth=4) if pr.dilation[1:] == (1, 1) else
+                                      dict(linewidth=1.2, linestyle="--"))))
             sub = sum(t["product"] for t in taps if t["kd"] == kd)
             ax.set_title(label + f"\nread by kernel slice kd={kd}: subtotal {fmt(sub)}", fontsize=9,
                          color=colour, fontweight="bold")
