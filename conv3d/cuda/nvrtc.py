@@ -14,7 +14,8 @@ The library ``libnvrtc`` is found, in this order, at ``$CONV3D_NVRTC`` (a file p
 wheel ``nvidia-cuda-nvrtc-cu12`` (``pip install conv3d[nvrtc]``) or ``nvidia-cuda-nvrtc``, in a
 CUDA toolkit (``$CUDA_PATH``, ``$CUDA_HOME``, ``/usr/local/cuda``), through the system's library
 path, or next to CuPy's CUDA. It is loaded on the first compile, never at import, so processes
-that must not load it (the AddressSanitizer run) can import this module safely.
+that must not load it can import this module safely; ``CONV3D_NVRTC_DISABLE=1`` (set by the
+AddressSanitizer run) makes loading it fail as if it were not installed.
 
 ``nvcc_compile_cubin`` does the same with ``nvcc`` when it is installed (optional: users
 usually do not have it).
@@ -97,6 +98,9 @@ def load_nvrtc():
     with _LOCK:
         if _LIB is not None:
             return _LIB
+        if os.environ.get("CONV3D_NVRTC_DISABLE", "") not in ("", "0"):
+            raise NVRTCNotFoundError("NVRTC is disabled in this process (CONV3D_NVRTC_DISABLE is "
+                                     "set, as in the AddressSanitizer run, which must not load it)")
         tried = []
         for path in [*_candidates(), *_cupy_candidates()]:
             if "builtins" in os.path.basename(path) or ".alt." in os.path.basename(path):
