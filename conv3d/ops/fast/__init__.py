@@ -1,0 +1,28 @@
+"""The fast CPU path for 3D convolution: chunked strategies under a workspace limit.
+
+``conv3d/ops/cpu_reference.py`` is the version to read first: one im2col, one matmul. This
+package is the version to run. It keeps the same mathematics and adds what speed and memory
+need, each in its own module:
+
+* ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
+* ``geometry.py``: index ranges per kernel tap; im2col/col2im into a preallocated buffer;
+* ``im2col_gemm.py``: strategy ``'im2col'`` (and ``'im2col-batched'``);
+* ``per_offset.py``: strategy ``'per-offset'``;
+* ``numba_direct.py``: strategy ``'numba'``, blocked loops for small-channel layers;
+* ``chooser.py``: the per-shape choice (``'auto'``) and the kernel provider ``provider``;
+* ``threads.py``: BLAS and numba thread counts.
+
+``conv3d.ops`` registers ``provider`` for the ``'cpu'`` device. To run the readable path
+instead: ``conv3d.ops.fast.set_strategy('reference')`` or ``with use_strategy('reference'):``.
+"""
+from .chooser import (STRATEGIES, FastCPUKernels, choose, get_strategy, last_choice, provider,
+                      set_strategy, use_strategy)
+from .threads import blas_info, get_num_threads, num_threads, set_num_threads
+from .workspace import (DEFAULT_WORKSPACE_LIMIT, WorkspaceLimitError, get_workspace_limit,
+                        peak_workspace, reset_peak_workspace, set_workspace_limit,
+                        workspace_limit)
+
+__all__ = ["STRATEGIES", "FastCPUKernels", "provider", "choose", "set_strategy", "get_strategy",
+           "use_strategy", "last_choice", "set_num_threads", "get_num_threads", "num_threads",
+           "blas_info", "DEFAULT_WORKSPACE_LIMIT", "WorkspaceLimitError", "set_workspace_limit",
+           "get_workspace_limit", "workspace_limit", "peak_workspace", "reset_peak_workspace"]

@@ -1,0 +1,157 @@
+"""Which strategy runs a given convolution, and the kernel provider built on that choice.
+
+Strategies (each computes the forward pass and both backward passes):
+
+==================  =========================================================================
+``'reference'``     the readable path, ``conv3d/ops/cpu_reference.py`` (whole im2col, no limit)
+``'im2col'``        chunked im2col into one reused buffer + one GEMM per chunk (``im2col_gemm``)
+``'im2col-batched'`` the same, one GEMM per sample written straight into the output
+``'per-offset'``    one small GEMM per kernel tap, no column matrix (``per_offset``)
+``'numba'``         direct loops compiled by numba, for small-channel layers (``numba_direct``)
+``'auto'``          the default: per shape, the fastest of the above as measured in
+                    ``docs/benchmarks`` (rules in ``choose``)
+==================  =========================================================================
+
+Select one globally with ``set_strategy(name)`` or for a block with ``with use_strategy(name):``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+from . import im2col_gemm, numba_direct, per_offset
+from .geometry import ConvGeometry
+
+STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "per-offset", "numba")
+
+_strategy = "auto"
+last_choice: dict = {}  # op -> strategy name of the most recent call (for benchmarks and tests)
+
+
+def _check(name):
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown convolution strategy {name!r}; choose one of "
+                         f"{', '.join(repr(s) for s in STRATEGIES)}")
+    return name
+
+
+def set_strategy(name: str) -> None:
+    """Make ``name`` the CPU convolution strategy (``'auto'`` chooses per shape)."""
+    global _strategy
+    _strategy = _check(name)
+
+
+def get_strategy() -> str:
+    return _strategy
+
+
+@contextlib.contextmanager
+def use_strategy(name: str):
+    """``with use_strategy('reference'): ...`` runs the block with another strategy."""
+    global _strategy
+    previous, _strategy = _strategy, _check(name)
+    try:
+        yield name
+    finally:
+        _strategy = previous
+
+
+def is_thin(geo: ConvGeometry) -> bool:
+    """A thin GEMM: the inner dimension C/groups*kD*kH*kW is too short for BLAS to shine
+    (C=3 colour channels with a 3x3x3 kernel gives 81)."""
+    return geo.Cg * geo.taps <= 256
+
+
+def is_small_volume(geo: ConvGeometry) -> bool:
+    """Outputs of a few hundred voxels per sample (a2: 5x5x5): per-chunk GEMMs get short and the
+    direct loops, which keep a whole output plane in cache, win."""
+    return geo.plane * geo.out_size[0] <= 512
+
+
+def choose(op: str, geo: ConvGeometry) -> str:
+    """The strategy ``'auto'`` uses for ``op`` ('forward', 'backward_input', 'backward_weight')."""
+    if _strategy != "auto":
+        return _strategy
+    if geo.groups > 1 and geo.Cg * geo.taps <= 64:
+        return "numba"       # depthwise-like: one tiny GEMM per group loses to loops
+    if is_thin(geo) or is_small_volume(geo):
+        return "numba"
+    return "im2col"
+
+
+def _reference():
+    from .. import cpu_reference  # noqa: PLC0415 - the readable provider, one layer sibling
+    return cpu_reference
+
+
+def _input_method(geo: ConvGeometry) -> str:
+    """Stride 1 and an output about as large as the input: the input gradient is a convolution
+    of gy with the flipped weight (one GEMM with inner dimension K*taps, no scatter-add)."""
+    out_voxels = geo.plane * geo.out_size[0]
+    in_voxels = geo.in_size[0] * geo.in_size[1] * geo.in_size[2]
+    if geo.stride == (1, 1, 1) and in_voxels <= 1.25 * out_voxels:
+        return "transposed"
+    return "col2im"
+
+
+class FastCPUKernels:
+    """The kernel provider for ``'cpu'`` (the contract in ``conv3d.core.backend``), choosing a
+    strategy per call. Every function also takes ``workspace_limit=`` (bytes, this call only).
+    Pooling is already fast as NumPy slices, so it is the reference provider's."""
+
+    def conv3d_forward(self, x, w, b, stride, padding, dilation, groups, workspace_limit=None):
+        geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+        name = last_choice["forward"] = choose("forward", geo)
+        args = (x, w, b, stride, padding, dilation, groups)
+        if name == "reference":
+            return _reference().conv3d_forward(*args)
+        if name == "numba":
+            return numba_direct.forward(*args, workspace_limit=workspace_limit)
+        if name == "per-offset":
+            return per_offset.forward(*args, workspace_limit=workspace_limit)
+        layout = "batched" if name == "im2col-batched" else "wide"
+        return im2col_gemm.forward(*args, layout=layout, workspace_limit=workspace_limit)
+
+    def conv3d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups,
+                              workspace_limit=None):
+        geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
+        name = last_choice["backward_input"] = choose("backward_input", geo)
+        args = (gy, w, x_shape, stride, padding, dilation, groups)
+        if name == "reference":
+            return _reference().conv3d_backward_input(*args)
+        if name == "numba":
+            return numba_direct.backward_input(*args, workspace_limit=workspace_limit)
+        if name == "per-offset":
+            return per_offset.backward_input(*args, workspace_limit=workspace_limit)
+        layout = "batched" if name == "im2col-batched" else "wide"
+        return im2col_gemm.backward_input(*args, layout=layout, method=_input_method(geo),
+                                          workspace_limit=workspace_limit)
+
+    def conv3d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups,
+                               workspace_limit=None):
+        geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
+        name = last_choice["backward_weight"] = choose("backward_weight", geo)
+        args = (gy, x, w_shape, stride, padding, dilation, groups)
+        if name == "reference":
+            return _reference().conv3d_backward_weight(*args)
+        if name == "numba":
+            return numba_direct.backward_weight(*args, workspace_limit=workspace_limit)
+        if name == "per-offset":
+            return per_offset.backward_weight(*args, workspace_limit=workspace_limit)
+        layout = "batched" if name == "im2col-batched" else "wide"
+        return im2col_gemm.backward_weight(*args, layout=layout, workspace_limit=workspace_limit)
+
+    # pooling: the reference provider's strided-slice code
+    def max_pool3d_forward(self, *args):
+        return _reference().max_pool3d_forward(*args)
+
+    def max_pool3d_backward(self, *args):
+        return _reference().max_pool3d_backward(*args)
+
+    def avg_pool3d_forward(self, *args):
+        return _reference().avg_pool3d_forward(*args)
+
+    def avg_pool3d_backward(self, *args):
+        return _reference().avg_pool3d_backward(*args)
+
+
+provider = FastCPUKernels()

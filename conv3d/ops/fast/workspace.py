@@ -1,0 +1,150 @@
+"""The workspace limit: how many bytes of scratch memory a fast convolution may use.
+
+im2col turns a convolution into one matrix product, but its column matrix is large: for the
+C3D-like layer (N=4, C=64, 16x56x56, 3x3x3 kernel) it holds ``C*kD*kH*kW x N*OD*OH*OW`` floats,
+1.32 GiB. The fast strategies therefore work in *chunks* of ``n`` samples and ``od`` output depth
+planes, and size each chunk so that its scratch buffers (the column matrix, a padded copy or a
+temporary product) fit under the limit:
+
+* the chunk planner asks the strategy how many bytes a chunk of ``(n, od)`` needs *before*
+  anything is allocated, tries whole samples first (batching over N), then fewer output planes of
+  one sample (chunking over depth);
+* when even one output plane of one sample does not fit, it raises ``WorkspaceLimitError`` and
+  says how many bytes that smallest chunk needs.
+
+The default limit is 256 MiB (``DEFAULT_WORKSPACE_LIMIT``). Change it globally with
+``conv3d.set_workspace_limit(bytes)``, for a block with ``with conv3d.workspace_limit(bytes):``,
+or per call through the ``workspace_limit=`` argument of the fast provider's functions.
+Inputs, weights and the output itself are not workspace: they exist whatever the strategy.
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+
+import numpy as np
+
+DEFAULT_WORKSPACE_LIMIT = 256 * 2**20  # bytes
+
+_limit = DEFAULT_WORKSPACE_LIMIT
+_peak = 0  # the largest workspace any call used since the last reset_peak_workspace()
+
+
+class WorkspaceLimitError(MemoryError):
+    """A single chunk of a convolution needs more scratch memory than the workspace limit."""
+
+
+def _check_limit(limit) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit <= 0:
+        raise ValueError(f"workspace limit must be a positive number of bytes, got {limit!r}; "
+                         f"pass e.g. 256 * 2**20 for 256 MiB")
+    return int(limit)
+
+
+def set_workspace_limit(limit: int) -> None:
+    """Set the global workspace limit in bytes (default ``DEFAULT_WORKSPACE_LIMIT`` = 256 MiB)."""
+    global _limit
+    _limit = _check_limit(limit)
+
+
+def get_workspace_limit() -> int:
+    """The current global workspace limit in bytes."""
+    return _limit
+
+
+@contextlib.contextmanager
+def workspace_limit(limit: int):
+    """``with workspace_limit(64 * 2**20): ...`` lowers (or raises) the limit inside the block."""
+    global _limit
+    previous, _limit = _limit, _check_limit(limit)
+    try:
+        yield limit
+    finally:
+        _limit = previous
+
+
+def peak_workspace() -> int:
+    """The largest workspace (bytes) a fast convolution allocated since ``reset_peak_workspace``."""
+    return _peak
+
+
+def reset_peak_workspace() -> None:
+    global _peak
+    _peak = 0
+
+
+class Workspace:
+    """Scratch buffers for one call, with the bytes counted against the limit.
+
+    ``take(name, shape, dtype)`` hands out a buffer and reuses it for later chunks of the same
+    or a smaller size, so a call allocates each buffer once. ``note(name, nbytes)`` counts memory
+    allocated elsewhere (numba's per-thread accumulators) under the same limit.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.buffers: dict[str, np.ndarray] = {}
+        self.noted: dict[str, int] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self.buffers.values()) + sum(self.noted.values())
+
+    def _grew(self):
+        global _peak
+        if self.nbytes > self.limit:  # the planner predicted this; a bug if it happens
+            raise WorkspaceLimitError(f"internal error: workspace {self.nbytes} bytes exceeds "
+                                      f"the limit {self.limit} bytes")
+        _peak = max(_peak, self.nbytes)
+
+    def note(self, name: str, nbytes: int) -> None:
+        self.noted[name] = max(self.noted.get(name, 0), int(nbytes))
+        self._grew()
+
+    def take(self, name: str, shape, dtype, zero: bool = False) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self.buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            self.buffers.pop(name, None)
+            buf = np.empty(size, dtype=dtype)
+            self.buffers[name] = buf
+            self._grew()
+        out = buf[:size].reshape(shape)
+        if zero:
+            out.fill(0)
+        return out
+
+
+def plan_chunks(N: int, OD: int, bytes_for, limit: int | None, what: str) -> tuple[int, int]:
+    """Pick the chunk ``(n, od)``: the most samples, then the most output planes, that fit.
+
+    ``bytes_for(n, od)`` predicts the workspace of a chunk of ``n`` samples and ``od`` output
+    depth planes (it must grow with both). Returns ``(n, od)`` with ``od == OD`` whenever
+    ``n >= 1`` whole samples fit. Raises ``WorkspaceLimitError`` when ``(1, 1)`` does not fit.
+    """
+    limit = _limit if limit is None else _check_limit(limit)
+    if bytes_for(1, OD) <= limit:  # whole samples: binary search the largest n
+        lo, hi = 1, N
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if bytes_for(mid, OD) <= limit else (lo, mid - 1)
+        return lo, OD
+    need = bytes_for(1, 1)
+    if need > limit:
+        raise WorkspaceLimitError(
+            f"{what}: even the smallest chunk (1 sample, 1 output depth plane) needs {need} bytes "
+            f"({need / 2**20:.1f} MiB) of workspace, more than the limit of {limit} bytes "
+            f"({limit / 2**20:.1f} MiB). Raise the limit, e.g. conv3d.set_workspace_limit({need}) "
+            f"or `with conv3d.workspace_limit({need}):`, or use a smaller input.")
+    lo, hi = 1, OD
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if bytes_for(1, mid) <= limit else (lo, mid - 1)
+    return 1, lo
+
+
+def chunks(N: int, OD: int, n: int, od: int):
+    """Yield ``(n0, n1, od0, od1)`` covering ``range(N) x range(OD)`` in chunks of ``(n, od)``."""
+    for n0 in range(0, N, n):
+        for od0 in range(0, OD, od):
+            yield n0, min(n0 + n, N), od0, min(od0 + od, OD)
