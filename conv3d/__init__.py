@@ -15,6 +15,8 @@ from .core.dlpack import from_dlpack
 from . import functional  # noqa: E402  (also registers the CPU kernel provider)
 from . import cuda  # noqa: E402  (registers the 'cuda' and 'cuda-emu' kernel providers; needs no CuPy)
 from .nn.summary import summary  # noqa: E402  (a tool above conv3d.nn; nn never imports it)
+from .ops.fast import (get_num_threads, get_workspace_limit, set_num_threads,  # noqa: E402
+                       set_workspace_limit, workspace_limit)
 
 __version__ = "0.1.0"
 
