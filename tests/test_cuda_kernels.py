@@ -116,6 +116,20 @@ def test_conv3d_backward_matches_naive_loops(algorithm, dtype, case, seed):
     _check(gw, naive_conv3d_backward_weight(gy, x, w_shape, *settings_), dtype)
 
 
+def test_tiled_partial_edge_tiles_on_every_axis_and_partial_channel_chunk():
+    # output 9x10x11 with 8x8x4 tiles: the last tile along D, H and W is partial; K = 10 is one
+    # full chunk of 8 output channels and a partial one of 2; groups = 3 with Cg = 1.
+    x_shape, w_shape = (1, 3, 9, 10, 11), (30, 1, 3, 3, 3)
+    args = ((1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 3)
+    geo = launch.ConvGeometry.from_shapes(x_shape, w_shape, *args)
+    config = launch.conv3d_tiled_config(geo, 4)
+    assert config.block == (8, 8, 4) and geo.out == (9, 10, 11)
+    x, w = _random(x_shape, np.float32, 7), _random(w_shape, np.float32, 8)
+    with conv_algorithm("tiled"):
+        y = EMU.conv3d_forward(x, w, None, *args)
+    _check(y, naive_conv3d(x, w, None, *args).astype(np.float32), np.float32)
+
+
 def test_tiled_shrinks_its_tile_to_fit_shared_memory_and_stays_correct():
     # 3x3x3 kernel with dilation 5, float64: staging all 5 channels at once would need > 48 KiB,
     # so it stages 3 at a time (5 is then not a multiple of the stage: a partial last stage).

@@ -226,7 +226,9 @@ def run_check(args) -> int:
     compiled = _compile_all(names, archs)
     emulated = {} if args.no_emulation else _emulate_all(names, dtypes)
 
-    table = Table(title="conv3d kernels check: NVRTC CUBIN per architecture, emulation vs NumPy")
+    table = Table(title="conv3d kernels check: NVRTC CUBIN per architecture, emulation vs NumPy",
+                  caption="emulation: max error relative to max(1, |NumPy result|); the first "
+                          "time of a kernel includes its one-off g++ build (cached on disk)")
     table.add_column("kernel", style="bold")
     table.add_column("arch")
     table.add_column("NVRTC")
