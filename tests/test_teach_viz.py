@@ -135,3 +135,10 @@ def test_mri_demo_edges_match_scipy(tmp_path):
     path = volume_demo.render(tmp_path / "mri.png")
     with PIL.open(path) as im:
         assert im.format == "PNG"
+
+
+def test_animation_refuses_thousands_of_frames(capsys, tmp_path):
+    code = main(["animate", "--input", "12x12x12", "--kernel", "3", "--out", str(tmp_path / "a.gif")])
+    assert code == 2
+    assert "1000 frames" in capsys.readouterr().err  # 10*10*10 output voxels
+    assert not (tmp_path / "a.gif").exists()

@@ -74,15 +74,9 @@ def fmt(value) -> str:
 
 
 def _package_cube() -> dict:
-    """The worked 4x4x4 cube (``conv3d/data/cube4x4x4.json``)."""
-    try:  # the lead's loader, when it is there
-        from .cube import load_cube  # noqa: PLC0415
-        return load_cube()
-    except ImportError:
-        path = Path(__file__).resolve().parent.parent / "data" / "cube4x4x4.json"
-        raw = json.loads(path.read_text())
-        return {k: np.asarray(raw[k], dtype=np.float64) if k in
-                ("input", "filter", "published_output") else v for k, v in raw.items()}
+    """The worked 4x4x4 cube (``conv3d/data/cube4x4x4.json``), via ``conv3d.teach.cube``."""
+    from .cube import load_cube  # noqa: PLC0415
+    return load_cube()
 
 
 def load_volume(path) -> tuple[np.ndarray, np.ndarray | None]:

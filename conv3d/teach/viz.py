@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from .explain import all_positions  # noqa: E402
 from .problem import ConvProblem, fmt  # noqa: E402
 
+MAX_FRAMES = 216  # a 6x6x6 output; each frame is a full matplotlib figure
 SLICE_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
 
 
@@ -219,6 +220,10 @@ def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> 
     """Write a GIF with one frame per output voxel of sample n, channel k; returns the frame count."""
     from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: PLC0415
     steps = [p for p in all_positions(pr) if p[0] == n and p[1] == k]
+    if len(steps) > MAX_FRAMES:
+        raise ValueError(f"the output has {len(steps)} voxels, so the GIF would have {len(steps)} "
+                         f"frames (at most {MAX_FRAMES}); use a smaller --input, a larger "
+                         f"--stride, or the interactive page (--html)")
     rows = max(pr.padded_input().shape[2], pr.kernel[0], pr.out_size[0])
     fig = plt.figure(figsize=(10, 2.4 * rows + 1.0), dpi=60)
 
