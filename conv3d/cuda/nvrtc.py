@@ -41,7 +41,7 @@ INSTALL_HINT = ("install the NVRTC wheel with `pip install conv3d[nvrtc]` (that 
 
 
 class NVRTCError(RuntimeError):
-    """NVRTC rejected the source; the message holds its log (``file(line): error: ...``)."""
+    """NVRTC (or nvcc) rejected the source; the message holds its log (``file(line): error: ...``)."""
 
     def __init__(self, message: str, log: str = ""):
         super().__init__(message)
@@ -225,6 +225,17 @@ def compile_ptx(source: str, name: str, arch: str = "compute_80", options=()) ->
 def compile_all(source: str, name: str, archs=ARCHS, options=()) -> dict:
     """CUBINs for every architecture in ``archs``: ``{"sm_75": bytes, ...}``."""
     return {arch: compile_cubin(source, name, arch, options) for arch in archs}
+
+
+def cubin_arch(cubin: bytes) -> str:
+    """The architecture a CUBIN was built for, read from its ELF header (e.g. ``'sm_80'``)."""
+    if len(cubin) < 64 or cubin[:4] != b"\x7fELF" or int.from_bytes(cubin[18:20], "little") != 190:
+        raise ValueError("not a CUBIN (an ELF file with e_machine EM_CUDA = 190)")
+    flags = int.from_bytes(cubin[48:52], "little")
+    # CUDA ELF ABI version 7 keeps the SM number in the low byte of e_flags; version 8 (CUDA 13)
+    # in the second byte.
+    sm = flags & 0xFF if cubin[8] < 8 else (flags >> 8) & 0xFF
+    return f"sm_{sm}"
 
 
 def nvcc_path():
