@@ -10,6 +10,8 @@ GIFs are written with matplotlib's Pillow writer, so no ffmpeg is needed.
 """
 from __future__ import annotations
 
+import argparse
+
 import sys
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from .explain import add_problem_arguments, problem_from_args
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("animate", help="GIF (or interactive HTML) of the kernel sliding "
-                              "through the volume", description=__doc__.split("\n\n")[0])
+                              "through the volume", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_problem_arguments(p)
     p.add_argument("--out", default="conv3d.gif", help="the GIF to write (default conv3d.gif)")
     p.add_argument("--fps", type=float, default=1.5, help="frames per second (default 1.5)")

@@ -13,13 +13,16 @@ Examples::
 """
 from __future__ import annotations
 
+import argparse
+
 import sys
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "explain", help="explain one output voxel of a 3D convolution, product by product",
-        description=__doc__.split("\n\n")[0])
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_problem_arguments(p)
     p.add_argument("--at", default="0,0,0", help="d,h,w (or n,k,d,h,w): the output voxel; with "
                    "--grad input an input voxel, with --grad weight a weight tap (default 0,0,0)")

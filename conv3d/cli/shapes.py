@@ -8,6 +8,8 @@ Examples::
 """
 from __future__ import annotations
 
+import argparse
+
 import sys
 
 
@@ -15,7 +17,13 @@ def register(subparsers) -> None:
     from ..teach.shapes import MODELS  # noqa: PLC0415
     p = subparsers.add_parser(
         "shapes", help="per-layer output sizes, receptive fields and jumps of a conv/pool stack",
-        description=__doc__.split("\n\n")[0])
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="spec syntax: 'input=[C x]DxHxW' then layers separated by ';', each 'conv' or 'pool'\n"
+               "(also maxpool/avgpool) with k= (kernel), s= (stride; a pool's default is its\n"
+               "kernel), p= (padding; p=same for conv), d= (dilation), c= (output channels,\n"
+               "gives the parameter count); every value an int or DxHxW.\n"
+               "exit code: 0, or 1 when a layer's output would be smaller than one voxel.")
     p.add_argument("spec", metavar="MODEL_OR_SPEC",
                    help=f"a model name ({', '.join(sorted(MODELS))}) or a spec such as "
                         f"'input=16x16x16; conv k=3 s=1 p=0; pool k=2; conv k=3'")

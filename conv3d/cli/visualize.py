@@ -10,6 +10,8 @@ Examples::
 """
 from __future__ import annotations
 
+import argparse
+
 import sys
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from .explain import add_problem_arguments, parse_at, problem_from_args
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("visualize", help="draw a convolution step: slice grid, 3D voxels, "
-                              "interactive HTML, the MRI demo", description=__doc__.split("\n\n")[0])
+                              "interactive HTML, the MRI demo", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_problem_arguments(p)
     p.add_argument("--at", default="0,0,0", help="the output voxel d,h,w (default 0,0,0)")
     p.add_argument("--out-dir", default=".", help="where slices.png and voxels.png go (default .)")
