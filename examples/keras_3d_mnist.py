@@ -15,7 +15,7 @@ import argparse
 import sys
 
 import conv3d
-from conv3d.train.recipes import keras_3d_mnist_model, run_keras_3d_mnist
+from conv3d.train.recipes import keras_3d_mnist_model, keras_report, run_keras_3d_mnist
 
 
 def main(argv=None) -> int:
@@ -33,30 +33,11 @@ def main(argv=None) -> int:
     if args.quick:
         args.n_train, args.n_test, args.epochs = 1000, 300, 2
     conv3d.summary(keras_3d_mnist_model(), (1, 16, 16, 16), batch_size=128)
-    if args.kaggle:
-        return _train_on_kaggle(args)
     r = run_keras_3d_mnist(args.n_train, args.n_test, epochs=args.epochs, seed=args.seed,
                            progress=not args.no_progress, checkpoint=args.checkpoint,
-                           resume=args.resume)
-    print(f"\nvoxel digits: {r['n_train']} training volumes ({args.epochs} epochs), "
-          f"{r['n_test']} test volumes of unseen source digits")
-    print(f"test accuracy {r['test_accuracy']:.1%}, test loss {r['test_loss']:.3f}, "
-          f"{r['seconds_per_epoch']:.1f} s per epoch")
-    return 0
-
-
-def _train_on_kaggle(args) -> int:
-    from conv3d.datasets import load_kaggle_3d_mnist
-    from conv3d.optim import Adam
-    from conv3d.train import evaluate, fit
-
-    (x, y), (xt, yt) = load_kaggle_3d_mnist(args.kaggle)
-    conv3d.nn.init.manual_seed(args.seed)
-    model = keras_3d_mnist_model()
-    fit(model, (x, y), validation_split=0.1, epochs=args.epochs, batch_size=128,
-        optimizer=Adam(model.parameters(), lr=1e-3), checkpoint=args.checkpoint,
-        resume=args.resume, progress=not args.no_progress, seed=args.seed)
-    print(f"Kaggle 3D MNIST test accuracy: {evaluate(model, (xt, yt))['accuracy']:.1%}")
+                           resume=args.resume, kaggle=args.kaggle)
+    print()
+    print(keras_report(r))
     return 0
 
 

@@ -18,7 +18,7 @@ import argparse
 import sys
 
 import conv3d
-from conv3d.train.recipes import run_motion
+from conv3d.train.recipes import motion_report, run_motion
 
 
 def main(argv=None) -> int:
@@ -37,12 +37,8 @@ def main(argv=None) -> int:
     for r in results:
         print()
         conv3d.summary(r["model"], (1, 8, 16, 16))
-    print(f"\nmoving shapes: {args.n_train} training clips, {args.n_test} test clips, "
-          f"{args.epochs} epochs, chance = 25%")
-    print(f"{'model':<16}{'params':>8}{'test acc':>10}{'train time':>12}{'reversed->opposite':>20}")
-    for r in results:
-        print(f"{r['name']:<16}{r['params']:>8,}{r['test_accuracy']:>10.1%}"
-              f"{r['train_seconds']:>11.1f}s{r['reversed_flip_rate']:>20.1%}")
+    print()
+    print(motion_report(results, args.n_train, args.n_test, args.epochs))
     return 0
 
 

@@ -198,3 +198,15 @@ def test_fit_argument_errors():
         fit(model, blobs(), validation_split=1.5, progress=False)
     with pytest.raises(ValueError, match="loss must be 'cross_entropy' or a callable"):
         fit(model, blobs(), loss="mse", progress=False)
+
+
+def test_cli_runs_both_experiments(capsys):
+    from conv3d.cli import main
+    assert main(["train", "motion", "--n-train", "40", "--n-test", "20", "--epochs", "1",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    for name in ("2d late fusion", "(2+1)d", "3d"):
+        assert name in out
+    assert main(["train", "keras-3d-mnist", "--n-train", "40", "--n-test", "20", "--epochs",
+                 "1", "--no-progress"]) == 0
+    assert "test accuracy" in capsys.readouterr().out

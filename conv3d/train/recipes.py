@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from .. import nn
-from ..datasets import REVERSED, moving_shapes, voxel_digits
+from ..datasets import REVERSED, load_kaggle_3d_mnist, moving_shapes, voxel_digits
 from ..optim import Adam
 from .loop import evaluate, fit, predict
 
@@ -48,9 +48,15 @@ def keras_3d_mnist_model(in_channels: int = 1, dtype=np.float32) -> nn.Sequentia
 
 def run_keras_3d_mnist(n_train: int = 6000, n_test: int = 1000, epochs: int = 10,
                        batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
-                       progress: bool = True, checkpoint=None, resume: bool = False) -> dict:
-    """Train the article's model on voxel digits (test digits never seen in training)."""
-    (x, y), (xt, yt) = voxel_digits(n_train, n_test, seed=seed)
+                       progress: bool = True, checkpoint=None, resume: bool = False,
+                       kaggle=None) -> dict:
+    """Train the article's model on voxel digits (test digits never seen in training), or on
+    Kaggle's ``full_dataset_vectors.h5`` when ``kaggle`` is its path (n_train/n_test ignored)."""
+    if kaggle is not None:
+        (x, y), (xt, yt) = load_kaggle_3d_mnist(kaggle)
+        n_train, n_test = len(x), len(xt)
+    else:
+        (x, y), (xt, yt) = voxel_digits(n_train, n_test, seed=seed)
     nn.init.manual_seed(seed)
     model = keras_3d_mnist_model()
     history = fit(model, (x, y), validation_split=0.1, epochs=epochs, batch_size=batch_size,
@@ -59,7 +65,16 @@ def run_keras_3d_mnist(n_train: int = 6000, n_test: int = 1000, epochs: int = 10
     test = evaluate(model, (xt, yt))
     return {"model": model, "history": history, "test_accuracy": test["accuracy"],
             "test_loss": test["loss"], "seconds_per_epoch": float(np.mean(history["time"])),
-            "n_train": n_train, "n_test": n_test, "epochs": epochs}
+            "n_train": n_train, "n_test": n_test, "epochs": epochs,
+            "data": "Kaggle 3D MNIST" if kaggle is not None else "voxel digits"}
+
+
+def keras_report(r: dict) -> str:
+    """The result of ``run_keras_3d_mnist`` as text."""
+    return (f"{r['data']}: {r['n_train']} training volumes (10% held out for validation), "
+            f"{r['epochs']} epochs, {r['n_test']} test volumes of unseen source digits\n"
+            f"test accuracy {r['test_accuracy']:.1%}, test loss {r['test_loss']:.3f}, "
+            f"{r['seconds_per_epoch']:.1f} s per epoch")
 
 
 def motion_models(dtype=np.float32) -> dict:
@@ -118,3 +133,15 @@ def run_motion(n_train: int = 2000, n_test: int = 1000, epochs: int = 4, batch_s
                         "train_seconds": seconds, "reversed_flip_rate": flips,
                         "model": model})
     return results
+
+
+def motion_report(results: list[dict], n_train: int, n_test: int, epochs: int) -> str:
+    """The results of ``run_motion`` as a table."""
+    lines = [f"moving shapes: {n_train} training clips, {n_test} test clips, {epochs} epochs, "
+             f"chance = 25%",
+             f"{'model':<16}{'params':>8}{'test acc':>10}{'train time':>12}"
+             f"{'reversed -> opposite':>22}"]
+    for r in results:
+        lines.append(f"{r['name']:<16}{r['params']:>8,}{r['test_accuracy']:>10.1%}"
+                     f"{r['train_seconds']:>11.1f}s{r['reversed_flip_rate']:>22.1%}")
+    return "\n".join(lines)

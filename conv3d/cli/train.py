@@ -1,0 +1,56 @@
+"""``conv3d train``: run the two training experiments from the command line.
+
+    conv3d train keras-3d-mnist [--epochs N] [--quick] [--checkpoint F [--resume]] [--kaggle H5]
+    conv3d train motion         [--epochs N] [--quick]
+
+The same code as examples/keras_3d_mnist.py and examples/motion_2d_vs_3d.py
+(``conv3d.train.recipes``).
+"""
+from __future__ import annotations
+
+DEFAULTS = {  # (n_train, n_test, epochs) of a full run and of --quick
+    "keras-3d-mnist": ((6000, 1000, 10), (1000, 300, 2)),
+    "motion": ((2000, 1000, 4), (600, 400, 2)),
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the Keras 3D-MNIST model or the motion models (2D vs (2+1)D vs 3D)",
+        description="Train one of the two example experiments and print its results.")
+    parser.add_argument("experiment", choices=sorted(DEFAULTS),
+                        help="keras-3d-mnist: the article's 3D CNN on voxel digits; motion: "
+                             "late-fusion 2D vs (2+1)D vs 3D CNNs on moving shapes")
+    parser.add_argument("--epochs", type=int, default=None, help="number of epochs")
+    parser.add_argument("--n-train", type=int, default=None, help="training samples")
+    parser.add_argument("--n-test", type=int, default=None, help="test samples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a small, fast smoke run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--checkpoint", default=None,
+                        help="keras-3d-mnist: write an .npz checkpoint after every epoch")
+    parser.add_argument("--resume", action="store_true",
+                        help="keras-3d-mnist: continue from --checkpoint")
+    parser.add_argument("--kaggle", default=None,
+                        help="keras-3d-mnist: train on Kaggle's full_dataset_vectors.h5")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..train import recipes  # noqa: PLC0415 - keeps `conv3d --help` fast
+
+    n_train, n_test, epochs = DEFAULTS[args.experiment][1 if args.quick else 0]
+    n_train = args.n_train or n_train
+    n_test = args.n_test or n_test
+    epochs = args.epochs if args.epochs is not None else epochs
+    progress = not args.no_progress
+    if args.experiment == "motion":
+        results = recipes.run_motion(n_train, n_test, epochs=epochs, seed=args.seed,
+                                     progress=progress)
+        print(recipes.motion_report(results, n_train, n_test, epochs))
+    else:
+        r = recipes.run_keras_3d_mnist(n_train, n_test, epochs=epochs, seed=args.seed,
+                                       progress=progress, checkpoint=args.checkpoint,
+                                       resume=args.resume, kaggle=args.kaggle)
+        print(recipes.keras_report(r))
+    return 0
