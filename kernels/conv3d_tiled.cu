@@ -41,7 +41,8 @@ __device__ void conv3d_tiled(const T* x, const T* w, T* y,
     const int TW = blockDim.x, TH = blockDim.y, TD = blockDim.z;
     const int Cg = C / groups, Kg = K / groups;
 
-    // Which tile: blockIdx.x -> spatial tile, blockIdx.y -> (group, output-channel chunk), blockIdx.z -> n.
+    // Which tile: blockIdx.x -> spatial tile, blockIdx.y -> (group, output-channel chunk),
+    // blockIdx.z -> sample n.
     const int tiles_w = (OW + TW - 1) / TW, tiles_h = (OH + TH - 1) / TH;
     const int tw0 = (blockIdx.x % tiles_w) * TW;
     const int th0 = (blockIdx.x / tiles_w % tiles_h) * TH;
@@ -50,7 +51,8 @@ __device__ void conv3d_tiled(const T* x, const T* w, T* y,
     const int g = blockIdx.y / k_chunks;
     const int k0 = (blockIdx.y % k_chunks) * TILED_OUT_CHANNELS;
     const int n = blockIdx.z;
-    if (n >= N) return;  // uniform over the block (never true with the host's grid), so no barrier is skipped
+    // Uniform over the block (and never true with the host's grid), so it skips no barrier.
+    if (n >= N) return;
 
     // The input box (tile + halo) one stage loads, per channel.
     const int BD = (TD - 1) * sD + (kD - 1) * dD + 1;

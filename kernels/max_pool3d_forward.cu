@@ -39,8 +39,8 @@ __device__ void max_pool3d_forward(const T* x, T* y, long long* indices,
 
     const int d0 = od * sD - pD, h0 = oh * sH - pH, w0 = ow * sW - pW;
     T best = negative_infinity<T>();
-    // -1 until the first in-range element; it stays -1 (with y = -inf) only for a window that
-    // holds nothing but padding, which PyTorch's rule pad <= kernel_size/2 makes (nearly) impossible.
+    // -1 until the first in-range element. It stays -1 (with y = -inf) only for a dilated window
+    // that holds nothing but padding; conv3d.ops rejects such settings before any launch.
     long long best_index = -1;
     for (int kd = 0; kd < kD; ++kd) {
         const int d = d0 + kd * dD;

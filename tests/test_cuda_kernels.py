@@ -117,8 +117,8 @@ def test_conv3d_backward_matches_naive_loops(algorithm, dtype, case, seed):
 
 
 def test_tiled_partial_edge_tiles_on_every_axis_and_partial_channel_chunk():
-    # output 9x10x11 with 8x8x4 tiles: the last tile along D, H and W is partial; K = 10 is one
-    # full chunk of 8 output channels and a partial one of 2; groups = 3 with Cg = 1.
+    # output 9x10x11 with 8x8x4 tiles: the last tile along D, H and W is partial; K/groups = 10
+    # is one full chunk of 8 output channels and a partial one of 2 (groups = 3, Cg = 1).
     x_shape, w_shape = (1, 3, 9, 10, 11), (30, 1, 3, 3, 3)
     args = ((1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 3)
     geo = launch.ConvGeometry.from_shapes(x_shape, w_shape, *args)
