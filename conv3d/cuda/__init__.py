@@ -9,9 +9,12 @@ Two devices use the same kernels through the same code (``conv3d.cuda.provider``
 Importing this package registers both providers with ``conv3d.core.backend`` and needs neither
 CuPy, nor NVRTC, nor a compiler: kernels are compiled on first use.
 
-    >>> import conv3d
+    >>> import numpy as np, conv3d, conv3d.functional as F
     >>> x = conv3d.Tensor(np.ones((1, 1, 4, 4, 4), np.float32)).to('cuda-emu')
+    >>> w = conv3d.Tensor(np.ones((1, 1, 3, 3, 3), np.float32)).to('cuda-emu')
     >>> conv3d.cuda.set_conv_algorithm('direct')   # or 'tiled' (default), 'im2col'
+    >>> float(F.conv3d(x, w, padding=1).numpy()[0, 0, 0, 0, 0])   # a corner sees 2*2*2 ones
+    8.0
 """
 from __future__ import annotations
 

@@ -58,6 +58,9 @@ class CudaKernels:
     def __init__(self, device: str):
         self.device = device
 
+    def __repr__(self):
+        return f"CudaKernels({self.device!r}, conv algorithm {get_conv_algorithm()!r})"
+
     @property
     def xp(self):
         if self.device == "cuda":
