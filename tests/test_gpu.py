@@ -106,15 +106,14 @@ def test_pool_kernels_on_gpu_match_emulation_and_reference(cp, case, dtype):
 
 def test_training_step_on_gpu_matches_cpu(cp):
     rng = np.random.default_rng(2)
+    w0 = rng.standard_normal((4, 2, 3, 3, 3)).astype(np.float32) * 0.3
+    x0 = rng.standard_normal((2, 2, 4, 4, 4)).astype(np.float32)
     results = {}
     for device in ("cpu", "cuda"):
-        w = Tensor(rng.standard_normal((4, 2, 3, 3, 3)).astype(np.float32) * 0.3,
-                   requires_grad=True).to(device)
-        x = Tensor(np.ones((2, 2, 4, 4, 4), np.float32)).to(device)
-        y = F.max_pool3d(F.relu(F.conv3d(x, w, padding=1)), 2)
+        w = Tensor(w0, requires_grad=True).to(device)
+        y = F.max_pool3d(F.relu(F.conv3d(Tensor(x0).to(device), w, padding=1)), 2)
         loss = (y * y).sum()
         loss.backward()
         results[device] = (loss.item(), cp.asnumpy(w.grad) if device == "cuda" else w.grad)
-        rng = np.random.default_rng(2)
     assert results["cuda"][0] == pytest.approx(results["cpu"][0], rel=1e-4)
     np.testing.assert_allclose(results["cuda"][1], results["cpu"][1], rtol=1e-4, atol=1e-5)
