@@ -20,15 +20,18 @@ def run(capsys, spec, expect=0) -> str:
 
 
 def parse_rows(out):
-    """{layer name: (output dims, RF, jump, flags)} from the table."""
+    """{layer name: (output dims, RF, jump, ok?, params or None)} from the table."""
     rows = {}
     for m in re.finditer(r"^\s*(input|\d+: (?:conv|pool))\s+(.*)$", out, re.M):
         line = m.group(2)
         dims = re.findall(r"(?<![\d(=])((?:\d+x){2,3}\d+)(?![\d)])", line)
         size, rf, jump = dims[0], dims[-2], dims[-1]
+        cols = re.split(r"\s{2,}", line.strip())
+        after = cols[cols.index(jump) + 1] if cols.index(jump) + 1 < len(cols) else ""
         rows[m.group(1)] = (tuple(int(v) for v in size.split("x")),
                             tuple(int(v) for v in rf.split("x")),
-                            tuple(int(v) for v in jump.split("x")), line.rstrip().endswith("ok"))
+                            tuple(int(v) for v in jump.split("x")), line.rstrip().endswith("ok"),
+                            int(after) if after.isdigit() else None)
     return rows
 
 
@@ -49,19 +52,38 @@ def engine_stack(spec_layers, size):
     return sizes, x.grad[0, 0]
 
 
-def test_keras_3d_mnist_matches_the_engine(capsys):
-    out = run(capsys, "keras-3d-mnist")
+@pytest.mark.parametrize("name,input_shape", [("keras-3d-mnist", (1, 1, 16, 16, 16)),
+                                              ("motion-2plus1d", (1, 1, 8, 16, 16)),
+                                              ("motion-3d", (1, 1, 8, 16, 16))])
+def test_named_models_match_the_models_themselves(capsys, name, input_shape):
+    from conv3d import nn, no_grad
+    from conv3d.train import recipes
+    out = run(capsys, name)
     rows = parse_rows(out)
-    layers = [("conv", (3, 3, 3), 1, 0, 1)] * 2 + [("pool", (2, 2, 2), 2, 0, 1)] + \
-             [("conv", (3, 3, 3), 1, 0, 1)] * 2 + [("pool", (2, 2, 2), 2, 0, 1)]
-    sizes, _ = engine_stack(layers, (16, 16, 16))
+    model = (recipes.keras_3d_mnist_model() if name == "keras-3d-mnist" else
+             recipes.motion_models()[{"motion-2plus1d": "(2+1)d", "motion-3d": "3d"}[name]])
+    # run the model's own layers on a zero clip, recording each conv/pool output shape and the
+    # parameter count of each convolution (a (2+1)D block counts as its two convolutions)
+    shapes, params = [], []
+    h = Tensor(np.zeros(input_shape, np.float32))
+    with no_grad():
+        for m in model:
+            if isinstance(m, (nn.Flatten, nn.GlobalAvgPool3d)):
+                break
+            if isinstance(m, nn.Conv2Plus1d):
+                for conv in (m.spatial, m.temporal):
+                    h = conv(h)
+                    shapes.append(h.shape[1:])
+                    params.append(sum(int(p.size) for p in conv.parameters()))
+                continue
+            h = m(h)
+            if isinstance(m, (nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d)):
+                shapes.append(h.shape[1:])
+                params.append(sum(int(p.size) for p in m.parameters()) if isinstance(m, nn.Conv3d)
+                              else None)
     names = [n for n in rows if n != "input"]
-    assert len(names) == 6
-    assert [rows[n][0][1:] for n in names] == [tuple(s) for s in sizes]
-    assert [rows[n][0][0] for n in names] == [8, 16, 16, 32, 64, 64]  # channels
-    assert rows["6: pool"][1] == (16, 16, 16) and rows["6: pool"][2] == (4, 4, 4)
-    params = re.search(r"^\s*1: conv\s+conv k=3 c=8\s+.*\s(\d+)\s+ok\s*$", out, re.M).group(1)
-    assert int(params) == 8 * 3 * 27 + 8
+    assert [rows[n][0] for n in names] == [tuple(s) for s in shapes]
+    assert [rows[n][4] for n in names] == params
 
 
 @pytest.mark.parametrize("spec,layers,size", [
