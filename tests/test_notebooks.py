@@ -34,8 +34,7 @@ def test_there_are_five_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path, monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+def test_notebook_executes(path):
     nb = jupytext.read(path)
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name=_kernel_name(),
                                      resources={"metadata": {"path": str(ROOT)}})
@@ -45,3 +44,7 @@ def test_notebook_executes(path, monkeypatch):
     assert not errors
     # every code cell ran and produced its outputs in order
     assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+    # a notebook that draws (``%matplotlib inline``) must show its figures as images
+    if "%matplotlib inline" in path.read_text():
+        assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib")
-matplotlib.use("Agg")
+pytest.importorskip("matplotlib")
 PIL = pytest.importorskip("PIL.Image")
 
 import conv3d  # noqa: E402
@@ -115,7 +114,6 @@ def test_pngs_are_written_and_labelled(tmp_path, capsys):
     from conv3d import Tensor
     value = F.conv3d(Tensor(pr.x), Tensor(pr.w), stride=2, padding=1).numpy()[0, 0, 1, 1, 1]
     assert fig._suptitle.get_text().split("\n")[0].endswith(f"= {int(value)}")
-    matplotlib.pyplot.close(fig)
 
 
 def test_mri_demo_edges_match_scipy(tmp_path):

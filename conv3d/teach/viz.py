@@ -11,20 +11,18 @@ self-contained interactive HTML page.
 * ``interactive_html``: a plotly page with a step slider and a play button; plotly.js is embedded,
   so the file works offline in a lecture hall.
 
-matplotlib runs on the Agg backend here: nothing needs a display.
+Figures are built with matplotlib's object API (``matplotlib.figure.Figure``), never pyplot:
+nothing needs a display, no global backend is switched, and a notebook still shows the figure a
+function returns.
 """
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from .explain import all_positions  # noqa: E402
-from .problem import ConvProblem, fmt  # noqa: E402
+from .explain import all_positions
+from .problem import ConvProblem, fmt
 
 MAX_FRAMES = 216  # a 6x6x6 output; each frame is a full matplotlib figure
 SLICE_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
@@ -142,7 +140,7 @@ def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
 
 def slice_grid(pr: ConvProblem, at, path=None):
     rows = max(pr.padded_input().shape[2], pr.kernel[0], pr.out_size[0])
-    fig = plt.figure(figsize=(10, 2.4 * rows + 1.0))
+    fig = Figure(figsize=(10, 2.4 * rows + 1.0))
     draw_slice_grid(fig, pr, at)
     return _save(fig, path)
 
@@ -150,7 +148,6 @@ def slice_grid(pr: ConvProblem, at, path=None):
 def _save(fig, path):
     if path is not None:
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         return path
     return fig
 
@@ -199,7 +196,7 @@ def voxel_view(pr: ConvProblem, at, path=None):
     ycol[...] = (0.99, 0.75, 0.45, 0.15)
     ycol[od, oh, ow] = (0.84, 0.15, 0.16, 0.95)
     value = pr.value_at((n, k, od, oh, ow))
-    fig = plt.figure(figsize=(15, 5.4))
+    fig = Figure(figsize=(15, 5.4))
     pad_note = " (grey shell: padding)" if xpad.shape != (D, H, W) else ""
     _cubes(fig.add_subplot(1, 3, 1, projection="3d"), np.ones(xpad.shape, bool), col,
            f"INPUT x {D}×{H}×{W}{pad_note}\norange: the {len(rf[0]) * len(rf[1]) * len(rf[2])} "
@@ -225,7 +222,7 @@ def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> 
                          f"frames (at most {MAX_FRAMES}); use a smaller --input, a larger "
                          f"--stride, or the interactive page (--html)")
     rows = max(pr.padded_input().shape[2], pr.kernel[0], pr.out_size[0])
-    fig = plt.figure(figsize=(10, 2.4 * rows + 1.0), dpi=60)
+    fig = Figure(figsize=(10, 2.4 * rows + 1.0), dpi=60)
 
     def frame(i):
         draw_slice_grid(fig, pr, steps[i])
@@ -234,7 +231,6 @@ def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> 
 
     anim = FuncAnimation(fig, frame, frames=len(steps), interval=1000 / fps, repeat=True)
     anim.save(str(path), writer=PillowWriter(fps=fps))
-    plt.close(fig)
     return len(steps)
 
 
@@ -334,7 +330,7 @@ def html_preview(pr: ConvProblem, at, path=None):
     D, H, W = pr.in_size
     y = pr.output()[n, k]
     gap = W + pr.padding[2][0] + 3
-    fig = plt.figure(figsize=(10, 6.5))
+    fig = Figure(figsize=(10, 6.5))
     ax = fig.add_subplot(projection="3d")
     xi = np.indices((D, H, W)).reshape(3, -1).T
     vals = pr.x[n, 0][tuple(xi.T)]

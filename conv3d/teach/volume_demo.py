@@ -68,15 +68,14 @@ def edge_strength(volume: np.ndarray) -> np.ndarray:
 
 def render(path, name: str = SCAN):
     """Slices of the scan before and after the edge kernel: one PNG, returns its path."""
-    import matplotlib  # noqa: PLC0415
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415 - object API: no pyplot, no backend switch
     vol = load_scan(name)
     edges = edge_strength(vol)
     D, H, W = vol.shape
     cuts = [("axis 0 (sagittal)", lambda v: v[D // 2]), ("axis 1 (coronal)", lambda v: v[:, H // 2]),
             ("axis 2 (axial)", lambda v: v[:, :, W // 2])]
-    fig, axes = plt.subplots(2, 3, figsize=(11, 7.2))
+    fig = Figure(figsize=(11, 7.2))
+    axes = fig.subplots(2, 3)
     for j, (label, cut) in enumerate(cuts):
         for i, (vol_, title, cmap) in enumerate(((vol, "INPUT: MRI", "gray"),
                                                  (edges, "OUTPUT: 3D edge strength", "magma"))):
@@ -91,5 +90,4 @@ def render(path, name: str = SCAN):
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

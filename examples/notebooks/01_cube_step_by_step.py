@@ -75,9 +75,7 @@ for idx in zip(*np.nonzero(pr.published != engine)):
 # kernel covers for output voxel (0, 0, 1).
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
+# %matplotlib inline
 from conv3d.teach import viz
 
 fig = viz.slice_grid(pr, (0, 0, 1))

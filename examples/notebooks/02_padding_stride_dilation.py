@@ -76,9 +76,7 @@ for name, kw in [("plain", dict(stride="1", padding="0", dilation="1")),
 # The picture for padding 1 and stride 2: grey hatched cells are padding, read as zeros.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
+# %matplotlib inline
 from conv3d.teach import viz
 
 fig = viz.slice_grid(make_problem(input_size="3x5x5", kernel="3x3x3", padding="1", stride="2",

@@ -71,15 +71,14 @@ assert err < 1e-3
 # axis (+ where the box starts, − where it ends) and nowhere else.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+# %matplotlib inline
+from matplotlib.figure import Figure
 
 box = np.zeros((1, 1, 10, 12, 12))
 box[0, 0, 2:8, 3:9, 3:9] = 1.0
 edges = F.conv3d(Tensor(box), K, padding=1).numpy()[0, 0]
-fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+fig = Figure(figsize=(10, 3.4))
+axes = fig.subplots(1, 3)
 axes[0].imshow(box[0, 0, 5], cmap="gray")
 axes[0].set_title("INPUT: depth slice 5 of the box")
 axes[1].imshow(edges[5], cmap="RdBu", vmin=-1, vmax=1)

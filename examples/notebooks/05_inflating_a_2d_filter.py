@@ -64,12 +64,11 @@ assert all(np.allclose(y_center[t], response_2d) for t in range(5))
 print("center=True: all 5 frames equal the 2D response")
 
 # %%
-import matplotlib
+# %matplotlib inline
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+fig = Figure(figsize=(10, 3.4))
+axes = fig.subplots(1, 3)
 for ax, img, title in [(axes[0], frame, "INPUT: every frame of the clip"),
                        (axes[1], y[2], "OUTPUT frame 2 (mean inflation)"),
                        (axes[2], y_pad[0], "OUTPUT frame 0, padded: x 2/3")]:
