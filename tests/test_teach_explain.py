@@ -176,3 +176,33 @@ def test_bad_arguments_give_clear_errors(capsys):
     assert "3 values" in capsys.readouterr().err
     assert main(["explain", "--example", "cube", "--kernel", "2"]) == 2
     assert "conflicts with the 3x3x3 filter" in capsys.readouterr().err
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(data=st.data())
+def test_random_geometries_parse_back_to_the_engine(data):
+    """Any size/kernel/stride/padding/dilation: the printed voxel equals F.conv3d's."""
+    from conv3d.teach.explain import explain_voxel
+    from conv3d.teach.problem import make_problem
+    from conv3d.teach.report import render_to_string
+    k = tuple(data.draw(st.integers(1, 3)) for _ in range(3))
+    d = tuple(data.draw(st.integers(1, 2)) for _ in range(3))
+    s = tuple(data.draw(st.integers(1, 3)) for _ in range(3))
+    p = tuple(data.draw(st.integers(0, 2)) for _ in range(3))
+    size = tuple(max(data.draw(st.integers(1, 6)), dd * (kk - 1) + 1 - 2 * pp)
+                 for kk, dd, pp in zip(k, d, p))
+    c = data.draw(st.integers(1, 2))
+    pr = make_problem(input_size="x".join(map(str, size)), kernel="x".join(map(str, k)),
+                      stride="x".join(map(str, s)), padding="x".join(map(str, p)),
+                      dilation="x".join(map(str, d)), in_channels=c, out_channels=2,
+                      seed=data.draw(st.integers(0, 99)), bias=1.5)
+    y = F.conv3d(Tensor(pr.x), Tensor(pr.w), Tensor(pr.b), stride=s, padding=p, dilation=d).numpy()
+    at = (0, data.draw(st.integers(0, 1))) + tuple(data.draw(st.integers(0, o - 1)) for o in y.shape[2:])
+    text = render_to_string(explain_voxel(pr, at), "markdown")
+    [(*_, value)] = FINAL.findall(text)
+    assert float(value) == pytest.approx(y[at])
+    assert len(PRODUCT.findall(text)) == c * k[0] * k[1] * k[2]
