@@ -34,6 +34,13 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
 
     Returns ``True``; raises ``GradcheckError`` naming the input, the element and both values on
     the first mismatch.
+
+    >>> import numpy as np, conv3d, conv3d.functional as F
+    >>> rng = np.random.default_rng(0)
+    >>> x = conv3d.Tensor(rng.standard_normal((1, 1, 2, 3, 3)), requires_grad=True)  # float64
+    >>> w = conv3d.Tensor(rng.standard_normal((1, 1, 2, 2, 2)), requires_grad=True)
+    >>> conv3d.gradcheck(lambda x, w: F.conv3d(x, w, stride=2, padding=1), [x, w])
+    True
     """
     if isinstance(inputs, Tensor):
         inputs = (inputs,)

@@ -19,6 +19,9 @@ def to_triple(value, name: str, minimum: int | None = None) -> tuple[int, int, i
 
     ``name`` is the argument's name, used in the error message. ``minimum`` (if given) is the
     smallest value each entry may take.
+
+    >>> to_triple(2, "stride"), to_triple((1, 2, 2), "stride")
+    ((2, 2, 2), (1, 2, 2))
     """
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, tuple, list)):
         raise TypeError(
@@ -41,7 +44,15 @@ def to_triple(value, name: str, minimum: int | None = None) -> tuple[int, int, i
 
 def conv_output_size(i: int, k: int, s: int = 1, p_lo: int = 0, p_hi: int | None = None,
                      d: int = 1) -> int:
-    """``o = floor((i + p_lo + p_hi - d*(k-1) - 1) / s) + 1`` (``p_hi`` defaults to ``p_lo``)."""
+    """``o = floor((i + p_lo + p_hi - d*(k-1) - 1) / s) + 1`` (``p_hi`` defaults to ``p_lo``).
+
+    >>> conv_output_size(16, 3)                # floor((16 - 2 - 1)/1) + 1
+    14
+    >>> conv_output_size(112, 3, s=2, p_lo=1)  # floor((112 + 2 - 2 - 1)/2) + 1
+    56
+    >>> conv_output_size(7, 3, d=2)            # a dilated kernel spans d*(k-1) + 1 = 5 voxels
+    3
+    """
     if p_hi is None:
         p_hi = p_lo
     return (i + p_lo + p_hi - d * (k - 1) - 1) // s + 1
@@ -54,6 +65,11 @@ def same_padding(i: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     ``max((o - 1)*s + d*(k - 1) + 1 - i, 0)``; the smaller half goes before the data and the larger
     half after it. With stride 1 the output has the input's size, exactly as in PyTorch (which
     allows 'same' only with stride 1).
+
+    >>> same_padding(16, 3)          # stride 1: one voxel on each side
+    (1, 1)
+    >>> same_padding(6, 3, s=2)      # o = 3 needs 1 voxel of padding: it goes after the data
+    (0, 1)
     """
     o = -(-i // s)  # ceil(i / s)
     total = max((o - 1) * s + d * (k - 1) + 1 - i, 0)
@@ -66,6 +82,9 @@ def pool_output_size(i: int, k: int, s: int, p: int, d: int = 1, ceil_mode: bool
     ``o = floor_or_ceil((i + 2p - d*(k-1) - 1) / s) + 1``; with ``ceil_mode`` the last window
     must still start inside the input or its left padding, so ``o`` drops by one when
     ``(o - 1)*s >= i + p``.
+
+    >>> pool_output_size(5, 2, 2, 0), pool_output_size(5, 2, 2, 0, ceil_mode=True)
+    (2, 3)
     """
     span = i + 2 * p - d * (k - 1) - 1
     o = (math.ceil(span / s) if ceil_mode else span // s) + 1

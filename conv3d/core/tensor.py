@@ -23,7 +23,15 @@ _GRAD_ENABLED = True
 
 @contextlib.contextmanager
 def no_grad():
-    """Context manager: inside it no graph is recorded (inference, optimizer updates)."""
+    """Context manager: inside it no graph is recorded (inference, optimizer updates).
+
+    >>> import conv3d
+    >>> w = conv3d.Tensor([1.0, 2.0], requires_grad=True)
+    >>> with conv3d.no_grad():
+    ...     y = w * 3
+    >>> y.requires_grad, (w * 3).requires_grad
+    (False, True)
+    """
     global _GRAD_ENABLED
     previous, _GRAD_ENABLED = _GRAD_ENABLED, False
     try:

@@ -63,6 +63,17 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> T
     ``max((o - 1)*s + d*(k - 1) + 1 - i, 0)``, and when it is odd the extra voxel goes *after* the
     data (``before = total // 2``, ``after = total - before``). With stride 1 this gives the
     input's size, exactly like PyTorch's ``padding='same'``.
+
+    >>> import numpy as np, conv3d, conv3d.functional as F
+    >>> x = conv3d.Tensor(np.ones((1, 1, 4, 4, 4), dtype=np.float32), requires_grad=True)
+    >>> w = conv3d.Tensor(np.ones((2, 1, 3, 3, 3), dtype=np.float32))
+    >>> y = F.conv3d(x, w)            # o = floor((4 + 0 - 1*(3-1) - 1)/1) + 1 = 2 per axis
+    >>> y.shape, float(y.numpy()[0, 0, 0, 0, 0])   # 27 ones times 27 ones
+    ((1, 2, 2, 2, 2), 27.0)
+    >>> F.conv3d(x, w, stride=2, padding="same").shape   # Keras's rule: ceil(4 / 2) = 2
+    (1, 2, 2, 2, 2)
+    >>> y.sum().backward(); float(x.grad[0, 0, 0, 0, 0])  # a corner: 1 window x 2 filters
+    2.0
     """
     x, weight = as_tensor(x), as_tensor(weight)
     bias = None if bias is None else as_tensor(bias)

@@ -54,6 +54,14 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     Returns (N, C, OD, OH, OW). On ties the gradient goes to a single voxel, the first maximum in
     the window's scan order (depth, then height, then width), exactly as in PyTorch.
+
+    >>> import numpy as np, conv3d, conv3d.functional as F
+    >>> x = conv3d.Tensor(np.arange(8.0).reshape(1, 1, 2, 2, 2), requires_grad=True)
+    >>> y = F.max_pool3d(x, 2)        # one 2x2x2 window: its maximum is 7
+    >>> y.numpy().ravel(), y.shape
+    (array([7.]), (1, 1, 1, 1, 1))
+    >>> y.sum().backward(); x.grad.ravel()   # the gradient goes to the maximum only
+    array([0., 0., 0., 0., 0., 0., 0., 1.])
     """
     x = as_tensor(x)
     a = parse_pool_args("max_pool3d", x.data, kernel_size, stride, padding, dilation, ceil_mode)
@@ -75,6 +83,13 @@ def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     The divisor is PyTorch's: a window is first clipped to the padded input (under ceil_mode a
     window may run past it, and that overhang never counts); with ``count_include_pad`` its
     clipped size is the divisor, otherwise the number of real voxels it covers.
+
+    >>> import numpy as np, conv3d, conv3d.functional as F
+    >>> x = conv3d.Tensor(np.ones((1, 1, 2, 2, 2)))
+    >>> F.avg_pool3d(x, 2, padding=1).numpy()[0, 0, 0, 0]   # corner windows: 1 real voxel of 8
+    array([0.125, 0.125])
+    >>> F.avg_pool3d(x, 2, padding=1, count_include_pad=False).numpy()[0, 0, 0, 0]
+    array([1., 1.])
     """
     x = as_tensor(x)
     a = parse_pool_args("avg_pool3d", x.data, kernel_size, stride, padding, 1, ceil_mode)
