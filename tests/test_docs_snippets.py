@@ -115,8 +115,11 @@ def test_every_concept_page_has_a_checked_snippet_and_a_generated_figure(page):
     assert checked, f"{page.name} has no python snippet followed by its expected ```text output"
     images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
     assert images, f"{page.name} shows no figure"
-    generators = (DOCS / "gen_concept_figures.py").read_text() + (
-        (DOCS / "make_figures.py").read_text() if (DOCS / "make_figures.py").exists() else "")
+    # docs/figures/: docs/gen_concept_figures.py; docs/images/: the teaching tools' figure
+    # command (docs/make_figures.py runs `conv3d visualize --all-figures`, conv3d/cli/visualize.py)
+    scripts = [DOCS / "gen_concept_figures.py", DOCS / "make_figures.py",
+               DOCS.parent / "conv3d" / "cli" / "visualize.py"]
+    generators = "".join(p.read_text() for p in scripts if p.exists())
     for rel in images:
         png = (page.parent / rel).resolve()
         assert png.exists(), f"{page.name}: figure {rel} does not exist"
