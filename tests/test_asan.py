@@ -90,7 +90,8 @@ def run_suite(*files):
     proc = asan_check.run(["-m", "pytest", *files, "-q", "-p", "no:cacheprovider", "-x",
                            "-m", "not asan and not gpu"],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    if proc.returncode != 0:
+        pytest.fail(f"under ASan:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}", pytrace=False)
     assert " passed" in proc.stdout and " failed" not in proc.stdout
     assert "AddressSanitizer" not in proc.stderr and "runtime error" not in proc.stderr
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from conv3d.cuda.emulator import (BarrierError, EmuCompileError, EmuLaunchError, EmuModule,
                                   build, check_launch_config)
+from conv3d.cuda.emulator.module import _default_sanitize
 
 KDIR = Path(__file__).parent / "emu_kernels"
 
@@ -319,3 +320,74 @@ def test_options_are_filtered():
 def test_unknown_kernel_name(reduce_mod):
     with pytest.raises(KeyError, match="no kernel named 'nope'.*block_sum_static"):
         reduce_mod.get_function("nope")
+
+
+def test_max_dynamic_shared_size_can_be_raised_like_cupy(reduce_mod):
+    kern = EmuModule((KDIR / "block_reduce.cu").read_text(), name="tests/emu_kernels/block_reduce.cu"
+                     ).get_function("block_sum_extern_f64")
+    assert kern is not reduce_mod.get_function("block_sum_extern_f64")  # a fresh kernel object
+    kern.max_dynamic_shared_size_bytes = 100 * 1024
+    x, out = np.ones(1024), np.zeros(1)
+    kern(1, 1024, (x, out, np.int32(1024)), shared_mem=100 * 1024)
+    assert out[0] == 1024
+    with pytest.raises(ValueError, match="227 KiB"):
+        kern.max_dynamic_shared_size_bytes = 300 * 1024
+
+
+# ---- the ucontext fallback, and the build cache ----------------------------------------------
+
+def test_ucontext_fallback_gives_the_same_results_and_errors():
+    mod = load("block_reduce.cu", options=("-DEMU_USE_UCONTEXT",))
+    assert mod.runtime.startswith("ucontext")
+    x = np.random.default_rng(5).standard_normal(300).astype(np.float32)
+    out = np.zeros(3, np.float32)
+    mod.get_function("block_sum_static")(3, 128, (x, out, np.int32(300)))
+    np.testing.assert_allclose(out, block_sums(x, 128), rtol=1e-5, atol=1e-5)
+    bugs = load("barrier_bugs.cu", options=("-DEMU_USE_UCONTEXT",))
+    with pytest.raises(BarrierError, match="early return"):
+        bugs.get_function("early_return")(1, 128, (x[:100], np.zeros(100, np.float32),
+                                                   np.int32(100)))
+
+
+def test_x86_64_uses_the_hand_written_switch(reduce_mod):
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the assembly switch exists for x86-64 only")
+    assert reduce_mod.runtime.startswith("x86-64 asm")
+
+
+SOURCE_WITH_HEADER = """#include "helper.cuh"
+extern "C" __global__ void constant(int* y) { y[threadIdx.x] = HELPER_VALUE; }
+"""
+
+
+def test_disk_cache_hits_without_a_compiler_and_header_changes_rebuild(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONV3D_CACHE_DIR", str(tmp_path / "cache"))
+    header = tmp_path / "helper.cuh"
+    header.write_text("#define HELPER_VALUE 7\n")
+    opts = [f"-I{tmp_path}"]
+    sanitize = _default_sanitize()  # sanitized builds in the ASan run, like EmuModule below
+    lib, info = build.build(SOURCE_WITH_HEADER, "kernels/const.cu", opts, sanitize)
+    assert lib.parent == tmp_path / "cache" / "emu" and lib.exists()
+    assert list(info.kernels) == ["constant"] and str(header) in info.deps
+
+    def no_compiler(*args, **kwargs):
+        raise AssertionError(f"compiler run on a cache hit: {args}")
+    with monkeypatch.context() as m:
+        m.setattr(build.subprocess, "run", no_compiler)
+        assert build.build(SOURCE_WITH_HEADER, "kernels/const.cu", opts, sanitize) == (lib, info)
+
+    results = []
+    for value in (7, 9):  # the first is the cached build; the second must be a new one
+        header.write_text(f"#define HELPER_VALUE {value}\n")
+        mod = EmuModule(SOURCE_WITH_HEADER, options=tuple(opts), name="kernels/const.cu")
+        y = np.zeros(2, np.int32)
+        mod.get_function("constant")(1, 2, (y,))
+        results.append(y.tolist())
+    assert results == [[7, 7], [9, 9]]
+    assert len(list((tmp_path / "cache" / "emu").glob("*.so"))) == 2
+
+
+def test_same_source_shares_one_loaded_library(reduce_mod):
+    again = load("block_reduce.cu")
+    assert again._lib is reduce_mod._lib

@@ -172,10 +172,7 @@ def _arch_number(arch: str) -> str:
 def _options(name: str, options) -> list:
     if isinstance(options, str):
         raise TypeError(f"options must be a tuple of strings, got the string {options!r}")
-    opts = [str(o) for o in options]
-    if Path(name).is_file():  # let #include "x.cuh" find files next to the kernel
-        opts.append(f"-I{Path(name).resolve().parent}")
-    return opts
+    return [str(o) for o in options]  # #include "x.cuh" needs -I<directory>, as with CuPy
 
 
 def _compile(source: str, name: str, arch: str, options, output: str) -> bytes:

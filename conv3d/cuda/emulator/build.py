@@ -30,7 +30,7 @@ from pathlib import Path
 
 EMU_DIR = Path(__file__).resolve().parent
 HEADER = EMU_DIR / "cuda_emu.h"
-OWN_FILES = ("cuda_emu.h", "kernel_table.h", "runtime.cpp")
+OWN_FILES = ("cuda_emu.h", "kernel_table.h", "fibers.h", "runtime.cpp")
 
 BASE_FLAGS = ("-O2", "-std=c++17", "-fPIC", "-shared", "-pthread", "-fvisibility=hidden",
               # extern thread_local (= extern __shared__) without dynamic-initialisation wrappers
@@ -38,7 +38,7 @@ BASE_FLAGS = ("-O2", "-std=c++17", "-fPIC", "-shared", "-pthread", "-fvisibility
               # kernels reinterpret shared memory freely (double shared_raw[] used as float*)
               "-fno-strict-aliasing")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-                  "-fno-omit-frame-pointer", "-g")
+                  "-fno-omit-frame-pointer", "-g", "-O1")  # -O1: faster builds, exact reports
 MAX_DYNAMIC_SHARED = 227 * 1024  # the largest opt-in dynamic shared memory of any GPU (sm_90)
 
 # NVRTC options that mean nothing on the CPU: accepted (so one options tuple serves CuPy and the

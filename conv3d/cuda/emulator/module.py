@@ -18,11 +18,9 @@ import ctypes
 import numbers
 import os
 import threading
-from pathlib import Path
-
 import numpy as np
 
-from .build import EmuError, build, gxx_options
+from .build import MAX_DYNAMIC_SHARED, EmuError, build, gxx_options
 
 DEFAULT_STACK_SIZE = 64 * 1024           # bytes per fiber (one fiber per thread of a block)
 DEFAULT_SANITIZE_STACK_SIZE = 256 * 1024  # ASan's redzones make frames larger
@@ -85,7 +83,7 @@ def _asan_loaded() -> bool:
 class _Library:
     """A loaded shared library with its kernel table; one per build, shared within a process."""
 
-    def __init__(self, path: Path, info):
+    def __init__(self, path, info):
         self.path = path
         self.lib = lib = ctypes.CDLL(str(path))
         lib.emu_kernel_name.restype = ctypes.c_char_p
@@ -126,8 +124,8 @@ class EmuModule:
         ``-DNAME=VALUE``, ``-UNAME``, ``-IDIR``; GPU-only NVRTC options (``-arch=...``,
         ``--use_fast_math``, ...) are accepted and ignored, so CuPy's options tuple works as is.
     name : str
-        The file name g++ reports in its messages (``kernels/foo.cu:12:5: error: ...``). When it
-        names an existing file, that file's directory is added to the include path.
+        The file name g++ reports in its messages (``kernels/foo.cu:12:5: error: ...``). It is
+        only a label: as with CuPy, ``#include "x.cuh"`` needs ``-I<directory>`` in options.
     sanitize : bool, optional
         Build with ``-fsanitize=address,undefined``. The process must have ASan loaded first
         (``LD_PRELOAD=$(g++ -print-file-name=libasan.so)``; see ``asan_check.py``). Defaults to
@@ -145,10 +143,7 @@ class EmuModule:
             raise TypeError(f"name must be a non-empty file name str, got {name!r}")
         self.name = name
         self.sanitize = _default_sanitize() if sanitize is None else bool(sanitize)
-        opts = gxx_options(tuple(options))
-        if Path(name).is_file():
-            opts.append(f"-I{Path(name).resolve().parent}")
-        self.options = tuple(opts)
+        self.options = tuple(gxx_options(tuple(options)))
         if stack_size is None:
             kib = os.environ.get("CONV3D_EMU_STACK_KIB")
             stack_size = int(kib) * 1024 if kib else (
@@ -226,8 +221,25 @@ class EmuKernel:
         self.module = module
         self.name = name
         self._index, self.params = module._lib.kernels[name]
-        lib = module._lib
-        self.max_dynamic_shared_size_bytes = max(0, DEFAULT_MAX_SHARED - lib.static_shared_bytes)
+        self._max_dynamic = max(0, DEFAULT_MAX_SHARED - module._lib.static_shared_bytes)
+
+    @property
+    def max_dynamic_shared_size_bytes(self) -> int:
+        """Largest ``shared_mem`` a launch may ask for; settable, like ``cupy.RawKernel``'s.
+
+        A GPU allows 48 KiB of shared memory per block (static + dynamic) unless the kernel opts in
+        to more (up to 227 KiB on sm_90); launches above the limit fail there, so they fail here.
+        """
+        return self._max_dynamic
+
+    @max_dynamic_shared_size_bytes.setter
+    def max_dynamic_shared_size_bytes(self, value):
+        limit = MAX_DYNAMIC_SHARED - self.module._lib.static_shared_bytes
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or \
+                not 0 <= value <= limit:
+            raise ValueError(f"max_dynamic_shared_size_bytes must be an int in [0, {limit}] (227 "
+                             f"KiB minus the static shared memory), got {value!r}")
+        self._max_dynamic = int(value)
 
     def __repr__(self):
         return f"<EmuKernel {self.name}({', '.join(map(repr, self.params))})>"
@@ -261,6 +273,9 @@ class EmuKernel:
         return slots, nbytes
 
     def _check_array(self, i, a, p):
+        if (isinstance(a, np.ndarray) and (p.dtype == "void" or a.dtype == p.dtype)
+                and a.flags.c_contiguous and (p.const or a.flags.writeable)):
+            return  # the common case, checked without building messages
         where = self._where(i, p)
         if not isinstance(a, np.ndarray):
             if type(a).__module__.startswith("cupy"):
@@ -278,10 +293,10 @@ class EmuKernel:
             raise ValueError(f"{where} is written by the kernel, but the array is read-only")
 
     def _check_scalar(self, i, a, p):
-        where = self._where(i, p)
         want = np.dtype(p.dtype)
         if isinstance(a, np.generic) and a.dtype == want:
             return a
+        where = self._where(i, p)
         fix = f"pass {_NP_NAMES[p.dtype]}({a!r})" if isinstance(a, (int, float, np.generic)) \
             else f"pass a {_NP_NAMES[p.dtype]}"
         if isinstance(a, (bool, int, float)):
@@ -312,10 +327,6 @@ class EmuKernel:
                 f"(48 KiB minus the static shared memory, as on a GPU without opting in); raise "
                 f"kernel.max_dynamic_shared_size_bytes, as with cupy.RawKernel, if you need more")
         lib = self.module._lib
-        if shared_mem > lib.dynamic_shared_capacity and shared_mem > 0 and \
-                lib.dynamic_shared_capacity > 0:
-            raise ValueError(f"shared_mem={shared_mem} exceeds the emulator's dynamic shared "
-                             f"memory buffer of {lib.dynamic_shared_capacity} bytes")
         slots, nbytes = self._pack(args)
         g = (ctypes.c_uint * 3)(*grid)
         b = (ctypes.c_uint * 3)(*block)

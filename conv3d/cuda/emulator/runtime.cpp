@@ -18,17 +18,13 @@
 //     yet in one direction or the other: its results change.
 //   * Shared memory is thread_local (one copy for this OS thread, i.e. for the running block).
 //     Before each block it is filled with 0xFF bytes: a float read that nothing wrote is NaN.
-//   * Switching: on x86-64 a 20-instruction assembly routine saves the callee-saved registers
-//     and swaps stack pointers (no system call, unlike swapcontext, which saves and restores
-//     the signal mask); elsewhere, or with -DEMU_USE_UCONTEXT, getcontext/makecontext/swapcontext.
-//   * Under AddressSanitizer (-fsanitize=address) every switch is announced with
-//     __sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber, so ASan knows which stack
-//     is live; array arguments are copied into malloc'ed buffers of exactly their size, so ASan
-//     catches an out-of-bounds access to a kernel argument (NumPy's buffers are not tracked).
+//   * Switching (fibers.h): on x86-64 a 20-instruction assembly routine that swaps stack
+//     pointers, with no system call; elsewhere, or with -DEMU_USE_UCONTEXT, swapcontext.
+//   * Under AddressSanitizer (-fsanitize=address) array arguments are copied into malloc'ed
+//     buffers of exactly their size for the launch, so ASan catches a kernel that reads or writes
+//     past the end of one (a NumPy array may be a view into a larger buffer).
 #include <dlfcn.h>
 #include <link.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -39,22 +35,8 @@
 #include <vector>
 
 #include "cuda_emu.h"
+#include "fibers.h"
 #include "kernel_table.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define EMU_ASAN 1
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#else
-#define EMU_ASAN 0
-#endif
-
-#if !defined(__x86_64__) && !defined(EMU_USE_UCONTEXT)
-#define EMU_USE_UCONTEXT 1
-#endif
-#ifdef EMU_USE_UCONTEXT
-#include <ucontext.h>
-#endif
 
 // Defined by the generated glue at the end of the kernel file (build.py).
 extern "C" const emu::KernelInfo* emu_module_kernels(int* count);
@@ -70,183 +52,50 @@ dim3 g_gridDim;
 
 namespace {
 
-#ifndef EMU_USE_UCONTEXT
-// void emu_switch(void** save_sp, void* load_sp): push the callee-saved registers and the
-// floating-point control words on the current stack, store the stack pointer in *save_sp, load
-// load_sp and pop the same things from the other stack. `ret` then continues wherever that stack
-// last called emu_switch (or, for a new fiber, at fiber_main, see Fiber::reset).
-asm(R"(
-    .text
-    .p2align 4
-    .globl emu_switch
-    .hidden emu_switch
-    .type emu_switch, @function
-emu_switch:
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
-    movq %rsp, (%rdi)
-    movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    ret
-    .size emu_switch, .-emu_switch
-)");
-extern "C" void emu_switch(void** save_sp, void* load_sp);
-#endif
+using emu::fibers::Fiber;
 
 enum State { kRunnable, kAtBarrier, kDone };
 
-struct Fiber {
-    unsigned char* stack = nullptr;  // usable stack [stack, stack + size); guard page below
-    std::size_t size = 0;
+// One CUDA thread of the running block.
+struct Thread {
+    Fiber fiber;
     uint3 tid{0, 0, 0};
     State state = kRunnable;
-    const char* file = nullptr;  // the barrier this fiber waits at
+    const char* file = nullptr;  // the barrier it waits at
     int line = 0;
     int op = 0;
     int predicate = 0;
     int result = 0;  // what __syncthreads_count/_and/_or return
-#ifdef EMU_USE_UCONTEXT
-    ucontext_t context;
-#else
-    void* sp = nullptr;
-#endif
-#if EMU_ASAN
-    void* fake_stack = nullptr;
-#endif
 };
 
 // Everything about the launch in progress. One launch at a time per module (g_launch_lock).
 struct Launch {
     const emu::KernelInfo* kernel = nullptr;
     const unsigned char* args = nullptr;
-    std::vector<Fiber> fibers;
+    std::vector<Thread> threads;  // kept between launches: the fiber stacks are reused
     std::size_t stack_size = 0;
-    Fiber* current = nullptr;
+    Thread* current = nullptr;
+    emu::fibers::Scheduler scheduler;
     bool failed = false;
     std::string error;
-#ifdef EMU_USE_UCONTEXT
-    ucontext_t scheduler;
-#else
-    void* scheduler_sp = nullptr;
-#endif
-#if EMU_ASAN
-    const void* scheduler_stack = nullptr;
-    std::size_t scheduler_stack_size = 0;
-#endif
 };
 
 Launch g;
 std::mutex g_launch_lock;
-const std::size_t kPage = 4096;
 
-void fiber_main();
-
-void release_stack(Fiber& f) {
-    if (f.stack) munmap(f.stack - kPage, f.size + kPage);
-    f.stack = nullptr;
-}
-
-bool allocate_stack(Fiber& f, std::size_t size) {
-    void* mem = mmap(nullptr, size + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
-    if (mem == MAP_FAILED) return false;
-    mprotect(mem, kPage, PROT_NONE);  // guard page: a stack overflow faults instead of corrupting
-    f.stack = static_cast<unsigned char*>(mem) + kPage;
-    f.size = size;
-    return true;
-}
-
-// Make the fiber start fiber_main() from the top of its stack the next time it is resumed.
-void reset(Fiber& f) {
-#if EMU_ASAN
-    // Frames abandoned on this stack (a launch that failed mid-block) may leave poisoned shadow.
-    ASAN_UNPOISON_MEMORY_REGION(f.stack, f.size);
-    f.fake_stack = nullptr;
-#endif
-#ifdef EMU_USE_UCONTEXT
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = f.stack;
-    f.context.uc_stack.ss_size = f.size;
-    f.context.uc_link = nullptr;
-    makecontext(&f.context, fiber_main, 0);
-#else
-    // The frame emu_switch pops: control words, r15..r12, rbx, rbp, then the return address
-    // fiber_main, then a dummy return address so that fiber_main starts with the stack aligned
-    // as after a call (rsp % 16 == 8).
-    auto* top = reinterpret_cast<uintptr_t*>(
-        reinterpret_cast<uintptr_t>(f.stack + f.size) & ~static_cast<uintptr_t>(15));
-    uintptr_t* sp = top - 9;
-    uint32_t control[2];
-    __asm__ __volatile__("stmxcsr %0\n\tfnstcw %1" : "=m"(control[0]), "=m"(control[1]));
-    std::memcpy(&sp[0], control, 8);
-    for (int i = 1; i <= 6; ++i) sp[i] = 0;  // r15, r14, r13, r12, rbx, rbp
-    sp[7] = reinterpret_cast<uintptr_t>(&fiber_main);
-    sp[8] = 0;
-    f.sp = sp;
-#endif
-    f.state = kRunnable;
-}
-
-// Scheduler -> fiber.
-void resume(Fiber& f) {
-    g.current = &f;
-    emu::g_threadIdx = f.tid;
-#if EMU_ASAN
-    void* fake = nullptr;
-    __sanitizer_start_switch_fiber(&fake, f.stack, f.size);
-#endif
-#ifdef EMU_USE_UCONTEXT
-    swapcontext(&g.scheduler, &f.context);
-#else
-    emu_switch(&g.scheduler_sp, f.sp);
-#endif
-#if EMU_ASAN
-    __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
-#endif
-}
-
-// Fiber -> scheduler. A fiber that is `finished` never comes back (its fake stack is released).
-void suspend(bool finished) {
-    Fiber& f = *g.current;
-#if EMU_ASAN
-    __sanitizer_start_switch_fiber(finished ? nullptr : &f.fake_stack, g.scheduler_stack,
-                                   g.scheduler_stack_size);
-#else
-    (void)finished;
-#endif
-#ifdef EMU_USE_UCONTEXT
-    swapcontext(&f.context, &g.scheduler);
-#else
-    emu_switch(&f.sp, g.scheduler_sp);
-#endif
-#if EMU_ASAN
-    __sanitizer_finish_switch_fiber(f.fake_stack, nullptr, nullptr);
-#endif
-}
-
-void fiber_main() {
-#if EMU_ASAN
-    __sanitizer_finish_switch_fiber(nullptr, &g.scheduler_stack, &g.scheduler_stack_size);
-#endif
+// Every fiber starts here: run the kernel for this thread, then leave for good.
+void thread_main() {
+    emu::fibers::started(g.scheduler);
     g.kernel->invoke(g.kernel->fn, g.args);
     g.current->state = kDone;
-    suspend(true);
+    emu::fibers::switch_back(g.current->fiber, g.scheduler, true);
     __builtin_unreachable();
+}
+
+void resume(Thread& t) {
+    g.current = &t;
+    emu::g_threadIdx = t.tid;
+    emu::fibers::switch_to(g.scheduler, t.fiber);
 }
 
 // ---- shared memory poisoning -----------------------------------------------------------------
@@ -294,7 +143,7 @@ std::string format(const char* fmt, ...) {
     return buf;
 }
 
-std::string thread_list(const std::vector<const Fiber*>& threads) {
+std::string thread_list(const std::vector<const Thread*>& threads) {
     std::string s = format("%zu thread%s (threadIdx ", threads.size(), threads.size() == 1 ? "" : "s");
     const std::size_t shown = threads.size() < 4 ? threads.size() : 4;
     for (std::size_t i = 0; i < shown; ++i) {
@@ -312,10 +161,10 @@ const char* barrier_name(int op) {
 
 // After a round: 0 if the block may go on, 1 early return before a barrier, 2 divergent barrier.
 int check_round(std::size_t n, bool* all_done) {
-    std::vector<const Fiber*> done, waiting, elsewhere;
-    const Fiber* first = nullptr;
+    std::vector<const Thread*> done, waiting, elsewhere;
+    const Thread* first = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
-        const Fiber& f = g.fibers[i];
+        const Thread& f = g.threads[i];
         if (f.state == kDone) {
             done.push_back(&f);
         } else if (!first || (f.line == first->line && std::strcmp(f.file, first->file) == 0 &&
@@ -343,7 +192,7 @@ int check_round(std::size_t n, bool* all_done) {
         return 1;
     }
     if (!elsewhere.empty()) {
-        const Fiber* other = elsewhere.front();
+        const Thread* other = elsewhere.front();
         g.error = format("divergent barrier in %s: ", where.c_str()) + thread_list(waiting) +
                   format(" wait at %s at %s:%d while ", barrier_name(first->op), first->file,
                          first->line) +
@@ -356,12 +205,12 @@ int check_round(std::size_t n, bool* all_done) {
     }
     // Everyone waits at the same barrier: compute what __syncthreads_count/_and/_or return.
     int count = 0;
-    for (std::size_t i = 0; i < n; ++i) count += g.fibers[i].predicate;
+    for (std::size_t i = 0; i < n; ++i) count += g.threads[i].predicate;
     const int op = first->op;
     const int result = op == 1 ? count : op == 2 ? (count == static_cast<int>(n)) : (count > 0);
     for (std::size_t i = 0; i < n; ++i) {
-        g.fibers[i].result = result;
-        g.fibers[i].state = kRunnable;
+        g.threads[i].result = result;
+        g.threads[i].state = kRunnable;
     }
     return 0;
 }
@@ -371,7 +220,7 @@ int run_block(std::size_t n, bool start_backwards) {
     for (std::size_t r = 0;; ++r) {
         const bool backwards = (r % 2 == 1) != start_backwards;
         for (std::size_t k = 0; k < n; ++k) {
-            Fiber& f = g.fibers[backwards ? n - 1 - k : k];
+            Thread& f = g.threads[backwards ? n - 1 - k : k];
             resume(f);
             if (g.failed) return 3;
         }
@@ -386,15 +235,15 @@ int run_block(std::size_t n, bool start_backwards) {
 namespace emu {
 
 int barrier(int op, int predicate, const char* file, int line) {
-    Fiber& f = *g.current;
-    f.state = kAtBarrier;
-    f.op = op;
-    f.predicate = predicate;
-    f.file = file;
-    f.line = line;
-    suspend(false);
-    emu::g_threadIdx = f.tid;  // the scheduler already did this; kept for clarity
-    return f.result;
+    Thread& t = *g.current;
+    t.state = kAtBarrier;
+    t.op = op;
+    t.predicate = predicate;
+    t.file = file;
+    t.line = line;
+    emu::fibers::switch_back(t.fiber, g.scheduler, false);
+    // Resumed: every thread of the block reached this barrier (resume() set threadIdx again).
+    return t.result;
 }
 
 void trap(const char* what, const char* file, int line) {
@@ -402,7 +251,7 @@ void trap(const char* what, const char* file, int line) {
     g.error = format("%s in kernel '%s' at %s:%d, blockIdx=(%u,%u,%u), threadIdx=(%u,%u,%u)",
                      what, g.kernel->name, file, line, b.x, b.y, b.z, t.x, t.y, t.z);
     g.failed = true;
-    suspend(true);
+    emu::fibers::switch_back(g.current->fiber, g.scheduler, true);
     __builtin_unreachable();
 }
 
@@ -422,13 +271,7 @@ EMU_EXPORT const char* emu_kernel_name(int i) { int n; return emu_module_kernels
 EMU_EXPORT const char* emu_kernel_signature(int i) { int n; return emu_module_kernels(&n)[i].signature; }
 
 // How this module was built: "x86-64 asm" or "ucontext", plus "+asan" under AddressSanitizer.
-EMU_EXPORT const char* emu_runtime_info() {
-#ifdef EMU_USE_UCONTEXT
-    return EMU_ASAN ? "ucontext+asan" : "ucontext";
-#else
-    return EMU_ASAN ? "x86-64 asm+asan" : "x86-64 asm";
-#endif
-}
+EMU_EXPORT const char* emu_runtime_info() { return emu::fibers::method(); }
 
 // Bytes of static __shared__ memory (all kernels of the module together) and the capacity of the
 // dynamic (extern __shared__) buffer.
@@ -458,14 +301,14 @@ EMU_EXPORT int emu_launch(int index, const unsigned* grid, const unsigned* block
 
     // Stacks: allocated once, reused by later launches (re-made if the size changes).
     if (stack_size != g.stack_size) {
-        for (Fiber& f : g.fibers) release_stack(f);
-        g.fibers.clear();
+        for (Thread& t : g.threads) emu::fibers::release(t.fiber);
+        g.threads.clear();
         g.stack_size = stack_size;
     }
-    while (g.fibers.size() < n) {
-        g.fibers.emplace_back();
-        if (!allocate_stack(g.fibers.back(), stack_size)) {
-            g.fibers.pop_back();
+    while (g.threads.size() < n) {
+        g.threads.emplace_back();
+        if (!emu::fibers::allocate(g.threads.back().fiber, stack_size)) {
+            g.threads.pop_back();
             std::snprintf(err, errlen, "cannot allocate %zu fiber stacks of %zu bytes", n, stack_size);
             return 4;
         }
@@ -511,10 +354,11 @@ EMU_EXPORT int emu_launch(int index, const unsigned* grid, const unsigned* block
                     std::memset(tls.data, 0xFF, tls.size);
                 }
                 for (std::size_t i = 0; i < n; ++i) {
-                    Fiber& f = g.fibers[i];
-                    f.tid = uint3{unsigned(i % block[0]), unsigned(i / block[0] % block[1]),
+                    Thread& t = g.threads[i];
+                    t.tid = uint3{unsigned(i % block[0]), unsigned(i / block[0] % block[1]),
                                   unsigned(i / (std::size_t(block[0]) * block[1]))};
-                    reset(f);
+                    t.state = kRunnable;
+                    emu::fibers::reset(t.fiber, thread_main);
                 }
                 // Alternate the first direction between blocks too: a missing barrier that the
                 // order of one round happens to hide shows up in the neighbouring block.
