@@ -245,6 +245,44 @@ def test_compile_error_names_file_and_line():
         EmuModule(src, name="kernels/broken.cu")
 
 
+CRASH = r"""
+import sys
+import numpy as np
+from conv3d.cuda.emulator import EmuModule
+mod = EmuModule(open("tests/emu_kernels/crashes.cu").read(), name="tests/emu_kernels/crashes.cu")
+y = np.zeros(4, np.float32)
+if sys.argv[1] == "big_locals":
+    mod.get_function("big_locals")((2, 1), 4, (y, np.int32(65536)))
+else:
+    mod.get_function("wild_pointer")((1, 3), 4, (y, np.int64(16)))
+print("survived")
+"""
+
+
+@pytest.mark.parametrize("kernel,message", [
+    ("big_locals", r"cuda-emu: stack overflow in kernel 'big_locals', blockIdx=\(0,0,0\), "
+                   r"threadIdx=\(0,0,0\): the thread used more than its \d+ KiB fiber stack"),
+    ("wild_pointer", r"cuda-emu: invalid memory access in kernel 'wild_pointer', "
+                     r"blockIdx=\(0,0,0\), threadIdx=\(0,0,0\)\. Probably an index out of bounds")])
+def test_a_crash_in_a_kernel_says_where(kernel, message):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", CRASH, kernel], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert proc.returncode != 0 and "survived" not in proc.stdout
+    if _default_sanitize():  # in the ASan run, ASan reports the crash instead
+        assert "ERROR: AddressSanitizer" in proc.stderr
+    else:
+        assert re.search(message, proc.stderr), proc.stderr[-2000:]
+
+
+def test_a_larger_fiber_stack_fits_large_locals():
+    mod = load("crashes.cu", stack_size=1024 * 1024)
+    y = np.zeros(4, np.float32)
+    mod.get_function("big_locals")(2, 4, (y, np.int32(65536)))
+    assert (y == 65535).all()
+
+
 # ---- arguments and launch configurations -----------------------------------------------------
 
 def test_python_scalars_are_rejected_with_the_cupy_explanation(reduce_mod):

@@ -36,7 +36,10 @@ BASE_FLAGS = ("-O2", "-std=c++17", "-fPIC", "-shared", "-pthread", "-fvisibility
               # extern thread_local (= extern __shared__) without dynamic-initialisation wrappers
               "-fno-extern-tls-init",
               # kernels reinterpret shared memory freely (double shared_raw[] used as float*)
-              "-fno-strict-aliasing")
+              "-fno-strict-aliasing",
+              # touch every page of a large stack frame in order, so a thread that outgrows its
+              # fiber stack hits the guard page below it instead of another fiber's stack
+              "-fstack-clash-protection")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                   "-fno-omit-frame-pointer", "-g", "-O1")  # -O1: faster builds, exact reports
 MAX_DYNAMIC_SHARED = 227 * 1024  # the largest opt-in dynamic shared memory of any GPU (sm_90)

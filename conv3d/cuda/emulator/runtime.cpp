@@ -25,6 +25,8 @@
 //     past the end of one (a NumPy array may be a view into a larger buffer).
 #include <dlfcn.h>
 #include <link.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -131,6 +133,88 @@ TlsBlock shared_memory_block() {
     dl_iterate_phdr(find_own_tls, &block);
     return block;
 }
+
+// ---- a crash inside a kernel -----------------------------------------------------------------
+// A wild pointer or a too-small fiber stack kills the process with SIGSEGV, as a GPU kernel's
+// invalid access kills the CUDA context. We cannot recover, but we can say where it happened:
+// while a launch runs, a handler (on an alternate signal stack, since the fiber's stack may be
+// the problem) writes the kernel, block and thread to stderr, then hands the signal to whoever
+// handled it before (Python's faulthandler prints the Python traceback). Sanitized builds leave
+// SIGSEGV to ASan, whose report is better.
+#if !EMU_ASAN
+struct sigaction g_previous_segv, g_previous_bus;
+volatile bool g_crash_handler_installed = false;
+volatile bool g_launch_running = false;
+
+void append(char*& out, const char* end, const char* text) {
+    while (*text && out < end) *out++ = *text++;
+}
+
+void append_number(char*& out, const char* end, std::size_t value) {
+    char digits[24];
+    int n = 0;
+    do digits[n++] = char('0' + value % 10); while ((value /= 10) && n < 24);
+    while (n && out < end) *out++ = digits[--n];
+}
+
+void append_index(char*& out, const char* end, const char* label, uint3 v) {
+    append(out, end, label);
+    append_number(out, end, v.x);
+    append(out, end, ",");
+    append_number(out, end, v.y);
+    append(out, end, ",");
+    append_number(out, end, v.z);
+    append(out, end, ")");
+}
+
+void on_crash(int sig, siginfo_t* info, void*) {
+    sigaction(SIGSEGV, &g_previous_segv, nullptr);  // whatever happens next is theirs
+    sigaction(SIGBUS, &g_previous_bus, nullptr);
+    g_crash_handler_installed = false;
+    if (!g_launch_running || !g.current) return;
+    const auto* addr = static_cast<const unsigned char*>(info->si_addr);
+    const Fiber& f = g.current->fiber;
+    const bool overflow = addr >= f.stack - emu::fibers::kPage && addr < f.stack;
+    char message[1024];
+    char* out = message;
+    const char* end = message + sizeof message;
+    append(out, end, overflow ? "\ncuda-emu: stack overflow in kernel '"
+                              : sig == SIGBUS ? "\ncuda-emu: bus error in kernel '"
+                                              : "\ncuda-emu: invalid memory access in kernel '");
+    append(out, end, g.kernel->name);
+    append_index(out, end, "', blockIdx=(", emu::g_blockIdx);
+    append_index(out, end, ", threadIdx=(", g.current->tid);
+    if (overflow) {
+        append(out, end, ": the thread used more than its ");
+        append_number(out, end, f.size / 1024);
+        append(out, end, " KiB fiber stack (large local arrays?). Pass a larger "
+                         "EmuModule(..., stack_size=...) or set CONV3D_EMU_STACK_KIB.\n");
+    } else {
+        append(out, end, ". Probably an index out of bounds: run the same code under "
+                         "`python -m conv3d.cuda.emulator.asan_check` to get the source line.\n");
+    }
+    ssize_t ignored = write(2, message, out - message);
+    (void)ignored;
+}
+
+void install_crash_handler() {
+    if (g_crash_handler_installed) return;
+    stack_t current;
+    if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE)) {
+        stack_t alternate{};  // this OS thread has none (Python's faulthandler sets one up)
+        alternate.ss_size = 64 * 1024;
+        alternate.ss_sp = std::malloc(alternate.ss_size);  // kept for the thread's lifetime
+        if (alternate.ss_sp) sigaltstack(&alternate, nullptr);
+    }
+    struct sigaction action{};
+    action.sa_sigaction = on_crash;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &g_previous_segv);
+    sigaction(SIGBUS, &action, &g_previous_bus);
+    g_crash_handler_installed = true;
+}
+#endif
 
 // ---- error messages --------------------------------------------------------------------------
 
@@ -339,6 +423,10 @@ EMU_EXPORT int emu_launch(int index, const unsigned* grid, const unsigned* block
     unsigned char* dynamic = emu_dynamic_shared(&capacity);
     const std::size_t dynamic_used = shared_mem < capacity ? shared_mem : capacity;
 
+#if !EMU_ASAN
+    install_crash_handler();
+    g_launch_running = true;
+#endif
     emu::g_gridDim = dim3(grid[0], grid[1], grid[2]);
     emu::g_blockDim = dim3(block[0], block[1], block[2]);
     for (unsigned bz = 0; bz < grid[2] && !code; ++bz)
@@ -365,6 +453,9 @@ EMU_EXPORT int emu_launch(int index, const unsigned* grid, const unsigned* block
                 code = run_block(n, (bx + by + bz) % 2 == 1);
             }
 
+#if !EMU_ASAN
+    g_launch_running = false;
+#endif
 #if EMU_ASAN
     for (int i = 0; i < nargs; ++i) {
         if (!copies[i]) continue;
