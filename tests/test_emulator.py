@@ -361,8 +361,7 @@ def test_unknown_kernel_name(reduce_mod):
 
 
 def test_max_dynamic_shared_size_can_be_raised_like_cupy(reduce_mod):
-    kern = EmuModule((KDIR / "block_reduce.cu").read_text(), name="tests/emu_kernels/block_reduce.cu"
-                     ).get_function("block_sum_extern_f64")
+    kern = load("block_reduce.cu").get_function("block_sum_extern_f64")
     assert kern is not reduce_mod.get_function("block_sum_extern_f64")  # a fresh kernel object
     kern.max_dynamic_shared_size_bytes = 100 * 1024
     x, out = np.ones(1024), np.zeros(1)
@@ -429,3 +428,30 @@ def test_disk_cache_hits_without_a_compiler_and_header_changes_rebuild(tmp_path,
 def test_same_source_shares_one_loaded_library(reduce_mod):
     again = load("block_reduce.cu")
     assert again._lib is reduce_mod._lib
+
+
+def test_launches_from_several_python_threads(reduce_mod):
+    from concurrent.futures import ThreadPoolExecutor
+    kern = reduce_mod.get_function("block_sum_static")
+
+    def work(seed):
+        x = np.random.default_rng(seed).standard_normal(1000).astype(np.float32)
+        out = np.zeros(8, np.float32)
+        kern(8, 128, (x, out, np.int32(1000)))
+        return np.allclose(out, block_sums(x, 128), rtol=1e-5, atol=1e-5)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(40)))
+
+
+def test_a_kernel_without_parameters():
+    src = ('__device__ int counter;\n'
+           'extern "C" __global__ void tick() { atomicAdd(&counter, 1); }\n'
+           'extern "C" __global__ void read(int* out) { out[0] = counter; }\n')
+    mod = EmuModule(src, name="kernels/tick.cu")
+    out = np.zeros(1, np.int32)
+    mod.get_function("read")(1, 1, (out,))
+    before = int(out[0])
+    mod.get_function("tick")((3, 2), (4, 2, 2), ())
+    mod.get_function("read")(1, 1, (out,))
+    assert out[0] - before == 3 * 2 * 4 * 2 * 2

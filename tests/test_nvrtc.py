@@ -74,7 +74,8 @@ def test_too_much_shared_memory_fails_at_cubin_stage_only():
 
 @needs_nvrtc
 def test_options_reach_the_compiler():
-    src = '#ifndef TILE\n#error TILE is not defined\n#endif\nextern "C" __global__ void k(float* y) { y[0] = TILE; }\n'
+    src = ('#ifndef TILE\n#error TILE is not defined\n#endif\n'
+           'extern "C" __global__ void k(float* y) { y[0] = TILE; }\n')
     assert nvrtc.compile_cubin(src, "kernels/opt.cu", "sm_80", options=("-DTILE=4",))
     with pytest.raises(nvrtc.NVRTCError, match=r"kernels/opt\.cu\(2\).*TILE is not defined"):
         nvrtc.compile_cubin(src, "kernels/opt.cu", "sm_80")

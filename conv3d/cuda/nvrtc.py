@@ -8,7 +8,7 @@ the assembler that also checks resources (``too much shared data``, too many reg
 
     from conv3d.cuda.nvrtc import compile_cubin, compile_all
     cubin = compile_cubin(source, "kernels/conv3d_tiled.cu", arch="sm_80")
-    cubins = compile_all(source, "kernels/conv3d_tiled.cu")     # {"sm_75": ..., "sm_80": ..., "sm_90": ...}
+    cubins = compile_all(source, "kernels/conv3d_tiled.cu")  # {"sm_75": b"...", "sm_80": ...}
 
 The library ``libnvrtc`` is found, in this order, at ``$CONV3D_NVRTC`` (a file path), in the pip
 wheel ``nvidia-cuda-nvrtc-cu12`` (``pip install conv3d[nvrtc]``) or ``nvidia-cuda-nvrtc``, in a
@@ -41,7 +41,7 @@ INSTALL_HINT = ("install the NVRTC wheel with `pip install conv3d[nvrtc]` (that 
 
 
 class NVRTCError(RuntimeError):
-    """NVRTC (or nvcc) rejected the source; the message holds its log (``file(line): error: ...``)."""
+    """NVRTC (or nvcc) rejected the source; the message holds the log (``f.cu(12): error: ...``)."""
 
     def __init__(self, message: str, log: str = ""):
         super().__init__(message)

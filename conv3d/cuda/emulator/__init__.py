@@ -17,6 +17,16 @@ How it works (details in the files):
 * ``build.py`` compiles and caches (``$CONV3D_CACHE_DIR/emu``, default ``~/.cache/conv3d/emu``);
 * ``module.py`` checks launch configurations and arguments against each kernel's signature;
 * ``asan_check.py`` runs code under AddressSanitizer/UBSan in a subprocess.
+
+Settings (environment variables): ``CONV3D_CACHE_DIR`` (build cache root), ``CXX`` (compiler,
+default ``g++``), ``CONV3D_EMU_STACK_KIB`` (stack per thread), ``CONV3D_EMU_SANITIZE=1``
+(sanitized builds; needs ASan preloaded, see ``asan_check``). The option ``-DEMU_USE_UCONTEXT``
+selects the portable ucontext switch instead of the x86-64 assembly one.
+
+What the emulator does not model: warps (warp intrinsics are refused), the memory model of
+concurrent blocks (blocks run one after another, so a kernel that relies on inter-block
+communication or spin-waits on another block hangs or misbehaves differently), ``__constant__``
+memory written from the host (no ``get_global``), textures, streams and timing.
 """
 from .build import EmuCompileError, EmuError, cache_dir
 from .module import BarrierError, EmuKernel, EmuLaunchError, EmuModule, check_launch_config

@@ -18,6 +18,7 @@ import ctypes
 import numbers
 import os
 import threading
+
 import numpy as np
 
 from .build import MAX_DYNAMIC_SHARED, EmuError, build, gxx_options
@@ -34,7 +35,6 @@ _NP_NAMES = {"float32": "np.float32", "float64": "np.float64", "int32": "np.int3
              "int64": "np.int64", "uint32": "np.uint32", "uint64": "np.uint64",
              "int8": "np.int8", "uint8": "np.uint8", "int16": "np.int16", "uint16": "np.uint16",
              "bool": "np.bool_"}
-_ERRORS = {1: "BarrierError", 2: "BarrierError", 3: "EmuLaunchError", 4: "EmuLaunchError"}
 
 
 class EmuLaunchError(EmuError):
@@ -149,7 +149,8 @@ class EmuModule:
             stack_size = int(kib) * 1024 if kib else (
                 DEFAULT_SANITIZE_STACK_SIZE if self.sanitize else DEFAULT_STACK_SIZE)
         if not isinstance(stack_size, numbers.Integral) or stack_size < 16 * 1024:
-            raise ValueError(f"stack_size must be an int of at least 16384 bytes, got {stack_size!r}")
+            raise ValueError(f"stack_size must be an int of at least 16384 bytes, got "
+                             f"{stack_size!r}")
         self.stack_size = int(stack_size)
         if self.sanitize and not _asan_loaded():
             raise EmuError("sanitize=True needs AddressSanitizer loaded before Python starts: run "
@@ -334,8 +335,8 @@ class EmuKernel:
         code = lib.lib.emu_launch(self._index, g, b, int(shared_mem), slots.ctypes.data,
                                   nbytes.ctypes.data, len(self.params), self.module.stack_size,
                                   err, len(err))
-        if code:
-            error = BarrierError if _ERRORS.get(code) == "BarrierError" else EmuLaunchError
+        if code:  # 1: early return before a barrier, 2: divergent barrier, 3: trap, 4: no memory
+            error = BarrierError if code in (1, 2) else EmuLaunchError
             raise error(err.value.decode(errors="replace"))
 
     @property

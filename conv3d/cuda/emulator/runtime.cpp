@@ -198,14 +198,16 @@ void on_crash(int sig, siginfo_t* info, void*) {
 }
 
 void install_crash_handler() {
-    if (g_crash_handler_installed) return;
     stack_t current;
     if (sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE)) {
-        stack_t alternate{};  // this OS thread has none (Python's faulthandler sets one up)
+        // This OS thread has no alternate signal stack yet (Python's faulthandler gives the main
+        // thread one): make one, kept for the thread's lifetime.
+        stack_t alternate{};
         alternate.ss_size = 64 * 1024;
-        alternate.ss_sp = std::malloc(alternate.ss_size);  // kept for the thread's lifetime
+        alternate.ss_sp = std::malloc(alternate.ss_size);
         if (alternate.ss_sp) sigaltstack(&alternate, nullptr);
     }
+    if (g_crash_handler_installed) return;
     struct sigaction action{};
     action.sa_sigaction = on_crash;
     action.sa_flags = SA_SIGINFO | SA_ONSTACK;
