@@ -26,10 +26,23 @@
 // the kernels in kernels/ use.
 #pragma once
 
+// Every standard header the emulator uses comes first, before any CUDA macro exists: libstdc++
+// itself spells attributes such as __attribute__((__noinline__)) that the macros below redefine.
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 // ---------------------------------------------------------------------------------------------
 // Qualifiers and attributes
