@@ -337,6 +337,14 @@ def test_launch_configuration_is_normalized():
                                                                                65535)
 
 
+def test_static_shared_memory_size(idx_mod, reduce_mod):
+    # indices.cu: float sf[64] + int si[64]; block_reduce.cu: two kernels with float s[256]
+    assert idx_mod.get_function("write_indices").attributes["shared_size_bytes"] == 2 * 64 * 4
+    kern = reduce_mod.get_function("block_sum_extern_f32")
+    assert kern.attributes["shared_size_bytes"] == 2 * 256 * 4
+    assert kern.max_dynamic_shared_size_bytes == 48 * 1024 - 2 * 256 * 4
+
+
 def test_dynamic_shared_memory_limit_like_a_gpu(reduce_mod):
     kern = reduce_mod.get_function("block_sum_extern_f32")
     x, out = np.ones(8, np.float32), np.zeros(1, np.float32)

@@ -203,8 +203,10 @@ def generate_glue(info: BuildInfo) -> str:
     """The lines appended to the kernel file: dynamic shared memory and the kernel table."""
     lines = ['#line 1 "<cuda-emu generated glue>"',
              'extern "C" {',
-             "thread_local unsigned char emu_tls_anchor;  // so the module always has a TLS block",
-             'void emu_touch_tls() { *(volatile unsigned char*)&emu_tls_anchor = 0; }']
+             "// 16 bytes, 16-aligned, so that it adds no padding to the thread-local block whose",
+             "// size (minus this and the dynamic buffer) is the static shared memory",
+             "alignas(16) thread_local unsigned char emu_tls_anchor[16];",
+             'void emu_touch_tls() { *(volatile unsigned char*)emu_tls_anchor = 0; }']
     if info.extern_shared:
         lines += [f"alignas(16) thread_local unsigned char emu_dynamic_shared_buffer"
                   f"[{MAX_DYNAMIC_SHARED}];",

@@ -366,7 +366,7 @@ EMU_EXPORT void emu_shared_sizes(std::size_t* static_bytes, std::size_t* dynamic
     emu_dynamic_shared(&capacity);
     const TlsBlock block = shared_memory_block();
     *dynamic_capacity = capacity;
-    *static_bytes = block.size > capacity + 1 ? block.size - capacity - 1 : 0;  // 1: the TLS anchor
+    *static_bytes = block.size > capacity + 16 ? block.size - capacity - 16 : 0;  // 16: the anchor
 }
 
 // Launch kernel `index` over grid[3] x block[3]. `args` holds one 8-byte slot per argument;
