@@ -25,7 +25,7 @@ from .build import MAX_DYNAMIC_SHARED, EmuError, build, gxx_options
 
 DEFAULT_STACK_SIZE = 64 * 1024           # bytes per fiber (one fiber per thread of a block)
 DEFAULT_SANITIZE_STACK_SIZE = 256 * 1024  # ASan's redzones make frames larger
-DEFAULT_MAX_SHARED = 48 * 1024            # static + dynamic shared memory without opting in
+DEFAULT_MAX_DYNAMIC_SHARED = 48 * 1024    # dynamic shared memory per block without opting in
 
 _C_NAMES = {"float32": "float", "float64": "double", "int8": "char", "uint8": "unsigned char",
             "int16": "short", "uint16": "unsigned short", "int32": "int",
@@ -169,6 +169,12 @@ class EmuModule:
         return tuple(self._lib.kernels)
 
     @property
+    def static_shared_bytes(self) -> int:
+        """Bytes of static ``__shared__`` memory of ALL kernels in the source together (the
+        emulator cannot tell them apart; on a GPU each kernel has only its own)."""
+        return self._lib.static_shared_bytes
+
+    @property
     def runtime(self) -> str:
         """How threads switch in this build: ``'x86-64 asm'`` or ``'ucontext'`` (+``'+asan'``)."""
         return self._lib.runtime
@@ -222,24 +228,25 @@ class EmuKernel:
         self.module = module
         self.name = name
         self._index, self.params = module._lib.kernels[name]
-        self._max_dynamic = max(0, DEFAULT_MAX_SHARED - module._lib.static_shared_bytes)
+        self._max_dynamic = DEFAULT_MAX_DYNAMIC_SHARED
 
     @property
     def max_dynamic_shared_size_bytes(self) -> int:
         """Largest ``shared_mem`` a launch may ask for; settable, like ``cupy.RawKernel``'s.
 
-        A GPU allows 48 KiB of shared memory per block (static + dynamic) unless the kernel opts in
-        to more (up to 227 KiB on sm_90); launches above the limit fail there, so they fail here.
+        A GPU allows 48 KiB of dynamic shared memory per block unless the kernel opts in to more
+        (up to 227 KiB on sm_90, minus its static shared memory); launches above the limit fail
+        there, so they fail here. (The static part is checked by ptxas: see conv3d.cuda.nvrtc.)
         """
         return self._max_dynamic
 
     @max_dynamic_shared_size_bytes.setter
     def max_dynamic_shared_size_bytes(self, value):
-        limit = MAX_DYNAMIC_SHARED - self.module._lib.static_shared_bytes
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or \
-                not 0 <= value <= limit:
-            raise ValueError(f"max_dynamic_shared_size_bytes must be an int in [0, {limit}] (227 "
-                             f"KiB minus the static shared memory), got {value!r}")
+                not 0 <= value <= MAX_DYNAMIC_SHARED:
+            raise ValueError(f"max_dynamic_shared_size_bytes must be an int in [0, "
+                             f"{MAX_DYNAMIC_SHARED}] (227 KiB, the most any GPU allows), got "
+                             f"{value!r}")
         self._max_dynamic = int(value)
 
     def __repr__(self):
@@ -325,7 +332,7 @@ class EmuKernel:
             raise ValueError(
                 f"kernel '{self.name}': shared_mem={shared_mem} bytes of dynamic shared memory "
                 f"exceeds max_dynamic_shared_size_bytes={self.max_dynamic_shared_size_bytes} "
-                f"(48 KiB minus the static shared memory, as on a GPU without opting in); raise "
+                f"(48 KiB by default, as on a GPU without opting in); raise "
                 f"kernel.max_dynamic_shared_size_bytes, as with cupy.RawKernel, if you need more")
         lib = self.module._lib
         slots, nbytes = self._pack(args)
@@ -343,5 +350,4 @@ class EmuKernel:
     def attributes(self) -> dict:
         """Some of ``cupy.RawKernel.attributes``: what the emulator knows."""
         return {"max_threads_per_block": 1024,
-                "shared_size_bytes": self.module._lib.static_shared_bytes,
                 "max_dynamic_shared_size_bytes": self.max_dynamic_shared_size_bytes}
