@@ -6,6 +6,7 @@ Strategies (each computes the forward pass and both backward passes):
 ``'reference'``     the readable path, ``conv3d/ops/cpu_reference.py`` (whole im2col, no limit)
 ``'im2col'``        chunked im2col into one reused buffer + one GEMM per chunk (``im2col_gemm``)
 ``'im2col-batched'`` the same, one GEMM per sample written straight into the output
+``'im2col-numpy'``  ``'im2col'`` with NumPy's scatter-add for col2im instead of numba's
 ``'per-offset'``    one small GEMM per kernel tap, no column matrix (``per_offset``)
 ``'numba'``         direct loops compiled by numba, for small-channel layers (``numba_direct``)
 ``'auto'``          the default: per shape, the fastest of the above as measured in
@@ -21,7 +22,8 @@ import contextlib
 from . import im2col_gemm, numba_direct, per_offset
 from .geometry import ConvGeometry
 
-STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "per-offset", "numba")
+STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "im2col-numpy", "per-offset",
+              "numba")
 
 _strategy = "auto"
 last_choice: dict = {}  # op -> strategy name of the most recent call (for benchmarks and tests)
@@ -55,26 +57,16 @@ def use_strategy(name: str):
         _strategy = previous
 
 
-def is_thin(geo: ConvGeometry) -> bool:
-    """A thin GEMM: the inner dimension C/groups*kD*kH*kW is too short for BLAS to shine
-    (C=3 colour channels with a 3x3x3 kernel gives 81)."""
-    return geo.Cg * geo.taps <= 256
-
-
-def is_small_volume(geo: ConvGeometry) -> bool:
-    """Outputs of a few hundred voxels per sample (a2: 5x5x5): per-chunk GEMMs get short and the
-    direct loops, which keep a whole output plane in cache, win."""
-    return geo.plane * geo.out_size[0] <= 512
-
-
 def choose(op: str, geo: ConvGeometry) -> str:
-    """The strategy ``'auto'`` uses for ``op`` ('forward', 'backward_input', 'backward_weight')."""
+    """The strategy ``'auto'`` uses for ``op`` ('forward', 'backward_input', 'backward_weight').
+
+    Measured on the benchmark shapes (docs/benchmarks): chunked im2col with cache-sized chunks
+    was the fastest for every op, including the thin C=3 layer (a1), where the numba loops were
+    about 2x slower and per-offset GEMMs 7-11x slower. The rule is kept as a function so that a
+    shape where another strategy wins can be routed here.
+    """
     if _strategy != "auto":
         return _strategy
-    if geo.groups > 1 and geo.Cg * geo.taps <= 64:
-        return "numba"       # depthwise-like: one tiny GEMM per group loses to loops
-    if is_thin(geo) or is_small_volume(geo):
-        return "numba"
     return "im2col"
 
 
@@ -83,14 +75,9 @@ def _reference():
     return cpu_reference
 
 
-def _input_method(geo: ConvGeometry) -> str:
-    """Stride 1 and an output about as large as the input: the input gradient is a convolution
-    of gy with the flipped weight (one GEMM with inner dimension K*taps, no scatter-add)."""
-    out_voxels = geo.plane * geo.out_size[0]
-    in_voxels = geo.in_size[0] * geo.in_size[1] * geo.in_size[2]
-    if geo.stride == (1, 1, 1) and in_voxels <= 1.25 * out_voxels:
-        return "transposed"
-    return "col2im"
+def _im2col_options(name):
+    return {"layout": "batched" if name == "im2col-batched" else "wide",
+            "copy": "numpy" if name == "im2col-numpy" else "numba"}
 
 
 class FastCPUKernels:
@@ -108,8 +95,7 @@ class FastCPUKernels:
             return numba_direct.forward(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.forward(*args, workspace_limit=workspace_limit)
-        layout = "batched" if name == "im2col-batched" else "wide"
-        return im2col_gemm.forward(*args, layout=layout, workspace_limit=workspace_limit)
+        return im2col_gemm.forward(*args, **_im2col_options(name), workspace_limit=workspace_limit)
 
     def conv3d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups,
                               workspace_limit=None):
@@ -122,8 +108,7 @@ class FastCPUKernels:
             return numba_direct.backward_input(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.backward_input(*args, workspace_limit=workspace_limit)
-        layout = "batched" if name == "im2col-batched" else "wide"
-        return im2col_gemm.backward_input(*args, layout=layout, method=_input_method(geo),
+        return im2col_gemm.backward_input(*args, **_im2col_options(name),
                                           workspace_limit=workspace_limit)
 
     def conv3d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups,
@@ -137,8 +122,8 @@ class FastCPUKernels:
             return numba_direct.backward_weight(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.backward_weight(*args, workspace_limit=workspace_limit)
-        layout = "batched" if name == "im2col-batched" else "wide"
-        return im2col_gemm.backward_weight(*args, layout=layout, workspace_limit=workspace_limit)
+        return im2col_gemm.backward_weight(*args, **_im2col_options(name),
+                                           workspace_limit=workspace_limit)
 
     # pooling: the reference provider's strided-slice code
     def max_pool3d_forward(self, *args):

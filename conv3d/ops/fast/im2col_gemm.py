@@ -11,6 +11,9 @@ chunk of samples / output planes (``workspace.py``). Two buffer layouts:
 * ``batched``: col is (n, C*taps, od*OH*OW); one GEMM per sample (NumPy's stacked matmul), each
   writing straight into ``y[n]``: no temporary product, no transpose.
 
+im2col is a strided NumPy copy per kernel tap (``geometry.py``). Its adjoint, col2im, is a numba
+loop on all cores by default (``copy='numba'``, ``numba_copy.py``); ``copy='numpy'`` uses the
+NumPy scatter-add of ``geometry.py``, easier to read and slower when output rows are short.
 Groups run one after another on channel slices (views, no copies).
 The input gradient of a stride-1 convolution is itself a convolution (of ``gy`` with the flipped,
 transposed weight), so ``backward_input`` can reuse ``forward`` (``method='transposed'``); the
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import (ConvGeometry, col2im_add, flipped_transposed_weight, im2col_into,
-                       transposed_padding)
+from . import geometry, numba_copy
+from .geometry import ConvGeometry, flipped_transposed_weight, transposed_padding
 from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
 
 LAYOUTS = ("wide", "batched")
+COPIES = {"numba": (geometry.im2col_into, numba_copy.col2im_add),  # col2im: parallel loops
+          "numpy": (geometry.im2col_into, geometry.col2im_add)}     # one strided copy per tap
 
 
 def _limit(workspace_limit):
@@ -57,13 +62,15 @@ def _group_geometry(geo):
                         geo.padding, geo.dilation, geo.out_size)
 
 
-def forward(x, w, b, stride, padding, dilation, groups, layout="wide", workspace_limit=None):
+def forward(x, w, b, stride, padding, dilation, groups, layout="wide", copy="numba",
+            workspace_limit=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     N, K, (OD, OH, OW) = geo.N, geo.K, geo.out_size
     limit = _limit(workspace_limit)
     n, od = plan_chunks(N, OD, _bytes(geo, layout, x.itemsize, True), limit, "conv3d forward")
     y = np.empty((N, K, OD, OH, OW), dtype=x.dtype)
     ws = Workspace(limit)
+    im2col_into = COPIES[copy][0]
     g1 = _group_geometry(geo)
     Cg, Kg, P = geo.Cg, geo.Kg, geo.plane
     for g in range(groups):
@@ -89,7 +96,7 @@ def forward(x, w, b, stride, padding, dilation, groups, layout="wide", workspace
 
 
 def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, layout="wide",
-                    workspace_limit=None):
+                    copy="numba", workspace_limit=None):
     geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
     N, OD, P = geo.N, geo.out_size[0], geo.plane
     limit = _limit(workspace_limit)
@@ -97,6 +104,7 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, layout="w
                         "conv3d backward (weight)")
     gw = np.zeros(w_shape, dtype=x.dtype)
     ws = Workspace(limit)
+    im2col_into = COPIES[copy][0]
     g1 = _group_geometry(geo)
     Cg, Kg = geo.Cg, geo.Kg
     for g in range(groups):
@@ -122,7 +130,7 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, layout="w
 
 
 def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wide",
-                   method="col2im", workspace_limit=None):
+                   method="col2im", copy="numba", workspace_limit=None):
     """``method='transposed'`` (stride 1 only): gx = conv(gy, flipped transposed w);
     ``method='col2im'`` (any stride): dcol = W^T @ gy per chunk, then scatter-add."""
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
@@ -133,13 +141,14 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wi
         wt = np.concatenate([flipped_transposed_weight(w[g * geo.Kg:(g + 1) * geo.Kg])
                              for g in range(groups)])
         return forward(gy, wt, None, (1, 1, 1), transposed_padding(geo), dilation, groups,
-                       layout=layout, workspace_limit=workspace_limit)
+                       layout=layout, copy=copy, workspace_limit=workspace_limit)
     N, OD, P = geo.N, geo.out_size[0], geo.plane
     limit = _limit(workspace_limit)
     n, od = plan_chunks(N, OD, _bytes(geo, layout, gy.itemsize, True), limit,
                         "conv3d backward (input)")
     gx = np.zeros(x_shape, dtype=gy.dtype)
     ws = Workspace(limit)
+    col2im_add = COPIES[copy][1]
     g1 = _group_geometry(geo)
     Cg, Kg = geo.Cg, geo.Kg
     for g in range(groups):

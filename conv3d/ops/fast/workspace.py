@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20  # bytes
+CACHE_TARGET = 8 * 2**20  # preferred chunk size: a column matrix this small stays in L2/L3 cache
 
 _limit = DEFAULT_WORKSPACE_LIMIT
 _peak = 0  # the largest workspace any call used since the last reset_peak_workspace()
@@ -115,14 +116,20 @@ class Workspace:
         return out
 
 
-def plan_chunks(N: int, OD: int, bytes_for, limit: int | None, what: str) -> tuple[int, int]:
+def plan_chunks(N: int, OD: int, bytes_for, limit: int | None, what: str,
+                target: int | None = CACHE_TARGET) -> tuple[int, int]:
     """Pick the chunk ``(n, od)``: the most samples, then the most output planes, that fit.
 
     ``bytes_for(n, od)`` predicts the workspace of a chunk of ``n`` samples and ``od`` output
     depth planes (it must grow with both). Returns ``(n, od)`` with ``od == OD`` whenever
     ``n >= 1`` whole samples fit. Raises ``WorkspaceLimitError`` when ``(1, 1)`` does not fit.
+    ``target`` (default ``CACHE_TARGET``) caps chunks below the limit: a chunk whose column matrix
+    is still in cache when the GEMM reads it runs faster than one that went out to memory (a
+    chunk is never made smaller than one output plane for it).
     """
     limit = _limit if limit is None else _check_limit(limit)
+    if bytes_for(1, 1) <= limit and target is not None:
+        limit = min(limit, max(target, bytes_for(1, 1)))
     if bytes_for(1, OD) <= limit:  # whole samples: binary search the largest n
         lo, hi = 1, N
         while lo < hi:

@@ -1,0 +1,201 @@
+"""The fast CPU strategies (conv3d/ops/fast) against the float64 naive loops of tests/reference.py.
+
+Every strategy computes the forward pass and both backward passes; each is compared with the
+independent loops over random shapes with stride, asymmetric padding, dilation and groups, in
+float32 and float64. Then: chunking under a small workspace limit gives the same results, the
+limit is respected and a chunk that cannot fit is refused with a clear error; the strategy and
+thread settings do what they say.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import conv3d
+import conv3d.functional as F
+from conv3d.ops import fast
+from conv3d.ops.fast import im2col_gemm, numba_direct, per_offset
+from reference import naive_conv3d, naive_conv3d_backward_input, naive_conv3d_backward_weight
+
+STRATEGY_NAMES = ["im2col", "im2col-batched", "im2col-numpy", "per-offset", "numba"]
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    C = groups * draw(st.integers(1, 2))
+    K = groups * draw(st.integers(1, 2))
+    N = draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(3))
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(3))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(3))
+    padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(3))
+    size = []
+    for k, d, (lo, hi) in zip(kernel, dilation, padding):  # at least one output voxel
+        size.append(draw(st.integers(max(1, d * (k - 1) + 1 - lo - hi), 6)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    seed = draw(st.integers(0, 2**16))
+    return dict(N=N, C=C, K=K, size=tuple(size), kernel=kernel, stride=stride,
+                dilation=dilation, padding=padding, groups=groups, dtype=dtype, seed=seed)
+
+
+def _arrays(case):
+    rng = np.random.default_rng(case["seed"])
+    dt = case["dtype"]
+    x = rng.standard_normal((case["N"], case["C"]) + case["size"]).astype(dt)
+    w = rng.standard_normal((case["K"], case["C"] // case["groups"]) + case["kernel"]).astype(dt)
+    b = rng.standard_normal(case["K"]).astype(dt)
+    args = (case["stride"], case["padding"], case["dilation"], case["groups"])
+    y_ref = naive_conv3d(x, w, b, *args)
+    gy = rng.standard_normal(y_ref.shape).astype(dt)
+    return x, w, b, gy, args, y_ref
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@given(case=conv_cases())
+def test_strategy_matches_naive_loops(name, case):
+    x, w, b, gy, args, y_ref = _arrays(case)
+    with fast.use_strategy(name):
+        y = fast.provider.conv3d_forward(x, w, b, *args)
+        gx = fast.provider.conv3d_backward_input(gy, w, x.shape, *args)
+        gw = fast.provider.conv3d_backward_weight(gy, x, w.shape, *args)
+    assert fast.last_choice == {"forward": name, "backward_input": name, "backward_weight": name}
+    tol = TOL[case["dtype"]]
+    for got, want in ((y, y_ref), (gx, naive_conv3d_backward_input(gy, w, x.shape, *args)),
+                      (gw, naive_conv3d_backward_weight(gy, x, w.shape, *args))):
+        assert got.dtype == case["dtype"]  # nothing upcasts
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, **tol)
+
+
+@given(case=conv_cases())
+def test_transposed_input_gradient_matches_naive_loops(case):
+    """Stride 1: the input gradient as a convolution of gy with the flipped, transposed weight."""
+    case = dict(case, stride=(1, 1, 1))
+    x, w, b, gy, args, _ = _arrays(case)
+    gx = im2col_gemm.backward_input(gy, w, x.shape, *args, method="transposed")
+    np.testing.assert_allclose(gx, naive_conv3d_backward_input(gy, w, x.shape, *args),
+                               **TOL[case["dtype"]])
+
+
+def test_transposed_method_needs_stride_1():
+    x = np.zeros((1, 1, 5, 5, 5))
+    with pytest.raises(ValueError, match="stride 1"):
+        im2col_gemm.backward_input(np.zeros((1, 1, 2, 2, 2)), np.zeros((1, 1, 3, 3, 3)), x.shape,
+                                   (2, 2, 2), ((0, 0),) * 3, (1, 1, 1), 1, method="transposed")
+
+
+# ---- the workspace limit ------------------------------------------------------------------------
+
+CHUNKED = [(im2col_gemm, {}), (im2col_gemm, {"layout": "batched"}), (per_offset, {}),
+           (numba_direct, {})]
+
+
+@pytest.mark.parametrize("module,options", CHUNKED)
+def test_chunking_gives_the_same_results_and_respects_the_limit(module, options):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 4, 6, 7, 5))
+    w = rng.standard_normal((6, 2, 3, 2, 3))
+    args = ((1, 2, 1), ((1, 1), (0, 1), (2, 1)), (1, 1, 2), 2)
+    y_ref = naive_conv3d(x, w, None, *args)
+    gy = rng.standard_normal(y_ref.shape)
+    fast.reset_peak_workspace()
+    whole = [module.forward(x, w, None, *args, **options),
+             module.backward_input(gy, w, x.shape, *args, **options),
+             module.backward_weight(gy, x, w.shape, *args, **options)]
+    unchunked_peak = fast.peak_workspace()
+    refs = [y_ref, naive_conv3d_backward_input(gy, w, x.shape, *args),
+            naive_conv3d_backward_weight(gy, x, w.shape, *args)]
+    # half the unchunked workspace chunks over N, a fifth over N and over depth
+    for limit in (unchunked_peak // 2, unchunked_peak // 5):
+        fast.reset_peak_workspace()
+        with fast.workspace_limit(limit):
+            chunked = [module.forward(x, w, None, *args, **options),
+                       module.backward_input(gy, w, x.shape, *args, **options),
+                       module.backward_weight(gy, x, w.shape, *args, **options)]
+        assert 0 < fast.peak_workspace() <= limit < unchunked_peak
+        for a, c, r in zip(whole, chunked, refs):
+            np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(c, r, rtol=1e-10, atol=1e-10)
+
+
+def test_planner_prefers_whole_samples_then_depth_chunks():
+    from conv3d.ops.fast.workspace import plan_chunks
+    per_plane = 100
+    assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 3000, "t", None) == (3, 10)
+    assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 450, "t", None) == (1, 4)
+    # the cache target caps a chunk below the limit, but never below one plane
+    assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 3000, "t", 1000) == (1, 10)
+    assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 3000, "t", 50) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["im2col", "per-offset", "numba"])
+def test_refuses_when_one_chunk_cannot_fit(name):
+    x = conv3d.Tensor(np.ones((2, 8, 4, 16, 16), np.float32))
+    w = conv3d.Tensor(np.ones((16, 8, 3, 3, 3), np.float32))
+    with fast.use_strategy(name), conv3d.workspace_limit(1024):
+        with pytest.raises(fast.WorkspaceLimitError,
+                           match=r"smallest chunk .* needs \d+ bytes .* limit of 1024 bytes"):
+            F.conv3d(x, w, padding=1)
+    with fast.use_strategy(name):  # the default limit is plenty; the result is the reference
+        y = F.conv3d(x, w, padding=1)
+    np.testing.assert_allclose(y.numpy(), naive_conv3d(x.numpy(), w.numpy(), None, (1, 1, 1),
+                                                       ((1, 1),) * 3, (1, 1, 1), 1), rtol=1e-5)
+
+
+def test_per_call_limit_overrides_the_global_one():
+    x = np.ones((1, 8, 4, 16, 16), np.float32)
+    w = np.ones((4, 8, 3, 3, 3), np.float32)
+    args = ((1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 1)
+    with pytest.raises(fast.WorkspaceLimitError):
+        fast.provider.conv3d_forward(x, w, None, *args, workspace_limit=1000)
+    with conv3d.workspace_limit(1000):  # a generous per-call limit wins over the tiny global one
+        y = fast.provider.conv3d_forward(x, w, None, *args, workspace_limit=2**24)
+    assert y.shape == (1, 4, 4, 16, 16)
+
+
+def test_workspace_limit_settings():
+    assert conv3d.get_workspace_limit() == fast.DEFAULT_WORKSPACE_LIMIT == 256 * 2**20
+    with conv3d.workspace_limit(2**20):
+        assert conv3d.get_workspace_limit() == 2**20
+    assert conv3d.get_workspace_limit() == fast.DEFAULT_WORKSPACE_LIMIT
+    for bad in (0, -5, 1.5, "1GB", True):
+        with pytest.raises(ValueError, match="workspace limit"):
+            conv3d.set_workspace_limit(bad)
+
+
+# ---- strategy and thread settings ----------------------------------------------------------------
+
+def test_strategy_selection():
+    assert fast.get_strategy() == "auto"
+    x = conv3d.Tensor(np.ones((1, 2, 4, 4, 4), np.float32))
+    w = conv3d.Tensor(np.ones((3, 2, 3, 3, 3), np.float32))
+    with fast.use_strategy("reference"):
+        F.conv3d(x, w)
+        assert fast.last_choice["forward"] == "reference"
+    F.conv3d(x, w)
+    assert fast.last_choice["forward"] == fast.choose("forward", _geo(x, w)) != "auto"
+    with pytest.raises(ValueError, match="unknown convolution strategy 'fastest'"):
+        fast.set_strategy("fastest")
+
+
+def _geo(x, w):
+    from conv3d.ops.fast.geometry import ConvGeometry
+    return ConvGeometry.of(x.shape, w.shape, (1, 1, 1), ((0, 0),) * 3, (1, 1, 1), 1)
+
+
+def test_set_num_threads_reaches_blas_and_numba():
+    import numba
+    before = conv3d.get_num_threads()
+    try:
+        conv3d.set_num_threads(1)
+        assert conv3d.get_num_threads() == 1
+        assert numba.get_num_threads() == 1
+        with fast.num_threads(2):
+            assert conv3d.get_num_threads() == 2
+        assert conv3d.get_num_threads() == 1
+    finally:
+        conv3d.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        conv3d.set_num_threads(0)
