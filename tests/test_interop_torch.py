@@ -126,3 +126,25 @@ def test_wrong_architecture_gives_a_clear_error():
         load_torch_state_dict(article_model(in_channels=1), torch_article_model(3).state_dict())
     with pytest.raises(TypeError, match="mapping"):
         load_torch_state_dict(article_model(), [1, 2])
+
+
+def test_torch_module_refuses_what_pytorch_cannot_express():
+    from conv3d import nn
+    with pytest.raises(ValueError, match="'same' only with stride 1"):
+        torch_module(nn.Sequential(nn.Conv3d(1, 2, 3, stride=2, padding="same")))
+
+    class Custom(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="no torch.nn equivalent is known for Custom"):
+        torch_module(nn.Sequential(Custom()))
+
+
+def test_same_padding_with_stride_one_maps_to_torch_same():
+    from conv3d import nn
+    ours = randomize(nn.Sequential(nn.Conv3d(2, 3, 3, padding="same"), nn.ReLU()), seed=8)
+    theirs = torch_module(ours)
+    x = np.random.default_rng(9).standard_normal((1, 2, 5, 6, 7)).astype(np.float32)
+    got, expected = _eval_both(ours, theirs, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
