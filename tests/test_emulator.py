@@ -432,6 +432,14 @@ def test_disk_cache_hits_without_a_compiler_and_header_changes_rebuild(tmp_path,
     assert len(list((tmp_path / "cache" / "emu").glob("*.so"))) == 2
 
 
+def test_unwritable_cache_dir_falls_back_to_a_temporary_one(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("CONV3D_CACHE_DIR", str(blocker))
+    path = build.cache_dir()
+    assert path.is_dir() and blocker not in path.parents
+
+
 def test_same_source_shares_one_loaded_library(reduce_mod):
     again = load("block_reduce.cu")
     assert again._lib is reduce_mod._lib

@@ -73,11 +73,34 @@ class BuildInfo:
     deps: dict = field(default_factory=dict)           # included user header -> sha256
 
 
+MAX_CACHED_LIBRARIES = 256  # older builds are deleted beyond this many
+
+
 def cache_dir() -> Path:
-    """``$CONV3D_CACHE_DIR/emu``, or ``~/.cache/conv3d/emu``."""
+    """``$CONV3D_CACHE_DIR/emu``, or ``~/.cache/conv3d/emu``; a temporary directory when that
+    cannot be written (a read-only home, for instance). Delete it to clear the cache."""
     root = os.environ.get("CONV3D_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache",
                                                               "conv3d")
-    return Path(root) / "emu"
+    path = Path(root) / "emu"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    path = Path(tempfile.gettempdir()) / f"conv3d-emu-{os.getuid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _prune(root: Path):
+    """Keep the newest MAX_CACHED_LIBRARIES libraries (a manifest whose library is gone rebuilds)."""
+    try:
+        libs = sorted(root.glob("*.so"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in libs[MAX_CACHED_LIBRARIES:]:
+            old.unlink(missing_ok=True)
+    except OSError:  # another process pruned at the same time
+        pass
 
 
 def compiler() -> str:
@@ -292,7 +315,6 @@ def build(source: str, name: str, options: list, sanitize: bool) -> tuple:
                     return lib, info
         except (ValueError, KeyError, TypeError, OSError):
             pass  # unreadable manifest: rebuild
-    root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     try:
         stem = re.sub(r"\W", "_", Path(name).stem) or "module"
@@ -321,6 +343,7 @@ def build(source: str, name: str, options: list, sanitize: bool) -> tuple:
             raise
         os.replace(out, lib)
         _write_manifest(work, manifest, record)
+        _prune(root)
         return lib, info
     finally:
         shutil.rmtree(work, ignore_errors=True)
