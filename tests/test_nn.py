@@ -45,6 +45,11 @@ def test_registration_names_and_counts():
     assert isinstance(m.conv.weight, nn.Parameter)
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         m.missing  # noqa: B018
+    m.extra = None
+    m.extra = nn.Parameter(np.zeros(2, dtype=np.float32))  # replaces the plain attribute
+    assert isinstance(m.extra, nn.Parameter) and "extra" in dict(m.named_parameters())
+    m.extra = 3  # and back: no longer a parameter
+    assert m.extra == 3 and "extra" not in dict(m.named_parameters())
 
 
 def test_train_eval_propagate_and_zero_grad():
