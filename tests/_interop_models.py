@@ -11,16 +11,13 @@ so a mapping that drops or swaps one of them changes the outputs.
 import numpy as np
 
 from conv3d import nn
+from conv3d.train.recipes import keras_3d_mnist_model
 
 
 def article_model(in_channels=3):
-    return nn.Sequential(
-        nn.Conv3d(in_channels, 32, 3, init="he_uniform"), nn.ReLU(), nn.MaxPool3d(2),
-        nn.BatchNorm3d(32), nn.Dropout(0.5),
-        nn.Conv3d(32, 64, 3, init="he_uniform"), nn.ReLU(), nn.MaxPool3d(2),
-        nn.BatchNorm3d(64), nn.Dropout(0.5),
-        nn.Flatten(), nn.Linear(64 * 2 * 2 * 2, 256), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(256, 10))
+    """The model users train (examples/keras_3d_mnist.py): Keras's initializers and BatchNorm
+    settings (momentum 0.99 in Keras's convention, i.e. 0.01 here, and eps 1e-3)."""
+    return keras_3d_mnist_model(in_channels=in_channels)
 
 
 def r2plus1d_model():

@@ -13,11 +13,13 @@ tnn = torch.nn
 
 
 def torch_article_model(in_channels=3):
+    """The article's Keras model written in torch.nn (Keras BatchNormalization: eps 1e-3)."""
     return tnn.Sequential(
-        tnn.Conv3d(in_channels, 32, 3), tnn.ReLU(), tnn.MaxPool3d(2), tnn.BatchNorm3d(32),
-        tnn.Dropout(0.5), tnn.Conv3d(32, 64, 3), tnn.ReLU(), tnn.MaxPool3d(2), tnn.BatchNorm3d(64),
-        tnn.Dropout(0.5), tnn.Flatten(), tnn.Linear(512, 256), tnn.ReLU(), tnn.Dropout(0.5),
-        tnn.Linear(256, 10))
+        tnn.Conv3d(in_channels, 32, 3), tnn.ReLU(), tnn.MaxPool3d(2),
+        tnn.BatchNorm3d(32, eps=1e-3, momentum=0.01), tnn.Dropout(0.5),
+        tnn.Conv3d(32, 64, 3), tnn.ReLU(), tnn.MaxPool3d(2),
+        tnn.BatchNorm3d(64, eps=1e-3, momentum=0.01), tnn.Dropout(0.5),
+        tnn.Flatten(), tnn.Linear(512, 256), tnn.ReLU(), tnn.Dropout(0.5), tnn.Linear(256, 10))
 
 
 def torch_conv2plus1d(cin, cout, mid, stride=1, padding=1):
