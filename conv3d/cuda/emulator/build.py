@@ -155,7 +155,9 @@ _OWN_HASH: list = []
 
 def _own_files_hash() -> str:
     if not _OWN_HASH:
-        _OWN_HASH.append(_sha256(b"".join((EMU_DIR / f).read_bytes() for f in OWN_FILES)))
+        # this file too: it generates the glue
+        files = (*OWN_FILES, Path(__file__).name)
+        _OWN_HASH.append(_sha256(b"".join((EMU_DIR / f).read_bytes() for f in files)))
     return _OWN_HASH[0]
 
 
