@@ -470,3 +470,13 @@ def test_a_kernel_without_parameters():
     mod.get_function("tick")((3, 2), (4, 2, 2), ())
     mod.get_function("read")(1, 1, (out,))
     assert out[0] - before == 3 * 2 * 4 * 2 * 2
+
+
+def test_unsupported_parameter_types_are_named():
+    src = ('struct Pair { float a, b; };\n'
+           'extern "C" __global__ void k(Pair p, float* y) { y[0] = p.a + p.b; }\n')
+    kern = EmuModule(src, name="kernels/pair.cu").get_function("k")
+    assert repr(kern.params[0]) == "Pair p"
+    with pytest.raises(TypeError, match=r"argument 0 'p' \(`Pair`\): the emulator cannot pass "
+                                        r"this type"):
+        kern(1, 1, (np.zeros(2, np.float32), np.zeros(1, np.float32)))
