@@ -79,6 +79,23 @@ def test_transposed_input_gradient_matches_naive_loops(case):
                                **TOL[case["dtype"]])
 
 
+@pytest.mark.parametrize("stride,dilation", [((1, 1, 1), (1, 1, 1)), ((2, 1, 2), (1, 2, 1))])
+def test_numba_col2im_on_a_column_matrix_big_enough_to_use_it(stride, dilation):
+    """Small column matrices fall back to NumPy's scatter-add; this one is large enough for
+    the numba kernel (more than im2col_gemm.SMALL_COL elements)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 8, 7, 12, 11)).astype(np.float32)
+    w = rng.standard_normal((4, 8, 3, 3, 3)).astype(np.float32)
+    args = (stride, ((1, 1), (2, 0), (1, 2)), dilation, 1)
+    gy = rng.standard_normal(naive_conv3d(x, w, None, *args).shape).astype(np.float32)
+    geo_cols = 8 * 27 * 2 * int(np.prod(gy.shape[2:]))
+    assert geo_cols >= im2col_gemm.SMALL_COL
+    want = naive_conv3d_backward_input(gy, w, x.shape, *args)
+    for copy in ("numba", "numpy"):
+        gx = im2col_gemm.backward_input(gy, w, x.shape, *args, copy=copy)
+        np.testing.assert_allclose(gx, want, **TOL[np.float32])
+
+
 def test_transposed_method_needs_stride_1():
     x = np.zeros((1, 1, 5, 5, 5))
     with pytest.raises(ValueError, match="stride 1"):

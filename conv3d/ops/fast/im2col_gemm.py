@@ -30,6 +30,7 @@ from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
 LAYOUTS = ("wide", "batched")
 COPIES = {"numba": (geometry.im2col_into, numba_copy.col2im_add),  # col2im: parallel loops
           "numpy": (geometry.im2col_into, geometry.col2im_add)}     # one strided copy per tap
+SMALL_COL = 2**16  # elements: below this, waking numba's threads costs more than the copy
 
 
 def _limit(workspace_limit):
@@ -148,7 +149,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wi
                         "conv3d backward (input)")
     gx = np.zeros(x_shape, dtype=gy.dtype)
     ws = Workspace(limit)
-    col2im_add = COPIES[copy][1]
+    col2im_numba = COPIES[copy][1]
     g1 = _group_geometry(geo)
     Cg, Kg = geo.Cg, geo.Kg
     for g in range(groups):
@@ -169,5 +170,6 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wi
                     g2[...] = gyg[n0:n1, :, od0:od1].reshape(nc, Kg, -1).transpose(1, 0, 2)
                     g2 = g2.reshape(Kg, -1)
                 np.matmul(wT, g2, out=col.reshape(-1, nc * odc * P))
+            col2im_add = geometry.col2im_add if col.size < SMALL_COL else col2im_numba
             col2im_add(gxg, view, g1, n0, n1, od0, od1)
     return gx

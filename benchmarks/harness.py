@@ -1,0 +1,156 @@
+"""Timing machinery: agreement check first, then interleaved rounds with warm-up, medians.
+
+A *case* is one benchmark on one shape (e.g. "conv3d forward+backward, a1") with several
+*implementations*, each a row of the results table. ``run_case``:
+
+1. runs every implementation once and compares its outputs with the case's reference
+   (``check``): an implementation that disagrees is reported as ``MISMATCH`` and never timed;
+2. warms each one up (the check counts as the first call; one more call follows);
+3. times ``repeats`` rounds, and in each round every implementation once, one after another
+   (interleaved, so a noisy neighbour slows all rows alike); reports the median.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class Impl:
+    """One row: ``run()`` does the timed work once and returns the arrays to check."""
+    name: str
+    run: Callable | None
+    flops: float | None = None
+    workspace: Callable | int | str | None = None  # bytes, a callable giving them, or a note
+    skip: str | None = None                         # reason this row was not run
+    is_peer: bool = False                           # PyTorch: the ratio column's denominator
+    is_gemm: bool = False                           # the GEMM rate row of the case
+    note: str = ""
+
+
+@dataclass
+class Case:
+    bench: str
+    shape: str
+    impls: list
+    reference: Callable | None = None  # returns the list of arrays every impl must match
+    rtol: float = 2e-3                 # relative to the largest magnitude of each array
+    rows: list = field(default_factory=list)
+
+
+def agree(outputs, expected, rtol):
+    """Largest error relative to each reference array's largest magnitude (None: all agree)."""
+    worst = 0.0
+    for got, want in zip(outputs, expected):
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        if got.shape != want.shape:
+            return float("inf")
+        scale = max(float(np.max(np.abs(want))), 1e-30) if want.size else 1.0
+        worst = max(worst, float(np.max(np.abs(got - want))) / scale if want.size else 0.0)
+    return worst
+
+
+def _workspace(impl):
+    from conv3d.ops.fast import peak_workspace  # noqa: PLC0415
+    if callable(impl.workspace):
+        return impl.workspace()
+    if impl.workspace == "measured":
+        return peak_workspace()
+    return impl.workspace
+
+
+def run_case(case: Case, repeats: int, log=print) -> list[dict]:
+    """Check, warm up and time every implementation of ``case``; return one dict per row."""
+    from conv3d.ops.fast import reset_peak_workspace  # noqa: PLC0415
+    expected = case.reference() if case.reference else None
+    live, rows = [], {}
+    for impl in case.impls:
+        row = dict(bench=case.bench, shape=case.shape, impl=impl.name, ms=None, gflops=None,
+                   ratio=None, frac_gemm=None, workspace=None, status="ok", note=impl.note,
+                   is_peer=impl.is_peer, is_gemm=impl.is_gemm, error=None)
+        rows[impl.name] = row
+        if impl.skip:
+            row["status"] = f"skipped: {impl.skip}"
+            continue
+        reset_peak_workspace()
+        try:
+            out = impl.run()
+        except Exception as exc:  # report, never hide: the row says what went wrong
+            row["status"] = f"error: {type(exc).__name__}: {str(exc)[:120]}"
+            log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
+            continue
+        row["workspace"] = _workspace(impl)
+        if expected is not None and not impl.is_gemm:
+            err = agree(out, expected, case.rtol)
+            row["error"] = err
+            if not err <= case.rtol:
+                row["status"] = f"MISMATCH (max rel. error {err:.2e} > {case.rtol:.0e})"
+                log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
+                continue
+        impl.run()  # second warm-up call
+        live.append(impl)
+    times = {impl.name: [] for impl in live}
+    for _ in range(repeats):
+        for impl in live:
+            t0 = time.perf_counter()
+            impl.run()
+            times[impl.name].append(time.perf_counter() - t0)
+    peer = next((statistics.median(times[i.name]) for i in live if i.is_peer), None)
+    gemm = next((i for i in live if i.is_gemm), None)
+    gemm_rate = gemm.flops / statistics.median(times[gemm.name]) if gemm else None
+    for impl in live:
+        t = statistics.median(times[impl.name])
+        row = rows[impl.name]
+        row["ms"] = t * 1e3
+        if impl.flops:
+            row["gflops"] = impl.flops / t / 1e9
+            if gemm_rate and not impl.is_gemm:
+                row["frac_gemm"] = impl.flops / t / gemm_rate
+        if peer and not impl.is_gemm:
+            row["ratio"] = t / peer
+    for impl in case.impls:
+        r = rows[impl.name]
+        ms = f"{r['ms']:.2f} ms" if r["ms"] is not None else r["status"]
+        log(f"  {case.bench:28s} {case.shape:6s} {impl.name:38s} {ms}"
+            + (f"  x{r['ratio']:.2f} vs torch" if r["ratio"] else ""))
+    case.rows = list(rows.values())
+    return case.rows
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on: CPU model, cores, BLAS, threads, versions, date."""
+    import numba  # noqa: PLC0415
+
+    from conv3d.ops.fast import blas_info, get_num_threads  # noqa: PLC0415
+    model = platform.processor() or platform.machine()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": model, "cores": os.cpu_count(), "blas_threads": get_num_threads(),
+        "numba_threads": numba.get_num_threads(), "python": platform.python_version(),
+        "numpy": np.__version__, "numba": numba.__version__,
+        "blas": "; ".join(f"{b['internal_api']} {b['version']} ({b.get('architecture', '?')} "
+                          f"kernel, {b['num_threads']} threads)" for b in blas_info()),
+        "env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import torch  # noqa: PLC0415
+        info["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        info["torch"] = None
+    return info

@@ -1,0 +1,107 @@
+"""Write the results: a Markdown page (with machine, threads, command, date) and a bar chart."""
+from __future__ import annotations
+
+import json
+import os
+
+
+def _fmt_bytes(b):
+    if b is None or isinstance(b, str):
+        return b or "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if b < 1024 or unit == "GiB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1024
+
+
+def _f(v, spec, suffix=""):
+    return "-" if v is None else f"{v:{spec}}{suffix}"
+
+
+def markdown(rows, info, command, title="conv3d benchmarks") -> str:
+    lines = [f"# {title}", "",
+             f"- **Command:** `{command}`",
+             f"- **Date:** {info['date']}",
+             f"- **Machine:** {info['cpu']}, {info['cores']} cores"
+             + (f" (load average at start {', '.join(f'{v:.1f}' for v in info['load_average'])})"
+                if info.get("load_average") else ""),
+             f"- **Threads:** {info['blas_threads']} BLAS threads, {info['numba_threads']} numba "
+             f"threads; PyTorch: {info['torch'] or 'not installed'}",
+             f"- **BLAS:** {info['blas']}"
+             + (f"; environment {info['env']}" if info.get("env") else ""),
+             f"- **Versions:** Python {info['python']}, NumPy {info['numpy']}, "
+             f"numba {info['numba']}",
+             "",
+             "Float32. Each row: the median of the timed rounds; the implementations of one case "
+             "run interleaved (round-robin), after an agreement check against the readable "
+             "reference path and a warm-up call. *vs torch* is time / PyTorch's time in the same "
+             "case (below 1 is faster). *of GEMM* is the row's GFLOP/s over the GEMM row of the "
+             "same case (a float32 NumPy/BLAS GEMM the size of the layer's im2col product). "
+             "*workspace* is the peak scratch memory of the fast path (measured), or the whole "
+             "im2col matrix of the reference path (its size); '-' where not tracked.",
+             ""]
+    header = ("| case | shape | implementation | ms | GFLOP/s | vs torch | of GEMM | workspace "
+              "| note |")
+    current = None
+    for r in rows:
+        key = (r["bench"], r["shape"])
+        if key != current:
+            lines += ["", f"### {r['bench']} — {r['shape']}", "", header,
+                      "|---|---|---|---:|---:|---:|---:|---:|---|"]
+            current = key
+        ms = _f(r["ms"], ".2f") if r["ms"] is not None else r["status"]
+        note = r["note"] if r["status"] == "ok" else ""
+        lines.append(f"| {r['bench']} | {r['shape']} | {r['impl']} | {ms} | "
+                     f"{_f(r['gflops'], '.1f')} | {_f(r['ratio'], '.2f', 'x')} | "
+                     f"{_f(r['frac_gemm'], '.0%')} | {_fmt_bytes(r['workspace'])} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(rows, path, title):
+    """Horizontal bars: time relative to PyTorch (log scale), one panel per timed case."""
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    cases = []
+    for r in rows:
+        key = (r["bench"], r["shape"])
+        if not cases or cases[-1][0] != key:
+            cases.append((key, []))
+        if r["ms"] is not None and not r["is_gemm"]:
+            cases[-1][1].append(r)
+    cases = [c for c in cases if c[1]]
+    fig, axes = plt.subplots(len(cases), 1, figsize=(9, 0.32 * sum(len(c[1]) for c in cases)
+                                                     + 0.9 * len(cases) + 0.6), squeeze=False)
+    for ax, ((bench, shape), rs) in zip(axes[:, 0], cases):
+        names = [r["impl"] for r in rs]
+        values = [r["ms"] for r in rs]
+        colors = ["tab:orange" if r["is_peer"] else "tab:blue" if "auto" in r["impl"]
+                  else "tab:gray" for r in rs]
+        ax.barh(range(len(rs)), values, color=colors)
+        ax.set_yticks(range(len(rs)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_title(f"{bench}, {shape}", fontsize=8, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+        for i, r in enumerate(rs):
+            label = f"{r['ms']:.3g} ms" + (f"  ({r['ratio']:.2f}x torch)" if r["ratio"] else "")
+            ax.text(r["ms"], i, " " + label, va="center", fontsize=6)
+    axes[-1, 0].set_xlabel("milliseconds (log scale; orange: PyTorch, blue: conv3d auto)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(rows, info, command, out_dir, name="README", title="conv3d benchmarks"):
+    """Write ``<name>.md``, ``<name>.png`` (the chart) and ``<name>.json`` under ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    md = os.path.join(out_dir, f"{name}.md")
+    png = os.path.join(out_dir, f"{name}.png")
+    text = markdown(rows, info, command, title) + f"\n![time per implementation]({name}.png)\n"
+    with open(md, "w") as f:
+        f.write(text)
+    bar_chart(rows, png, f"{title} ({info['date']}, {info['blas_threads']} threads)")
+    with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
+        json.dump({"info": info, "command": command, "rows": rows}, f, indent=1, default=str)
+    return md, png
