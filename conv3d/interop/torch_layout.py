@@ -80,8 +80,9 @@ def to_torch_state_dict(model: Module) -> OrderedDict:
 
     >>> from conv3d import nn
     >>> sd = to_torch_state_dict(nn.Sequential(nn.Conv3d(1, 4, 3), nn.BatchNorm3d(4)))
-    >>> {k: v.shape for k, v in sd.items()}
-    {'0.weight': (4, 1, 3, 3, 3), '0.bias': (4,), '1.weight': (4,), '1.bias': (4,), '1.running_mean': (4,), '1.running_var': (4,), '1.num_batches_tracked': ()}
+    >>> {k: v.shape for k, v in sd.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'0.weight': (4, 1, 3, 3, 3), '0.bias': (4,), '1.weight': (4,), '1.bias': (4,),
+     '1.running_mean': (4,), '1.running_var': (4,), '1.num_batches_tracked': ()}
     """
     state, out = model.state_dict(), OrderedDict()
     for key, theirs in name_map(model).items():
