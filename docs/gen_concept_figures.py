@@ -189,7 +189,8 @@ def fig_factorized():
         sp, tp = block.spatial.weight.size, block.temporal.weight.size
         ax.bar(i - 0.2, full.weight.size, 0.38, color="tab:gray",
                label="full 3x3x3 Conv3d" if i == 0 else None)
-        ax.bar(i + 0.2, sp, 0.38, color="tab:blue", label="spatial 1x3x3 (C -> M)" if i == 0 else None)
+        ax.bar(i + 0.2, sp, 0.38, color="tab:blue",
+               label="spatial 1x3x3 (C -> M)" if i == 0 else None)
         ax.bar(i + 0.2, tp, 0.38, bottom=sp, color="tab:orange",
                label="temporal 3x1x1 (M -> K)" if i == 0 else None)
         ax.text(i + 0.2, sp + tp, f"M={block.mid_channels}\n{sp + tp:,}", ha="center",
@@ -239,7 +240,7 @@ def fig_inflation():
 
 
 def _layer_costs(model, input_shape, batch):
-    """Per leaf layer: name, parameters, MACs per sample, output bytes for the batch, im2col bytes."""
+    """Per leaf layer: name, parameters, MACs per sample, output bytes (batch), im2col bytes."""
     from conv3d import nn
     rows = []
 

@@ -54,9 +54,9 @@ def public_names(modname: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install -e '.[docs]'")
-    pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed: pip install -e '.[docs]'")
-    pytest.importorskip("material", reason="mkdocs-material is not installed: pip install -e '.[docs]'")
+    hint = "is not installed: pip install -e '.[docs]'"
+    for module in ("mkdocs", "mkdocstrings", "material"):
+        pytest.importorskip(module, reason=f"{module} {hint}")
     out = tmp_path_factory.mktemp("site")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1", MPLBACKEND="Agg")
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",

@@ -101,7 +101,8 @@ def test_round_trip_conv3d_to_torch_and_back_is_exact():
 def test_the_mapping_documented_for_batchnorm_dropout_and_conv2plus1d():
     model = r2plus1d_model()
     state = to_torch_state_dict(model)
-    assert state["1.num_batches_tracked"].dtype == np.int64 and state["1.num_batches_tracked"].ndim == 0
+    tracked = state["1.num_batches_tracked"]
+    assert tracked.dtype == np.int64 and tracked.ndim == 0
     assert not any("rng_state" in k for k in state)
     mapping = name_map(model)
     assert mapping["0.spatial.weight"] == "0.0.weight"

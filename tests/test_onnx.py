@@ -23,7 +23,8 @@ def _needs_onnx(request):
     if request.node.name.startswith("test_missing_onnx"):
         return
     global onnx, ort
-    onnx = pytest.importorskip("onnx", reason="onnx is not installed: pip install 'conv3d[interop]'")
+    onnx = pytest.importorskip("onnx",
+                               reason="onnx is not installed: pip install 'conv3d[interop]'")
     ort = pytest.importorskip("onnxruntime",
                               reason="onnxruntime is not installed: pip install 'conv3d[interop]'")
 

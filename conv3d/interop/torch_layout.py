@@ -1,22 +1,17 @@
-"""Weights in PyTorch's layout: export a conv3d model's state to ``torch.nn`` names, and load it back.
+"""Weights in PyTorch's layout: a conv3d model's state under ``torch.nn`` names, and back.
 
 conv3d already follows ``torch.nn``: the same layer names, weight shapes (Conv3d
 ``(K, C/groups, kD, kH, kW)``, Linear ``(out, in)``) and dotted state-dict keys. So the mapping
 is the identity except for three things:
 
-=============================  =====================================  ===============================
-conv3d                         PyTorch                                on export / on load
-=============================  =====================================  ===============================
-``BatchNorm3d``: weight, bias, the same four, plus                     export adds
-running_mean, running_var      ``num_batches_tracked`` (int64, 0-d)   ``num_batches_tracked = 0``;
-                                                                      load ignores it (it only
-                                                                      matters with momentum=None)
-``Dropout``: buffer            nothing (torch uses the global RNG)    dropped on export; load keeps
-``rng_state`` (seed, calls)                                           the model's own
-``Conv2Plus1d``: ``spatial``,  torchvision's ``Conv2Plus1D``, an      renamed: spatial -> 0,
-``bn``, ``relu``, ``temporal`` ``nn.Sequential(Conv3d, BatchNorm3d,   bn -> 1, temporal -> 3
-                               ReLU, Conv3d)``                        (ReLU, index 2, has no state)
-=============================  =====================================  ===============================
+* ``BatchNorm3d`` has weight, bias, running_mean and running_var, as in PyTorch, which adds
+  ``num_batches_tracked`` (int64, 0-d). Export writes ``num_batches_tracked = 0``; load ignores
+  it (PyTorch only reads it when ``momentum=None``).
+* ``Dropout`` keeps a buffer ``rng_state`` (seed and call count, for reproducible masks); torch
+  has nothing there (it draws from its global RNG). Export drops it; load keeps the model's own.
+* ``Conv2Plus1d`` has the sub-layers ``spatial``, ``bn``, ``relu``, ``temporal``; its PyTorch
+  twin is torchvision's ``Conv2Plus1D``, ``nn.Sequential(Conv3d, BatchNorm3d, ReLU, Conv3d)``.
+  So ``spatial`` -> ``0``, ``bn`` -> ``1``, ``temporal`` -> ``3`` (the ReLU, ``2``, has no state).
 
 Arrays are NumPy on both sides (``torch.from_numpy`` or ``torch.load`` turns them into tensors;
 ``load_torch_state_dict`` also accepts torch tensors directly). ``torch_module(model)`` builds the
