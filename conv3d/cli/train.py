@@ -9,7 +9,7 @@ The same code as examples/keras_3d_mnist.py and examples/motion_2d_vs_3d.py
 from __future__ import annotations
 
 DEFAULTS = {  # (n_train, n_test, epochs) of a full run and of --quick
-    "keras-3d-mnist": ((6000, 1000, 10), (1000, 300, 2)),
+    "keras-3d-mnist": ((6000, 1000, 25), (1000, 300, 2)),
     "motion": ((2000, 1000, 4), (600, 400, 2)),
 }
 

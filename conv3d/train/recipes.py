@@ -46,7 +46,7 @@ def keras_3d_mnist_model(in_channels: int = 1, dtype=np.float32) -> nn.Sequentia
     )
 
 
-def run_keras_3d_mnist(n_train: int = 6000, n_test: int = 1000, epochs: int = 10,
+def run_keras_3d_mnist(n_train: int = 6000, n_test: int = 1000, epochs: int = 25,
                        batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                        progress: bool = True, checkpoint=None, resume: bool = False,
                        kaggle=None) -> dict:
