@@ -23,8 +23,11 @@ tells the classes apart:
   never comes near the border (so a per-frame model with global pooling sees the same thing in
   every frame whatever the direction).
 
-A model that looks at each frame alone and averages over time (late fusion) therefore has
-nothing to go on and stays at chance (25%); a model with temporal filters sees the motion.
+A per-frame model that pools each frame globally and averages over time (late fusion) therefore
+has nothing to go on and stays at chance (25%); a model with temporal filters sees the motion.
+(Horizontal and vertical paths do differ as *sets* of positions, a row against a column: an
+order-blind model that kept each frame's positions could reach 50% by telling the axis, never
+more, because each reversed pair has identical frame sets.)
 """
 from __future__ import annotations
 
