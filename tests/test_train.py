@@ -210,3 +210,13 @@ def test_cli_runs_both_experiments(capsys):
     assert main(["train", "keras-3d-mnist", "--n-train", "40", "--n-test", "20", "--epochs",
                  "1", "--no-progress"]) == 0
     assert "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_motion_done_when_3d_and_2plus1d_learn_and_late_fusion_stays_at_chance():
+    """The issue's target, at the example's full size (several minutes: marked slow)."""
+    from conv3d.train.recipes import run_motion
+    results = {r["name"]: r for r in run_motion(2000, 1000, epochs=4, progress=False)}
+    assert results["3d"]["test_accuracy"] >= 0.95
+    assert results["(2+1)d"]["test_accuracy"] >= 0.95
+    assert results["2d late fusion"]["test_accuracy"] <= 0.35
