@@ -94,6 +94,9 @@ def test_tensor_in_tensor_out_and_errors(kernel):
     w2, _ = kernel
     out = nn.inflate(Tensor(w2, requires_grad=True), 3)
     assert isinstance(out, Tensor) and out.requires_grad and out.shape == (K, C, 3, KH, KW)
+    layer = nn.Conv3d.from_2d(Tensor(w2), Tensor(np.ones(K)), time=3)
+    np.testing.assert_allclose(layer.weight.numpy(), nn.inflate(w2, 3))
+    np.testing.assert_array_equal(layer.bias.numpy(), 1.0)
     with pytest.raises(ValueError, match="weight_2d must be 4-D"):
         nn.inflate(np.zeros((3, 3)), 3)
     with pytest.raises(ValueError, match="time must be an int >= 1"):

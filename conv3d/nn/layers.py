@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import functional as F
 from ..core.shapes import to_triple
+from ..core.tensor import Tensor
 from . import init as _init
 from .inflate import inflate
 from .module import Module, Parameter
@@ -90,13 +91,17 @@ class Conv3d(Module):
         what temporal padding does at the first and last frames. ``stride``, ``padding`` and
         ``dilation`` are the 3-D settings (int or (time, height, width)).
         """
+        if isinstance(weight_2d, Tensor):
+            weight_2d = weight_2d.numpy()
+        if isinstance(bias, Tensor):
+            bias = bias.numpy()
         w3 = inflate(weight_2d, time, center=center)
         K, Cg = w3.shape[:2]
         layer = cls(Cg * groups, K, w3.shape[2:], stride=stride, padding=padding,
                     dilation=dilation, groups=groups, bias=bias is not None, dtype=w3.dtype)
         layer.weight.data = w3
         if bias is not None:
-            b = np.asarray(getattr(bias, "data", bias), dtype=w3.dtype)
+            b = np.asarray(bias, dtype=w3.dtype)
             if b.shape != (K,):
                 raise ValueError(f"Conv3d.from_2d: bias must have shape ({K},), got {b.shape}")
             layer.bias.data = b.copy()
