@@ -233,7 +233,7 @@ class Module:
         misshaped = []
         for k, target in targets.items():
             if k in state_dict:
-                shape = tuple(np.shape(getattr(state_dict[k], "data", state_dict[k])))
+                shape = tuple(_to_numpy(state_dict[k]).shape)
                 if shape != tuple(target.shape):
                     misshaped.append(f"{k}: checkpoint {shape} vs model {tuple(target.shape)}")
         if misshaped:
@@ -251,13 +251,13 @@ class Module:
                            f"that match.")
         for k, p in own.items():
             if k in state_dict:
-                value = np.asarray(getattr(state_dict[k], "data", state_dict[k]))
+                value = _to_numpy(state_dict[k])
                 p.data = move_array(value.astype(p.dtype, copy=False), p.device)
         for module_name, module in self.named_modules():
             for name, b in module._buffers.items():
                 key = f"{module_name}.{name}" if module_name else name
                 if b is not None and key in state_dict:
-                    value = np.asarray(getattr(state_dict[key], "data", state_dict[key]))
+                    value = _to_numpy(state_dict[key])
                     module._buffers[name] = move_array(value.astype(b.dtype, copy=False),
                                                        _array_device(b))
         return missing, unexpected
@@ -273,6 +273,13 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _to_numpy(value) -> np.ndarray:
+    """A state_dict entry (NumPy or CuPy array, Tensor, list) as a NumPy array."""
+    if isinstance(value, Tensor):
+        return value.numpy()
+    return move_array(value, "cpu") if hasattr(value, "shape") else np.asarray(value)
 
 
 def _indent(text: str) -> str:
