@@ -52,7 +52,7 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
         ms = _f(r["ms"], ".2f") if r["ms"] is not None else r["status"]
         note = r["note"] if r["status"] == "ok" else ""
         lines.append(f"| {r['bench']} | {r['shape']} | {r['impl']} | {ms} | "
-                     f"{_f(r['gflops'], '.1f')} | {_f(r['ratio'], '.2f', 'x')} | "
+                     f"{_f(r['gflops'], '.3g')} | {_f(r['ratio'], '.2f', 'x')} | "
                      f"{_f(r['frac_gemm'], '.0%')} | {_fmt_bytes(r['workspace'])} | {note} |")
     return "\n".join(lines) + "\n"
 

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 import conv3d
 import conv3d.functional as F
 from conv3d.ops import fast
-from conv3d.ops.fast import im2col_gemm, numba_direct, per_offset
+from conv3d.ops.fast import channels_last, im2col_gemm, numba_direct, per_offset
 from reference import naive_conv3d, naive_conv3d_backward_input, naive_conv3d_backward_weight
 
-STRATEGY_NAMES = ["im2col", "im2col-batched", "im2col-numpy", "per-offset", "numba"]
+STRATEGY_NAMES = ["im2col", "im2col-batched", "im2col-numpy", "channels-last", "per-offset",
+                  "numba"]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
@@ -105,8 +106,8 @@ def test_transposed_method_needs_stride_1():
 
 # ---- the workspace limit ------------------------------------------------------------------------
 
-CHUNKED = [(im2col_gemm, {}), (im2col_gemm, {"layout": "batched"}), (per_offset, {}),
-           (numba_direct, {})]
+CHUNKED = [(im2col_gemm, {}), (im2col_gemm, {"layout": "batched"}), (channels_last, {}),
+           (per_offset, {}), (numba_direct, {})]
 
 
 @pytest.mark.parametrize("module,options", CHUNKED)
@@ -147,7 +148,7 @@ def test_planner_prefers_whole_samples_then_depth_chunks():
     assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 3000, "t", 50) == (1, 1)
 
 
-@pytest.mark.parametrize("name", ["im2col", "per-offset", "numba"])
+@pytest.mark.parametrize("name", ["im2col", "channels-last", "per-offset", "numba"])
 def test_refuses_when_one_chunk_cannot_fit(name):
     x = conv3d.Tensor(np.ones((2, 8, 4, 16, 16), np.float32))
     w = conv3d.Tensor(np.ones((16, 8, 3, 3, 3), np.float32))

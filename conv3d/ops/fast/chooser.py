@@ -7,6 +7,7 @@ Strategies (each computes the forward pass and both backward passes):
 ``'im2col'``        chunked im2col into one reused buffer + one GEMM per chunk (``im2col_gemm``)
 ``'im2col-batched'`` the same, one GEMM per sample written straight into the output
 ``'im2col-numpy'``  ``'im2col'`` with NumPy's scatter-add for col2im instead of numba's
+``'channels-last'`` im2col in NDHWC layout: copies of whole channel runs (``channels_last``)
 ``'per-offset'``    one small GEMM per kernel tap, no column matrix (``per_offset``)
 ``'numba'``         direct loops compiled by numba, for small-channel layers (``numba_direct``)
 ``'auto'``          the default: per shape, the fastest of the above as measured in
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 
-from . import im2col_gemm, numba_direct, per_offset
+from . import channels_last, im2col_gemm, numba_direct, per_offset
 from .geometry import ConvGeometry
 
-STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "im2col-numpy", "per-offset",
-              "numba")
+STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "im2col-numpy", "channels-last",
+              "per-offset", "numba")
 
 _strategy = "auto"
 last_choice: dict = {}  # op -> strategy name of the most recent call (for benchmarks and tests)
@@ -57,16 +58,35 @@ def use_strategy(name: str):
         _strategy = previous
 
 
+def is_thin(geo: ConvGeometry) -> bool:
+    """A thin GEMM: the inner dimension C/groups*kD*kH*kW is short (C=3 colour channels with a
+    3x3x3 kernel gives 81), so channel runs are too short for the channels-last copies."""
+    return geo.Cg * geo.taps <= 256
+
+
+def is_small_volume(geo: ConvGeometry) -> bool:
+    """At most a few thousand output voxels per sample (a2: 5x5x5 = 125): NCDHW im2col copies
+    rows of only OW floats there, and NumPy's per-row overhead dominates."""
+    return geo.plane * geo.out_size[0] <= 4096
+
+
 def choose(op: str, geo: ConvGeometry) -> str:
     """The strategy ``'auto'`` uses for ``op`` ('forward', 'backward_input', 'backward_weight').
 
-    Measured on the benchmark shapes (docs/benchmarks): chunked im2col with cache-sized chunks
-    was the fastest for every op, including the thin C=3 layer (a1), where the numba loops were
-    about 2x slower and per-offset GEMMs 7-11x slower. The rule is kept as a function so that a
-    shape where another strategy wins can be routed here.
+    Measured on this project's shared 2-core machine (docs/benchmarks):
+
+    * small output volumes with enough channels (a2: C=32, 5x5x5 outputs): ``'channels-last'``,
+      whose copies move kW*C contiguous floats instead of 5;
+    * everything else, thin layers (a1: C=3) and large layers (b: C=64, 16x56x56) alike:
+      ``'im2col'`` with cache-sized chunks (89% of the GEMM rate on b's forward).
+
+    The numba loops won only when the machine was heavily oversubscribed (load 5-7 on 2 cores);
+    ``'per-offset'`` never won (7-11x slower on a1, as issue 6 measured).
     """
     if _strategy != "auto":
         return _strategy
+    if is_small_volume(geo) and not is_thin(geo):
+        return "channels-last"
     return "im2col"
 
 
@@ -95,6 +115,8 @@ class FastCPUKernels:
             return numba_direct.forward(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.forward(*args, workspace_limit=workspace_limit)
+        if name == "channels-last":
+            return channels_last.forward(*args, workspace_limit=workspace_limit)
         return im2col_gemm.forward(*args, **_im2col_options(name), workspace_limit=workspace_limit)
 
     def conv3d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups,
@@ -108,6 +130,8 @@ class FastCPUKernels:
             return numba_direct.backward_input(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.backward_input(*args, workspace_limit=workspace_limit)
+        if name == "channels-last":
+            return channels_last.backward_input(*args, workspace_limit=workspace_limit)
         return im2col_gemm.backward_input(*args, **_im2col_options(name),
                                           workspace_limit=workspace_limit)
 
@@ -122,6 +146,8 @@ class FastCPUKernels:
             return numba_direct.backward_weight(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.backward_weight(*args, workspace_limit=workspace_limit)
+        if name == "channels-last":
+            return channels_last.backward_weight(*args, workspace_limit=workspace_limit)
         return im2col_gemm.backward_weight(*args, **_im2col_options(name),
                                            workspace_limit=workspace_limit)
 

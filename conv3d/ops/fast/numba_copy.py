@@ -1,9 +1,11 @@
-"""col2im as a numba loop: the same scatter-add as ``geometry.col2im_add``, on all cores.
+"""col2im as a numba loop: the same scatter-add as ``geometry.col2im_add``, compiled.
 
 NumPy's ``gx[window] += col[tap]`` reads and writes a strided window with a generic loop that
 pays a few nanoseconds per *row*; for a 5x5x5 output that row is 5 floats long (a2), and each of
-the 27 taps makes another pass. This kernel does the same additions with plain loops, one
-(sample, channel) input plane per thread, so no two threads ever write the same element.
+the 27 taps makes another pass. This kernel does the same additions with plain compiled loops,
+one (sample, channel) input plane at a time. It is deliberately single-threaded: it runs between
+two multi-threaded BLAS calls, and on a 2-core machine numba's OpenMP threads and OpenBLAS's
+threads, each spin-waiting for work after their turn, slowed each other down by up to 7x.
 (im2col itself stays a NumPy copy: it only writes, and measured faster than a numba loop.)
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ def kernels():
     global _kernels
     if _kernels is not None:
         return _kernels
-    from numba import njit, prange  # noqa: PLC0415
+    from numba import njit  # noqa: PLC0415
 
     @njit(cache=True, inline="always")
     def valid_range(o_count, k, s, d, p, size):
@@ -28,12 +30,12 @@ def kernels():
             hi -= 1
         return lo, hi
 
-    @njit(parallel=True, cache=True)
+    @njit(cache=True)
     def col2im(gx, col, n0, od0, stride, pad, dil):
         # gx (N, C, D, H, W) is added to; col (C, kD, kH, kW, n, od, OH, OW).
         C, kD, kH, kW, nc, odc, OH, OW = col.shape
         D, H, W = gx.shape[2], gx.shape[3], gx.shape[4]
-        for t in prange(nc * C):
+        for t in range(nc * C):
             j, c = t // C, t % C
             for kd in range(kD):
                 for kh in range(kH):

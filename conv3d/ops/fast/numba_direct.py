@@ -5,9 +5,11 @@ inner dimension is 81, so BLAS spends its time moving the column matrix, not mul
 kernels skip the column matrix and loop directly, with the blocking that makes loops fast:
 
 * each thread owns one output plane ``(n, od)`` (``prange``: no two threads write the same
-  element) and accumulates it in a small (OH*OW, K) block that stays in cache;
+  element) and accumulates it one output row at a time in an (OW, K) block that stays in L1;
 * the innermost loop runs over the K output channels, contiguous in the block and in the
   channels-last copy of the weight, so LLVM turns it into SIMD multiply-adds (``fastmath``);
+* for the usual 3-wide kernel the three width taps are fused into one pass (three multiply-adds
+  per load and store of the accumulator: 2x faster on the C=3 layer than one tap per pass);
 * kernel taps whose input lies in the padding are skipped by index checks, never read.
 
 The backward kernels use the same blocking: the weight gradient gives each thread one
@@ -40,30 +42,40 @@ def _compile():
         OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
         for t in prange(N * OD):
             n, od = t // OD, t % OD
-            acc = np.zeros((OH * OW, K), dtype=y.dtype)
-            for c in range(C):
-                for kd in range(kD):
-                    i_d = od * stride[0] + kd * dil[0] - pad[0]
-                    if i_d < 0 or i_d >= D:
-                        continue
-                    for oh in range(OH):
+            acc = np.empty((OW, K), dtype=y.dtype)  # one output row, all K channels: in L1
+            for oh in range(OH):
+                acc[:, :] = 0
+                for c in range(C):
+                    for kd in range(kD):
+                        i_d = od * stride[0] + kd * dil[0] - pad[0]
+                        if i_d < 0 or i_d >= D:
+                            continue
                         for kh in range(kH):
                             i_h = oh * stride[1] + kh * dil[1] - pad[1]
                             if i_h < 0 or i_h >= H:
                                 continue
-                            for kw in range(kW):
-                                wv = wt[c, kd, kh, kw]
-                                for ow in range(OW):
-                                    i_w = ow * stride[2] + kw * dil[2] - pad[2]
-                                    if i_w < 0 or i_w >= W:
-                                        continue
-                                    xv = x[n, c, i_d, i_h, i_w]
-                                    row = acc[oh * OW + ow]
+                            xrow, wrow = x[n, c, i_d, i_h], wt[c, kd, kh]  # (W,), (kW, K)
+                            for ow in range(OW):
+                                a = acc[ow]
+                                i_w = ow * stride[2] - pad[2]
+                                if kW == 3 and i_w >= 0 and i_w + 2 * dil[2] < W:
+                                    # the common 3-wide kernel, all taps inside: three
+                                    # multiply-adds per load and store of the accumulator
+                                    d = dil[2]
+                                    x0, x1, x2 = xrow[i_w], xrow[i_w + d], xrow[i_w + 2 * d]
+                                    w0, w1, w2 = wrow[0], wrow[1], wrow[2]
                                     for k in range(K):
-                                        row[k] += xv * wv[k]
-            for r in range(OH * OW):
-                for k in range(K):
-                    y[n, k, od, r // OW, r % OW] = acc[r, k]
+                                        a[k] += x0 * w0[k] + x1 * w1[k] + x2 * w2[k]
+                                    continue
+                                for kw in range(kW):
+                                    j = i_w + kw * dil[2]
+                                    if 0 <= j < W:
+                                        xv, wv = xrow[j], wrow[kw]
+                                        for k in range(K):
+                                            a[k] += xv * wv[k]
+                for ow in range(OW):
+                    for k in range(K):
+                        y[n, k, od, oh, ow] = acc[ow, k]
 
     @njit(parallel=True, cache=True, fastmath=True)
     def weight_kernel(x, gyt, gwt, od0, stride, pad, dil):
@@ -84,23 +96,35 @@ def _compile():
                         i_h = oh * stride[1] + kh * dil[1] - pad[1]
                         if i_h < 0 or i_h >= H:
                             continue
-                        for kw in range(kW):
-                            for ow in range(OW):
-                                i_w = ow * stride[2] + kw * dil[2] - pad[2]
-                                if i_w < 0 or i_w >= W:
-                                    continue
-                                xv = x[n, c, i_d, i_h, i_w]
-                                g = gyt[n, j, oh, ow]
+                        xrow, grow = x[n, c, i_d, i_h], gyt[n, j, oh]  # (W,), (OW, K)
+                        for ow in range(OW):
+                            g = grow[ow]
+                            i_w = ow * stride[2] - pad[2]
+                            if kW == 3 and i_w >= 0 and i_w + 2 * dil[2] < W:
+                                d = dil[2]  # fused taps: one load of g for three updates
+                                x0, x1, x2 = xrow[i_w], xrow[i_w + d], xrow[i_w + 2 * d]
+                                a0, a1, a2 = acc[0], acc[1], acc[2]
                                 for k in range(K):
-                                    acc[kw, k] += xv * g[k]
+                                    a0[k] += x0 * g[k]
+                                    a1[k] += x1 * g[k]
+                                    a2[k] += x2 * g[k]
+                                continue
+                            for kw in range(kW):
+                                jw = i_w + kw * dil[2]
+                                if 0 <= jw < W:
+                                    xv, a = xrow[jw], acc[kw]
+                                    for k in range(K):
+                                        a[k] += xv * g[k]
             for kw in range(kW):
                 for k in range(K):
                     gwt[c, kd, kh, kw, k] += acc[kw, k]
 
     @njit(parallel=True, cache=True, fastmath=True)
-    def input_kernel(gyt, w, gx, od0, stride, pad, dil):
-        # gyt (n, od, OH, OW, K) for output planes od0..; w (K, C, kD, kH, kW) as (C, kD, kH,
-        # kW, K) channels-last; gx (n, C, D, H, W) is added to. Each thread gathers one (n, id).
+    def input_kernel(gyt, w, wkc, gx, od0, stride, pad, dil):
+        # gyt (n, od, OH, OW, K) for output planes od0..; the weight twice: w (C, kD, kH, kW, K)
+        # and wkc (kD, kH, kW, K, C); gx (n, C, D, H, W) is added to. Each thread gathers one
+        # input plane (n, id). Many channels (C >= 16): axpy over C per output channel k, the
+        # contiguous C-loop vectorizes; few channels (C=3): one dot product over K per channel.
         N, C, D, H, W = gx.shape
         ODc, OH, OW, K = gyt.shape[1], gyt.shape[2], gyt.shape[3], gyt.shape[4]
         kD, kH, kW = w.shape[1], w.shape[2], w.shape[3]
@@ -126,12 +150,19 @@ def _compile():
                                 if num % stride[2] != 0 or num < 0 or num // stride[2] >= OW:
                                     continue
                                 g = gyt[n, j, oh, num // stride[2]]
+                                arow = acc[i_h * W + i_w]
+                                if C >= 16:
+                                    for k in range(K):
+                                        gk, wr = g[k], wkc[kd, kh, kw, k]
+                                        for c in range(C):
+                                            arow[c] += gk * wr[c]
+                                    continue
                                 for c in range(C):
                                     wv = w[c, kd, kh, kw]
-                                    s = acc[i_h * W + i_w, c]
+                                    s = arow[c]
                                     for k in range(K):
                                         s += g[k] * wv[k]
-                                    acc[i_h * W + i_w, c] = s
+                                    arow[c] = s
             for c in range(C):
                 for r in range(H * W):
                     gx[n, c, i_d, r // W, r % W] += acc[r, c]
@@ -178,7 +209,7 @@ def _gy_channels_last(ws, gy, n0, n1, od0, od1):
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     forward_kernel = _compile()[0]
-    _plan(geo, x.itemsize, workspace_limit, "conv3d forward (numba)", geo.plane * geo.Kg,
+    _plan(geo, x.itemsize, workspace_limit, "conv3d forward (numba)", geo.out_size[2] * geo.Kg,
           gy_copy=False)
     y = np.empty((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
     Cg, Kg = geo.Cg, geo.Kg
@@ -220,10 +251,11 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     gx = np.zeros(x_shape, dtype=gy.dtype)
     for g in range(groups):
         wt = _channels_last_weight(w[g * Kg:(g + 1) * Kg])
+        wkc = np.ascontiguousarray(w[g * Kg:(g + 1) * Kg].transpose(2, 3, 4, 0, 1))
         out = np.zeros((geo.N, Cg) + geo.in_size, dtype=gy.dtype) if groups > 1 else gx
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             gyt = _gy_channels_last(ws, gy[:, g * Kg:(g + 1) * Kg], n0, n1, od0, od1)
-            input_kernel(gyt, wt, out[n0:n1], od0, geo.stride, _pad_lo(geo), geo.dilation)
+            input_kernel(gyt, wt, wkc, out[n0:n1], od0, geo.stride, _pad_lo(geo), geo.dilation)
         if groups > 1:
             gx[:, g * Cg:(g + 1) * Cg] = out
     return gx
