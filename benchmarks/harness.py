@@ -8,6 +8,10 @@ A *case* is one benchmark on one shape (e.g. "conv3d forward+backward, a1") with
 2. warms each one up (the check counts as the first call; one more call follows);
 3. times ``repeats`` rounds, and in each round every implementation once, one after another
    (interleaved, so a noisy neighbour slows all rows alike); reports the median.
+
+Between two timed calls the harness sleeps ``PAUSE`` seconds. Thread pools spin-wait after
+their work (OpenBLAS's workers for about 0.1 s, OpenMP's in PyTorch and numba), and on a 2-core
+machine a pool still spinning from the previous row slowed the next row by up to 2x.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+PAUSE = 0.2  # seconds between timed calls: idle threads of the previous row go to sleep
 
 
 @dataclass
@@ -100,6 +106,7 @@ def run_case(case: Case, repeats: int, log=print) -> list[dict]:
     times = {impl.name: [] for impl in live}
     for _ in range(repeats):
         for impl in live:
+            time.sleep(PAUSE)
             t0 = time.perf_counter()
             impl.run()
             times[impl.name].append(time.perf_counter() - t0)

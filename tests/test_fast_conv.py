@@ -217,3 +217,28 @@ def test_set_num_threads_reaches_blas_and_numba():
         conv3d.set_num_threads(before)
     with pytest.raises(ValueError, match="threads"):
         conv3d.set_num_threads(0)
+
+
+# ---- max pooling with tiling windows ---------------------------------------------------------
+
+@given(n=st.integers(1, 2), c=st.integers(1, 3), kernel=st.tuples(*[st.integers(1, 3)] * 3),
+       extra=st.tuples(*[st.integers(0, 2)] * 3), ceil_mode=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_tiling_max_pool_matches_naive_loops(n, c, kernel, extra, ceil_mode, dtype, seed):
+    from reference import naive_max_pool3d
+    rng = np.random.default_rng(seed)
+    size = tuple(k * m + e for k, m, e in zip(kernel, (2, 3, 2), extra))
+    x = rng.integers(-3, 3, (n, c) + size).astype(dtype)  # small integers: many ties
+    x[rng.random(x.shape) < 0.05] = np.nan                   # and some NaNs
+    args = (kernel, kernel, (0, 0, 0), (1, 1, 1), ceil_mode)
+    y, idx = fast.provider.max_pool3d_forward(x, *args)
+    y_ref, idx_ref = naive_max_pool3d(x, *args)
+    np.testing.assert_array_equal(idx, idx_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(dtype))
+    assert y.dtype == dtype and idx.dtype == np.int64
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx = fast.provider.max_pool3d_backward(gy, idx, x.shape)
+    with fast.use_strategy("reference"):
+        gx_ref = fast.provider.max_pool3d_backward(gy, idx_ref, x.shape)
+    assert gx.dtype == dtype
+    np.testing.assert_allclose(gx, gx_ref, rtol=1e-6)

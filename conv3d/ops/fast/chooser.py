@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 
-from . import channels_last, im2col_gemm, numba_direct, per_offset
+from . import channels_last, im2col_gemm, numba_direct, per_offset, pooling
 from .geometry import ConvGeometry
 
 STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "im2col-numpy", "channels-last",
@@ -103,7 +103,8 @@ def _im2col_options(name):
 class FastCPUKernels:
     """The kernel provider for ``'cpu'`` (the contract in ``conv3d.core.backend``), choosing a
     strategy per call. Every function also takes ``workspace_limit=`` (bytes, this call only).
-    Pooling is already fast as NumPy slices, so it is the reference provider's."""
+    Max pooling with tiling windows (``MaxPool3d(2)``) takes one reshape-and-argmax pass
+    (``pooling.py``); every other pooling call is the reference provider's strided-slice code."""
 
     def conv3d_forward(self, x, w, b, stride, padding, dilation, groups, workspace_limit=None):
         geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
@@ -151,12 +152,15 @@ class FastCPUKernels:
         return im2col_gemm.backward_weight(*args, **_im2col_options(name),
                                            workspace_limit=workspace_limit)
 
-    # pooling: the reference provider's strided-slice code
     def max_pool3d_forward(self, *args):
-        return _reference().max_pool3d_forward(*args)
+        if _strategy == "reference":
+            return _reference().max_pool3d_forward(*args)
+        return pooling.max_pool3d_forward(*args, fallback=_reference().max_pool3d_forward)
 
     def max_pool3d_backward(self, *args):
-        return _reference().max_pool3d_backward(*args)
+        if _strategy == "reference":
+            return _reference().max_pool3d_backward(*args)
+        return pooling.max_pool3d_backward(*args, fallback=_reference().max_pool3d_backward)
 
     def avg_pool3d_forward(self, *args):
         return _reference().avg_pool3d_forward(*args)
