@@ -4,8 +4,9 @@ The reference (``cpu_reference.max_pool3d_forward``) visits the kD*kH*kW taps on
 updates the running maximum and its index with ``where``: eight full passes for a 2x2x2 window.
 When the windows tile the volume (stride == kernel, no padding, no dilation: ``MaxPool3d(2)``),
 a compiled loop visits every voxel once and keeps the maximum and its index in registers (the
-same rule: strictly larger wins, a NaN always wins). Every other setting goes to the reference. The backward pass adds each gradient to its input voxel with one
-``bincount`` (which also handles overlapping windows, where one voxel can win several times).
+same rule: strictly larger wins, a NaN always wins). Every other setting goes to the
+reference. The backward pass adds each gradient to its input voxel with one ``bincount``
+(which also handles overlapping windows, where one voxel can win several times).
 """
 from __future__ import annotations
 
