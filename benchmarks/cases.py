@@ -210,7 +210,8 @@ POOL_SHAPES = {"cube": (1, 1, 4, 4, 4), "a1": (128, 32, 14, 14, 14), "b": (4, 64
 
 
 def pool_case(shape_name: str) -> Case:
-    """max_pool3d(kernel 2), forward: NumPy strided slices against PyTorch."""
+    """max_pool3d(kernel 2), forward (with the indices the backward needs) against PyTorch.
+    The reference is the readable strided-slice code (``use_strategy('reference')``)."""
     x = np.random.default_rng(2).standard_normal(POOL_SHAPES[shape_name], dtype=np.float32)
     xt = conv3d.Tensor(x)
 
@@ -226,7 +227,7 @@ def pool_case(shape_name: str) -> Case:
         impls.append(Impl("naive loops (float64, tests/reference.py)",
                           lambda: [naive.naive_max_pool3d(x, (2,) * 3, (2,) * 3, (0,) * 3,
                                                           (1,) * 3, False)[0]]))
-    impls.append(Impl("conv3d max_pool3d (strided slices)", ours()))
+    impls.append(Impl("conv3d max_pool3d (fast path)", ours()))
     impls.append(Impl("cuda-emu max_pool3d (CUDA kernel on the CPU)",
                       ours("cuda-emu") if shape_name == "cube" else None,
                       skip=None if shape_name == "cube" else "emulator: small shapes only"))
@@ -237,4 +238,8 @@ def pool_case(shape_name: str) -> Case:
                           lambda: [torch.nn.functional.max_pool3d(tx, 2).numpy()], is_peer=True))
     else:
         impls.append(Impl("PyTorch (peer)", None, skip="torch not installed", is_peer=True))
-    return Case("max_pool3d forward (k=2)", shape_name, impls, ours(), rtol=0.0)
+    def reference():
+        with fast.use_strategy("reference"):
+            return ours()()
+    impls.insert(-2, Impl("conv3d max_pool3d (reference strided slices)", reference))
+    return Case("max_pool3d forward (k=2)", shape_name, impls, reference, rtol=0.0)

@@ -57,8 +57,10 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
     return "\n".join(lines) + "\n"
 
 
-def bar_chart(rows, path, title):
-    """Horizontal bars: time relative to PyTorch (log scale), one panel per timed case."""
+def bar_chart(rows, path, title, cap=4.0):
+    """Horizontal bars, one panel per timed case: time relative to PyTorch in the same case
+    (linear, 1 = as fast as PyTorch; bars beyond ``cap`` are cut and labelled), or milliseconds
+    when PyTorch is not installed."""
     import matplotlib  # noqa: PLC0415
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -70,23 +72,27 @@ def bar_chart(rows, path, title):
         if r["ms"] is not None and not r["is_gemm"]:
             cases[-1][1].append(r)
     cases = [c for c in cases if c[1]]
-    fig, axes = plt.subplots(len(cases), 1, figsize=(9, 0.32 * sum(len(c[1]) for c in cases)
-                                                     + 0.9 * len(cases) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(cases), 1, figsize=(9, 0.2 * sum(len(c[1]) for c in cases)
+                                                     + 0.7 * len(cases) + 0.6), squeeze=False)
     for ax, ((bench, shape), rs) in zip(axes[:, 0], cases):
-        names = [r["impl"] for r in rs]
-        values = [r["ms"] for r in rs]
-        colors = ["tab:orange" if r["is_peer"] else "tab:blue" if "auto" in r["impl"]
+        relative = all(r["ratio"] is not None for r in rs)
+        values = [r["ratio"] if relative else r["ms"] for r in rs]
+        limit = cap if relative else max(values) * 1.05
+        colors = ["tab:orange" if r["is_peer"] else "tab:blue" if "fast path" in r["impl"]
                   else "tab:gray" for r in rs]
-        ax.barh(range(len(rs)), values, color=colors)
-        ax.set_yticks(range(len(rs)), names, fontsize=7)
+        ax.barh(range(len(rs)), [min(v, limit) for v in values], color=colors)
+        ax.set_yticks(range(len(rs)), [r["impl"] for r in rs], fontsize=6)
         ax.invert_yaxis()
-        ax.set_xscale("log")
+        ax.set_xlim(0, limit * 1.25)
+        if relative:
+            ax.axvline(1.0, color="black", linewidth=0.6)
         ax.set_title(f"{bench}, {shape}", fontsize=8, loc="left")
-        ax.tick_params(axis="x", labelsize=7)
-        for i, r in enumerate(rs):
-            label = f"{r['ms']:.3g} ms" + (f"  ({r['ratio']:.2f}x torch)" if r["ratio"] else "")
-            ax.text(r["ms"], i, " " + label, va="center", fontsize=6)
-    axes[-1, 0].set_xlabel("milliseconds (log scale; orange: PyTorch, blue: conv3d auto)")
+        ax.tick_params(axis="x", labelsize=6)
+        for i, (r, v) in enumerate(zip(rs, values)):
+            text = f" {r['ms']:.3g} ms" + (f" ({r['ratio']:.2f}x)" if r["ratio"] else "")
+            ax.text(min(v, limit), i, text, va="center", fontsize=5.5)
+    axes[-1, 0].set_xlabel("time / PyTorch's time in the same case (orange: PyTorch, "
+                           "blue: conv3d fast path; bars cut at 4x)", fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
