@@ -38,7 +38,12 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
              "case (below 1 is faster). *of GEMM* is the row's GFLOP/s over the GEMM row of the "
              "same case (a float32 NumPy/BLAS GEMM the size of the layer's im2col product). "
              "*workspace* is the peak scratch memory of the fast path (measured), or the whole "
-             "im2col matrix of the reference path (its size); '-' where not tracked.",
+             "im2col matrix of the reference path (its size); '-' where not tracked. "
+             "*forward+backward* computes y = conv3d(x, w, b) and then the gradients of x, w "
+             "and b for a random gy (3x the forward FLOPs). Shapes: a1 (N=128, C=3, 16^3 -> "
+             "K=32, 3^3), a2 (N=128, C=32, 7^3 -> K=64, 3^3), b (N=4, C=64, 16x56x56 -> K=128, "
+             "3^3, padding 1), cube (the 4x4x4 worked example, per-call overhead). What the "
+             "strategies are and how to read the numbers: [notes.md](notes.md).",
              ""]
     header = ("| case | shape | implementation | ms | GFLOP/s | vs torch | of GEMM | workspace "
               "| note |")
