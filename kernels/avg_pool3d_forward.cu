@@ -4,7 +4,8 @@
 // (N*C, OD, OH, OW)), the mean of its window of x[nc] (kernel kD x kH x kW, stride, symmetric
 // padding pD, pH, pW; average pooling has no dilation).
 //
-// The divisor, as in PyTorch's avg_pool3d (without divisor_override):
+// The divisor, as in PyTorch's avg_pool3d (without divisor_override; avg_pool_divisor in
+// indexing.cuh, shared with avg_pool3d_backward.cu):
 //   * the window is first clipped to the padded volume: d runs over [d0, min(d0 + kD, D + pD)),
 //     with d0 = od*sD - pD (this only bites with ceil_mode, whose last window may stick out);
 //   * count_include_pad != 0: divide by the size of that clipped window, padding included;
@@ -12,58 +13,38 @@
 // ceil_mode itself only changes the output size (OD, OH, OW), computed on the host.
 // Launch: 1-D grid of 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // global_thread_index, unflatten3d, pool_window, avg_pool_divisor, ...
+
 template <typename T>
-__device__ void avg_pool3d_forward(const T* x, T* y,
-                                   int NC, int D, int H, int W,
-                                   int OD, int OH, int OW,
-                                   int kD, int kH, int kW,
-                                   int sD, int sH, int sW,
-                                   int pD, int pH, int pW,
-                                   int count_include_pad)
+__device__ void avg_pool3d_forward(const T* x, T* y, AVG_POOL3D_PARAMS)
 {
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= NC * OD * OH * OW) return;
 
-    const int ow = index % OW;
-    const int oh = (index / OW) % OH;
-    const int od = (index / (OW * OH)) % OD;
-    const int nc = index / (OW * OH * OD);
-    const T* plane = x + (long long)nc * D * H * W;
+    const Position3d out = unflatten3d(index, OD, OH, OW);
+    const T* plane = x + (long long)out.plane * D * H * W;
 
-    // Window clipped to the padded volume, then to the real data.
-    int d_start = od * sD - pD, h_start = oh * sH - pH, w_start = ow * sW - pW;
-    int d_end = min(d_start + kD, D + pD), h_end = min(h_start + kH, H + pH);
-    int w_end = min(w_start + kW, W + pW);
-    const int padded_count = (d_end - d_start) * (h_end - h_start) * (w_end - w_start);
-    d_start = max(d_start, 0); h_start = max(h_start, 0); w_start = max(w_start, 0);
-    d_end = min(d_end, D); h_end = min(h_end, H); w_end = min(w_end, W);
+    // The window, cut at the end of the padded volume; the sum runs over its real data only.
+    const Span wd = pool_window(out.d, kD, sD, pD, D);
+    const Span wh = pool_window(out.h, kH, sH, pH, H);
+    const Span ww = pool_window(out.w, kW, sW, pW, W);
+    const Span d_in = clip_to_data(wd, D), h_in = clip_to_data(wh, H), w_in = clip_to_data(ww, W);
 
     T sum = 0;
-    for (int d = d_start; d < d_end; ++d)
-        for (int h = h_start; h < h_end; ++h)
-            for (int x_w = w_start; x_w < w_end; ++x_w)
+    for (int d = d_in.start; d < d_in.end; ++d)
+        for (int h = h_in.start; h < h_in.end; ++h)
+            for (int x_w = w_in.start; x_w < w_in.end; ++x_w)
                 sum += plane[(d * H + h) * W + x_w];
-
-    const int divisor = count_include_pad
-        ? padded_count
-        : (d_end - d_start) * (h_end - h_start) * (w_end - w_start);
-    y[index] = sum / (T)divisor;
+    y[index] = sum / (T)avg_pool_divisor(wd, wh, ww, D, H, W, count_include_pad);
 }
 
-extern "C" __global__ void avg_pool3d_forward_f32(
-    const float* x, float* y, int NC, int D, int H, int W, int OD, int OH, int OW,
-    int kD, int kH, int kW, int sD, int sH, int sW, int pD, int pH, int pW,
-    int count_include_pad)
+// The entry points the host launches, one per element type.
+extern "C" __global__ void avg_pool3d_forward_f32(const float* x, float* y, AVG_POOL3D_PARAMS)
 {
-    avg_pool3d_forward<float>(x, y, NC, D, H, W, OD, OH, OW, kD, kH, kW, sD, sH, sW,
-                              pD, pH, pW, count_include_pad);
+    avg_pool3d_forward(x, y, AVG_POOL3D_ARGS);
 }
 
-extern "C" __global__ void avg_pool3d_forward_f64(
-    const double* x, double* y, int NC, int D, int H, int W, int OD, int OH, int OW,
-    int kD, int kH, int kW, int sD, int sH, int sW, int pD, int pH, int pW,
-    int count_include_pad)
+extern "C" __global__ void avg_pool3d_forward_f64(const double* x, double* y, AVG_POOL3D_PARAMS)
 {
-    avg_pool3d_forward<double>(x, y, NC, D, H, W, OD, OH, OW, kD, kH, kW, sD, sH, sW,
-                               pD, pH, pW, count_include_pad);
+    avg_pool3d_forward(x, y, AVG_POOL3D_ARGS);
 }

@@ -6,10 +6,12 @@
 // (N, K, spatial)), where spatial = OD*OH*OW, so its channel is k = (t / spatial) % K.
 // Launch: 1-D grid of 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // global_thread_index
+
 template <typename T>
 __device__ void bias_add(T* y, const T* b, int N, int K, int spatial)
 {
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= N * K * spatial) return;
     y[index] += b[(index / spatial) % K];
 }

@@ -16,23 +16,17 @@
 // element exactly once, with no atomics and a fixed summation order.
 // Launch: 1-D grid of 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // global_thread_index, unflatten3d, output_of_tap, IM2COL3D_PARAMS
+
 template <typename T>
-__device__ void col2im3d(const T* col, T* gx,
-                         int N, int C, int D, int H, int W,
-                         int OD, int OH, int OW,
-                         int kD, int kH, int kW,
-                         int sD, int sH, int sW,
-                         int pD, int pH, int pW,
-                         int dD, int dH, int dW)
+__device__ void col2im3d(const T* col, T* gx, IM2COL3D_PARAMS)
 {
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= N * C * D * H * W) return;
 
-    const int x_w = index % W;
-    const int h = (index / W) % H;
-    const int d = (index / (W * H)) % D;
-    const int c = (index / (W * H * D)) % C;
-    const int n = index / (W * H * D * C);
+    const Position3d in = unflatten3d(index, D, H, W);
+    const int d = in.d, h = in.h, x_w = in.w;
+    const int c = in.plane % C, n = in.plane / C;
 
     const int L = OD * OH * OW;
     const int taps = kD * kH * kW;
@@ -40,17 +34,14 @@ __device__ void col2im3d(const T* col, T* gx,
 
     T sum = 0;
     for (int kd = 0; kd < kD; ++kd) {
-        const int num_d = d + pD - kd * dD;  // = od * sD for the output that uses this tap here
-        if (num_d < 0 || num_d % sD != 0 || num_d / sD >= OD) continue;
-        const int od = num_d / sD;
+        const int od = output_of_tap(d, kd, sD, pD, dD, OD);  // the output using tap kd here
+        if (od < 0) continue;                                  // (if any)
         for (int kh = 0; kh < kH; ++kh) {
-            const int num_h = h + pH - kh * dH;
-            if (num_h < 0 || num_h % sH != 0 || num_h / sH >= OH) continue;
-            const int oh = num_h / sH;
+            const int oh = output_of_tap(h, kh, sH, pH, dH, OH);
+            if (oh < 0) continue;
             for (int kw = 0; kw < kW; ++kw) {
-                const int num_w = x_w + pW - kw * dW;
-                if (num_w < 0 || num_w % sW != 0 || num_w / sW >= OW) continue;
-                const int ow = num_w / sW;
+                const int ow = output_of_tap(x_w, kw, sW, pW, dW, OW);
+                if (ow < 0) continue;
                 const int r = (kd * kH + kh) * kW + kw;
                 sum += col_c[(long long)r * L + (od * OH + oh) * OW + ow];
             }
@@ -59,20 +50,13 @@ __device__ void col2im3d(const T* col, T* gx,
     gx[index] = sum;
 }
 
-extern "C" __global__ void col2im3d_f32(const float* col, float* gx,
-                                        int N, int C, int D, int H, int W, int OD, int OH, int OW,
-                                        int kD, int kH, int kW, int sD, int sH, int sW,
-                                        int pD, int pH, int pW, int dD, int dH, int dW)
+// The entry points the host launches, one per element type.
+extern "C" __global__ void col2im3d_f32(const float* col, float* gx, IM2COL3D_PARAMS)
 {
-    col2im3d<float>(col, gx, N, C, D, H, W, OD, OH, OW, kD, kH, kW, sD, sH, sW, pD, pH, pW,
-                    dD, dH, dW);
+    col2im3d(col, gx, IM2COL3D_ARGS);
 }
 
-extern "C" __global__ void col2im3d_f64(const double* col, double* gx,
-                                        int N, int C, int D, int H, int W, int OD, int OH, int OW,
-                                        int kD, int kH, int kW, int sD, int sH, int sW,
-                                        int pD, int pH, int pW, int dD, int dH, int dW)
+extern "C" __global__ void col2im3d_f64(const double* col, double* gx, IM2COL3D_PARAMS)
 {
-    col2im3d<double>(col, gx, N, C, D, H, W, OD, OH, OW, kD, kH, kW, sD, sH, sW, pD, pH, pW,
-                     dD, dH, dW);
+    col2im3d(col, gx, IM2COL3D_ARGS);
 }

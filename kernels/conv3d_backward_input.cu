@@ -18,24 +18,17 @@
 // (which taps land on this element), cheap next to the memory traffic.
 // Launch: 1-D grid of 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // global_thread_index, unflatten3d, output_of_tap, CONV3D_PARAMS
+
 template <typename T>
-__device__ void conv3d_backward_input(const T* gy, const T* w, T* gx,
-                                      int N, int C, int D, int H, int W,
-                                      int K, int OD, int OH, int OW,
-                                      int kD, int kH, int kW,
-                                      int sD, int sH, int sW,
-                                      int pD, int pH, int pW,
-                                      int dD, int dH, int dW,
-                                      int groups)
+__device__ void conv3d_backward_input(const T* gy, const T* w, T* gx, CONV3D_PARAMS)
 {
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= N * C * D * H * W) return;
 
-    const int x_w = index % W;
-    const int h = (index / W) % H;
-    const int d = (index / (W * H)) % D;
-    const int c = (index / (W * H * D)) % C;
-    const int n = index / (W * H * D * C);
+    const Position3d in = unflatten3d(index, D, H, W);
+    const int d = in.d, h = in.h, x_w = in.w;
+    const int c = in.plane % C, n = in.plane / C;
 
     const int Cg = C / groups, Kg = K / groups;
     const int g = c / Cg;  // the group of input channel c
@@ -43,17 +36,14 @@ __device__ void conv3d_backward_input(const T* gy, const T* w, T* gx,
 
     T sum = 0;
     for (int kd = 0; kd < kD; ++kd) {
-        const int num_d = d + pD - kd * dD;  // = od * sD if an output window puts tap kd here
-        if (num_d < 0 || num_d % sD != 0 || num_d / sD >= OD) continue;
-        const int od = num_d / sD;
+        const int od = output_of_tap(d, kd, sD, pD, dD, OD);  // the window putting tap kd on d
+        if (od < 0) continue;                                  // (if any)
         for (int kh = 0; kh < kH; ++kh) {
-            const int num_h = h + pH - kh * dH;
-            if (num_h < 0 || num_h % sH != 0 || num_h / sH >= OH) continue;
-            const int oh = num_h / sH;
+            const int oh = output_of_tap(h, kh, sH, pH, dH, OH);
+            if (oh < 0) continue;
             for (int kw = 0; kw < kW; ++kw) {
-                const int num_w = x_w + pW - kw * dW;
-                if (num_w < 0 || num_w % sW != 0 || num_w / sW >= OW) continue;
-                const int ow = num_w / sW;
+                const int ow = output_of_tap(x_w, kw, sW, pW, dW, OW);
+                if (ow < 0) continue;
                 const int t = (kd * kH + kh) * kW + kw;
                 for (int k = g * Kg; k < (g + 1) * Kg; ++k) {
                     sum += gy[((((long long)n * K + k) * OD + od) * OH + oh) * OW + ow]
@@ -65,20 +55,15 @@ __device__ void conv3d_backward_input(const T* gy, const T* w, T* gx,
     gx[index] = sum;
 }
 
-extern "C" __global__ void conv3d_backward_input_f32(
-    const float* gy, const float* w, float* gx, int N, int C, int D, int H, int W,
-    int K, int OD, int OH, int OW, int kD, int kH, int kW, int sD, int sH, int sW,
-    int pD, int pH, int pW, int dD, int dH, int dW, int groups)
+// The entry points the host launches, one per element type.
+extern "C" __global__ void conv3d_backward_input_f32(const float* gy, const float* w, float* gx,
+                                                     CONV3D_PARAMS)
 {
-    conv3d_backward_input<float>(gy, w, gx, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW,
-                                 sD, sH, sW, pD, pH, pW, dD, dH, dW, groups);
+    conv3d_backward_input(gy, w, gx, CONV3D_ARGS);
 }
 
-extern "C" __global__ void conv3d_backward_input_f64(
-    const double* gy, const double* w, double* gx, int N, int C, int D, int H, int W,
-    int K, int OD, int OH, int OW, int kD, int kH, int kW, int sD, int sH, int sW,
-    int pD, int pH, int pW, int dD, int dH, int dW, int groups)
+extern "C" __global__ void conv3d_backward_input_f64(const double* gy, const double* w,
+                                                     double* gx, CONV3D_PARAMS)
 {
-    conv3d_backward_input<double>(gy, w, gx, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW,
-                                  sD, sH, sW, pD, pH, pW, dD, dH, dW, groups);
+    conv3d_backward_input(gy, w, gx, CONV3D_ARGS);
 }

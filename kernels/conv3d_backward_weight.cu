@@ -17,15 +17,10 @@
 // blockDim.x must be a power of two; the host passes blockDim.x values of dynamic shared memory.
 // Launch: grid = K*(C/groups)*kD*kH*kW blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // unflatten3d, CONV3D_PARAMS (N, C, D, H, W, K, OD, ..., groups)
+
 template <typename T>
-__device__ void conv3d_backward_weight(const T* gy, const T* x, T* gw,
-                                       int N, int C, int D, int H, int W,
-                                       int K, int OD, int OH, int OW,
-                                       int kD, int kH, int kW,
-                                       int sD, int sH, int sW,
-                                       int pD, int pH, int pW,
-                                       int dD, int dH, int dW,
-                                       int groups)
+__device__ void conv3d_backward_weight(const T* gy, const T* x, T* gw, CONV3D_PARAMS)
 {
     extern __shared__ double shared_raw[];  // declared as double: aligned for float and double
     T* partial = reinterpret_cast<T*>(shared_raw);
@@ -33,18 +28,17 @@ __device__ void conv3d_backward_weight(const T* gy, const T* x, T* gw,
     const int Cg = C / groups, Kg = K / groups;
     const int weight = blockIdx.x;  // which gw element this block computes
     if (weight >= K * Cg * kD * kH * kW) return;  // uniform over the block: no barrier is split
-    const int kw = weight % kW;
-    const int kh = (weight / kW) % kH;
-    const int kd = (weight / (kW * kH)) % kD;
-    const int c = (weight / (kW * kH * kD)) % Cg;
-    const int k = weight / (kW * kH * kD * Cg);
+    const Position3d tap = unflatten3d(weight, kD, kH, kW);
+    const int kd = tap.d, kh = tap.h, kw = tap.w;
+    const int c = tap.plane % Cg, k = tap.plane / Cg;
     const int g = k / Kg;
 
     // 1. Strided partial sum over the (n, od, oh, ow) products.
     const int L = OD * OH * OW;
     T sum = 0;
     for (int p = threadIdx.x; p < N * L; p += blockDim.x) {
-        const int ow = p % OW, oh = (p / OW) % OH, od = (p / (OW * OH)) % OD, n = p / L;
+        const Position3d out = unflatten3d(p, OD, OH, OW);
+        const int od = out.d, oh = out.h, ow = out.w, n = out.plane;
         const int d = od * sD - pD + kd * dD;
         const int h = oh * sH - pH + kh * dH;
         const int x_w = ow * sW - pW + kw * dW;
@@ -64,20 +58,15 @@ __device__ void conv3d_backward_weight(const T* gy, const T* x, T* gw,
     if (threadIdx.x == 0) gw[weight] = partial[0];
 }
 
-extern "C" __global__ void conv3d_backward_weight_f32(
-    const float* gy, const float* x, float* gw, int N, int C, int D, int H, int W,
-    int K, int OD, int OH, int OW, int kD, int kH, int kW, int sD, int sH, int sW,
-    int pD, int pH, int pW, int dD, int dH, int dW, int groups)
+// The entry points the host launches, one per element type.
+extern "C" __global__ void conv3d_backward_weight_f32(const float* gy, const float* x, float* gw,
+                                                      CONV3D_PARAMS)
 {
-    conv3d_backward_weight<float>(gy, x, gw, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW,
-                                  sD, sH, sW, pD, pH, pW, dD, dH, dW, groups);
+    conv3d_backward_weight(gy, x, gw, CONV3D_ARGS);
 }
 
-extern "C" __global__ void conv3d_backward_weight_f64(
-    const double* gy, const double* x, double* gw, int N, int C, int D, int H, int W,
-    int K, int OD, int OH, int OW, int kD, int kH, int kW, int sD, int sH, int sW,
-    int pD, int pH, int pW, int dD, int dH, int dW, int groups)
+extern "C" __global__ void conv3d_backward_weight_f64(const double* gy, const double* x,
+                                                      double* gw, CONV3D_PARAMS)
 {
-    conv3d_backward_weight<double>(gy, x, gw, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW,
-                                   sD, sH, sW, pD, pH, pW, dD, dH, dW, groups);
+    conv3d_backward_weight(gy, x, gw, CONV3D_ARGS);
 }

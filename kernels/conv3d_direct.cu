@@ -17,25 +17,18 @@
 // Launch (conv3d/cuda/launch.py): a 1-D grid of 1-D blocks with at least N*K*OD*OH*OW threads;
 // the spare threads of the last block return at once.
 
+#include "indexing.cuh"  // global_thread_index, unflatten3d, CONV3D_PARAMS (N, C, D, ... groups)
+
 template <typename T>
-__device__ void conv3d_direct(const T* x, const T* w, T* y,
-                              int N, int C, int D, int H, int W,
-                              int K, int OD, int OH, int OW,
-                              int kD, int kH, int kW,
-                              int sD, int sH, int sW,
-                              int pD, int pH, int pW,
-                              int dD, int dH, int dW,
-                              int groups)
+__device__ void conv3d_direct(const T* x, const T* w, T* y, CONV3D_PARAMS)
 {
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= N * K * OD * OH * OW) return;
 
     // Unflatten the output index (row-major: ow varies fastest).
-    const int ow = index % OW;
-    const int oh = (index / OW) % OH;
-    const int od = (index / (OW * OH)) % OD;
-    const int k = (index / (OW * OH * OD)) % K;
-    const int n = index / (OW * OH * OD * K);
+    const Position3d out = unflatten3d(index, OD, OH, OW);
+    const int od = out.d, oh = out.h, ow = out.w;
+    const int k = out.plane % K, n = out.plane / K;
 
     const int Cg = C / groups;       // input channels per group
     const int g = k / (K / groups);  // the group this output channel belongs to
@@ -61,24 +54,15 @@ __device__ void conv3d_direct(const T* x, const T* w, T* y,
     y[index] = sum;
 }
 
+// The entry points the host launches, one per element type.
 extern "C" __global__ void conv3d_direct_f32(const float* x, const float* w, float* y,
-                                             int N, int C, int D, int H, int W,
-                                             int K, int OD, int OH, int OW,
-                                             int kD, int kH, int kW, int sD, int sH, int sW,
-                                             int pD, int pH, int pW, int dD, int dH, int dW,
-                                             int groups)
+                                             CONV3D_PARAMS)
 {
-    conv3d_direct<float>(x, w, y, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW, sD, sH, sW,
-                         pD, pH, pW, dD, dH, dW, groups);
+    conv3d_direct(x, w, y, CONV3D_ARGS);
 }
 
 extern "C" __global__ void conv3d_direct_f64(const double* x, const double* w, double* y,
-                                             int N, int C, int D, int H, int W,
-                                             int K, int OD, int OH, int OW,
-                                             int kD, int kH, int kW, int sD, int sH, int sW,
-                                             int pD, int pH, int pW, int dD, int dH, int dW,
-                                             int groups)
+                                             CONV3D_PARAMS)
 {
-    conv3d_direct<double>(x, w, y, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW, sD, sH, sW,
-                          pD, pH, pW, dD, dH, dW, groups);
+    conv3d_direct(x, w, y, CONV3D_ARGS);
 }

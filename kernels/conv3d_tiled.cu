@@ -23,17 +23,12 @@
 // missing channels. The host (conv3d/cuda/launch.py) picks the block shape and c_tile so that the
 // dynamic shared memory, c_tile*box + TILED_OUT_CHANNELS*c_tile*kD*kH*kW values, fits.
 
+#include "indexing.cuh"  // CONV3D_PARAMS (N, C, D, H, W, K, OD, OH, OW, kD, ..., groups)
+
 #define TILED_OUT_CHANNELS 8  // output channels per block = accumulators per thread
 
 template <typename T>
-__device__ void conv3d_tiled(const T* x, const T* w, T* y,
-                             int N, int C, int D, int H, int W,
-                             int K, int OD, int OH, int OW,
-                             int kD, int kH, int kW,
-                             int sD, int sH, int sW,
-                             int pD, int pH, int pW,
-                             int dD, int dH, int dW,
-                             int groups, int c_tile)
+__device__ void conv3d_tiled(const T* x, const T* w, T* y, CONV3D_PARAMS, int c_tile)
 {
     // Dynamic shared memory, declared as double so that it is aligned for both float and double.
     extern __shared__ double shared_raw[];
@@ -120,24 +115,15 @@ __device__ void conv3d_tiled(const T* x, const T* w, T* y,
     }
 }
 
+// The entry points the host launches, one per element type.
 extern "C" __global__ void conv3d_tiled_f32(const float* x, const float* w, float* y,
-                                            int N, int C, int D, int H, int W,
-                                            int K, int OD, int OH, int OW,
-                                            int kD, int kH, int kW, int sD, int sH, int sW,
-                                            int pD, int pH, int pW, int dD, int dH, int dW,
-                                            int groups, int c_tile)
+                                            CONV3D_PARAMS, int c_tile)
 {
-    conv3d_tiled<float>(x, w, y, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW, sD, sH, sW,
-                        pD, pH, pW, dD, dH, dW, groups, c_tile);
+    conv3d_tiled(x, w, y, CONV3D_ARGS, c_tile);
 }
 
 extern "C" __global__ void conv3d_tiled_f64(const double* x, const double* w, double* y,
-                                            int N, int C, int D, int H, int W,
-                                            int K, int OD, int OH, int OW,
-                                            int kD, int kH, int kW, int sD, int sH, int sW,
-                                            int pD, int pH, int pW, int dD, int dH, int dW,
-                                            int groups, int c_tile)
+                                            CONV3D_PARAMS, int c_tile)
 {
-    conv3d_tiled<double>(x, w, y, N, C, D, H, W, K, OD, OH, OW, kD, kH, kW, sD, sH, sW,
-                         pD, pH, pW, dD, dH, dW, groups, c_tile);
+    conv3d_tiled(x, w, y, CONV3D_ARGS, c_tile);
 }

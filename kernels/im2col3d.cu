@@ -12,25 +12,23 @@
 // ONE THREAD PER COLUMN-MATRIX ELEMENT: the thread with global index t writes col[t] (row-major
 // over (N, C*kD*kH*kW, OD*OH*OW)). Launch: 1-D grid of 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // global_thread_index, unflatten3d, IM2COL3D_PARAMS (N, C, D, ... dW)
+
 template <typename T>
-__device__ void im2col3d(const T* x, T* col,
-                         int N, int C, int D, int H, int W,
-                         int OD, int OH, int OW,
-                         int kD, int kH, int kW,
-                         int sD, int sH, int sW,
-                         int pD, int pH, int pW,
-                         int dD, int dH, int dW)
+__device__ void im2col3d(const T* x, T* col, IM2COL3D_PARAMS)
 {
     const int L = OD * OH * OW;           // output positions = columns
     const int rows = C * kD * kH * kW;    // (channel, tap) pairs = rows
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= N * rows * L) return;
 
     const int l = index % L;
     const int r = (index / L) % rows;
     const int n = index / (L * rows);
-    const int ow = l % OW, oh = (l / OW) % OH, od = l / (OW * OH);
-    const int kw = r % kW, kh = (r / kW) % kH, kd = (r / (kW * kH)) % kD, c = r / (kW * kH * kD);
+    const Position3d out = unflatten3d(l, OD, OH, OW);  // out.plane is 0: l < L
+    const Position3d tap = unflatten3d(r, kD, kH, kW);  // tap.plane is the channel
+    const int od = out.d, oh = out.h, ow = out.w;
+    const int kd = tap.d, kh = tap.h, kw = tap.w, c = tap.plane;
 
     const int d = od * sD - pD + kd * dD;
     const int h = oh * sH - pH + kh * dH;
@@ -41,20 +39,13 @@ __device__ void im2col3d(const T* x, T* col,
     col[index] = v;
 }
 
-extern "C" __global__ void im2col3d_f32(const float* x, float* col,
-                                        int N, int C, int D, int H, int W, int OD, int OH, int OW,
-                                        int kD, int kH, int kW, int sD, int sH, int sW,
-                                        int pD, int pH, int pW, int dD, int dH, int dW)
+// The entry points the host launches, one per element type.
+extern "C" __global__ void im2col3d_f32(const float* x, float* col, IM2COL3D_PARAMS)
 {
-    im2col3d<float>(x, col, N, C, D, H, W, OD, OH, OW, kD, kH, kW, sD, sH, sW, pD, pH, pW,
-                    dD, dH, dW);
+    im2col3d(x, col, IM2COL3D_ARGS);
 }
 
-extern "C" __global__ void im2col3d_f64(const double* x, double* col,
-                                        int N, int C, int D, int H, int W, int OD, int OH, int OW,
-                                        int kD, int kH, int kW, int sD, int sH, int sW,
-                                        int pD, int pH, int pW, int dD, int dH, int dW)
+extern "C" __global__ void im2col3d_f64(const double* x, double* col, IM2COL3D_PARAMS)
 {
-    im2col3d<double>(x, col, N, C, D, H, W, OD, OH, OW, kD, kH, kW, sD, sH, sW, pD, pH, pW,
-                     dD, dH, dW);
+    im2col3d(x, col, IM2COL3D_ARGS);
 }

@@ -19,11 +19,13 @@
 // GPU runs (the emulator runs threads in a fixed order and is deterministic).
 // Launch: 1-D grid of 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // global_thread_index
+
 template <typename T>
 __device__ void max_pool3d_backward(const T* gy, const long long* indices, T* gx,
                                     int NC, int plane_size, int outputs_per_plane)
 {
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= NC * outputs_per_plane) return;
 
     const int nc = index / outputs_per_plane;

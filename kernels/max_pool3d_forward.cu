@@ -11,6 +11,8 @@
 // holding a NaN outputs NaN, with the index of its last NaN.
 // Launch: 1-D grid of 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // global_thread_index, unflatten3d, MAX_POOL3D_PARAMS (NC, D, ... dW)
+
 // -infinity without <math.h>'s INFINITY, which NVRTC does not have: the IEEE-754 bit pattern.
 template <typename T> __device__ T negative_infinity();
 template <> __device__ float negative_infinity<float>() { return -__int_as_float(0x7f800000); }
@@ -20,21 +22,13 @@ template <> __device__ double negative_infinity<double>()
 }
 
 template <typename T>
-__device__ void max_pool3d_forward(const T* x, T* y, long long* indices,
-                                   int NC, int D, int H, int W,
-                                   int OD, int OH, int OW,
-                                   int kD, int kH, int kW,
-                                   int sD, int sH, int sW,
-                                   int pD, int pH, int pW,
-                                   int dD, int dH, int dW)
+__device__ void max_pool3d_forward(const T* x, T* y, long long* indices, MAX_POOL3D_PARAMS)
 {
-    const int index = blockIdx.x * blockDim.x + threadIdx.x;
+    const int index = global_thread_index();
     if (index >= NC * OD * OH * OW) return;
 
-    const int ow = index % OW;
-    const int oh = (index / OW) % OH;
-    const int od = (index / (OW * OH)) % OD;
-    const int nc = index / (OW * OH * OD);
+    const Position3d out = unflatten3d(index, OD, OH, OW);
+    const int od = out.d, oh = out.h, ow = out.w, nc = out.plane;
     const T* plane = x + (long long)nc * D * H * W;
 
     const int d0 = od * sD - pD, h0 = oh * sH - pH, w0 = ow * sW - pW;
@@ -64,20 +58,15 @@ __device__ void max_pool3d_forward(const T* x, T* y, long long* indices,
     indices[index] = best_index;
 }
 
-extern "C" __global__ void max_pool3d_forward_f32(
-    const float* x, float* y, long long* indices, int NC, int D, int H, int W,
-    int OD, int OH, int OW, int kD, int kH, int kW, int sD, int sH, int sW,
-    int pD, int pH, int pW, int dD, int dH, int dW)
+// The entry points the host launches, one per element type.
+extern "C" __global__ void max_pool3d_forward_f32(const float* x, float* y, long long* indices,
+                                                  MAX_POOL3D_PARAMS)
 {
-    max_pool3d_forward<float>(x, y, indices, NC, D, H, W, OD, OH, OW, kD, kH, kW,
-                              sD, sH, sW, pD, pH, pW, dD, dH, dW);
+    max_pool3d_forward(x, y, indices, MAX_POOL3D_ARGS);
 }
 
-extern "C" __global__ void max_pool3d_forward_f64(
-    const double* x, double* y, long long* indices, int NC, int D, int H, int W,
-    int OD, int OH, int OW, int kD, int kH, int kW, int sD, int sH, int sW,
-    int pD, int pH, int pW, int dD, int dH, int dW)
+extern "C" __global__ void max_pool3d_forward_f64(const double* x, double* y, long long* indices,
+                                                  MAX_POOL3D_PARAMS)
 {
-    max_pool3d_forward<double>(x, y, indices, NC, D, H, W, OD, OH, OW, kD, kH, kW,
-                               sD, sH, sW, pD, pH, pW, dD, dH, dW);
+    max_pool3d_forward(x, y, indices, MAX_POOL3D_ARGS);
 }

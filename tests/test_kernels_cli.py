@@ -24,6 +24,17 @@ def test_show_prints_the_source(capsys):
     assert kernel_source("conv3d_direct") in out
 
 
+def test_show_prints_the_shared_header_that_every_kernel_includes(capsys):
+    from conv3d.cuda.sources import kernel_dir
+
+    header = (kernel_dir() / "indexing.cuh").read_text()
+    assert main(["kernels", "show", "indexing.cuh"]) == 0
+    out = capsys.readouterr().out
+    assert "// kernels/indexing.cuh" in out and header in out
+    for name in KERNELS:  # each kernel relies on it, so it must ship next to them
+        assert '#include "indexing.cuh"' in kernel_source(name)
+
+
 def test_show_unknown_kernel_is_an_error(capsys):
     with pytest.raises(SystemExit):
         main(["kernels", "show", "no_such_kernel"])

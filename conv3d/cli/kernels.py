@@ -4,6 +4,7 @@ Examples::
 
     conv3d kernels list
     conv3d kernels show conv3d_tiled
+    conv3d kernels show indexing.cuh          # the helpers every kernel includes
     conv3d kernels launch conv3d_tiled --shape 8,16,32,32,32 --weight 32,16,3,3,3 --padding 1
     conv3d kernels launch max_pool3d_forward --shape 8,16,32,32,32 --kernel-size 2
     conv3d kernels check                      # NVRTC for sm_75/80/90 + emulation vs NumPy
@@ -22,7 +23,7 @@ POOL_KERNELS = ("max_pool3d_forward", "max_pool3d_backward", "avg_pool3d_forward
 
 
 def register(subparsers) -> None:
-    from ..cuda.sources import KERNELS  # noqa: PLC0415
+    from ..cuda.sources import HEADERS, KERNELS  # noqa: PLC0415
 
     p = subparsers.add_parser("kernels", help="list, show, plan and check the CUDA kernels",
                               description=__doc__.split("\n\n")[0])
@@ -31,8 +32,8 @@ def register(subparsers) -> None:
 
     sub.add_parser("list", help="the kernels, one line each").set_defaults(func=run_list)
 
-    show = sub.add_parser("show", help="print a kernel's CUDA C source")
-    show.add_argument("name", choices=list(KERNELS), metavar="NAME")
+    show = sub.add_parser("show", help="print a kernel's CUDA C source (or a shared header's)")
+    show.add_argument("name", choices=[*KERNELS, *HEADERS], metavar="NAME")
     show.set_defaults(func=run_show)
 
     lau = sub.add_parser("launch", help="grid, block, shared memory and thread mapping for a shape")
@@ -79,8 +80,13 @@ def run_list(args) -> int:
 
 
 def run_show(args) -> int:
-    from ..cuda.sources import kernel_filename, kernel_source  # noqa: PLC0415
+    from ..cuda.sources import (HEADERS, header_source, kernel_filename,  # noqa: PLC0415
+                                kernel_source)
 
+    if args.name in HEADERS:
+        print(f"// kernels/{args.name}")
+        print(header_source(args.name), end="")
+        return 0
     print(f"// {kernel_filename(args.name)}")
     print(kernel_source(args.name), end="")
     return 0
@@ -176,7 +182,7 @@ def run_launch(args) -> int:
 
 def _compile_all(names, archs):
     """{(kernel, arch): (ok, text)} from NVRTC, or a reason why NVRTC is unavailable."""
-    from ..cuda.sources import kernel_filename, kernel_source  # noqa: PLC0415
+    from ..cuda.sources import include_options, kernel_filename, kernel_source  # noqa: PLC0415
 
     try:
         from ..cuda.nvrtc import compile_cubin  # noqa: PLC0415
@@ -186,7 +192,8 @@ def _compile_all(names, archs):
     for name in names:
         for arch in archs:
             try:
-                cubin = compile_cubin(kernel_source(name), kernel_filename(name), arch=arch)
+                cubin = compile_cubin(kernel_source(name), kernel_filename(name), arch=arch,
+                                      options=include_options())
                 results[name, arch] = (True, f"CUBIN {len(cubin)} B")
             except Exception as exc:  # compile error or missing NVRTC: report, never crash
                 results[name, arch] = (False, str(exc).strip())

@@ -185,6 +185,14 @@ def elementwise_config(kernel: str, count: int, mapping: str) -> LaunchConfig:
     return LaunchConfig(kernel, (blocks, 1, 1), (THREADS_PER_BLOCK, 1, 1), 0, mapping)
 
 
+def per_element_config(kernel: str, shape, element: str, how: str) -> LaunchConfig:
+    """``elementwise_config`` for a kernel whose thread t computes the element of ``shape`` with
+    row-major flat index t (``element`` names it, ``how`` says how it is computed)."""
+    shape = tuple(shape)
+    return elementwise_config(kernel, math.prod(shape),
+                              f"thread t computes {element} (row-major over {shape}): {how}")
+
+
 def conv3d_direct_config(geo: ConvGeometry) -> LaunchConfig:
     OD, OH, OW = geo.out
     return elementwise_config(
@@ -204,17 +212,15 @@ def im2col3d_config(geo: ConvGeometry) -> LaunchConfig:
 
 
 def col2im3d_config(geo: ConvGeometry) -> LaunchConfig:
-    return elementwise_config(
-        "col2im3d", math.prod(geo.x_shape),
-        f"thread t computes gx[n, c, d, h, w] (row-major over {geo.x_shape}): gathers the column "
-        f"entries of the taps that land on (d, h, w), no atomics")
+    return per_element_config("col2im3d", geo.x_shape, "gx[n, c, d, h, w]",
+                              "gathers the column entries of the taps that land on (d, h, w), "
+                              "no atomics")
 
 
 def conv3d_backward_input_config(geo: ConvGeometry) -> LaunchConfig:
-    return elementwise_config(
-        "conv3d_backward_input", math.prod(geo.x_shape),
-        f"thread t computes gx[n, c, d, h, w] (row-major over {geo.x_shape}): gathers gy*w over the "
-        f"{geo.K // geo.groups} output channels of c's group and the taps that land on (d, h, w)")
+    return per_element_config("conv3d_backward_input", geo.x_shape, "gx[n, c, d, h, w]",
+                              f"gathers gy*w over the {geo.K // geo.groups} output channels of "
+                              f"c's group and the taps that land on (d, h, w)")
 
 
 def conv3d_backward_weight_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig:
@@ -284,10 +290,10 @@ def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig | 
 
 
 def max_pool3d_forward_config(geo: PoolGeometry) -> LaunchConfig:
-    return elementwise_config(
-        "max_pool3d_forward", math.prod(geo.y_shape),
-        f"thread t computes y[n, c, od, oh, ow] and its argmax (row-major over {geo.y_shape}): "
-        f"scans the {math.prod(geo.kernel)}-element window, first maximum wins, NaN propagates")
+    return per_element_config("max_pool3d_forward", geo.y_shape,
+                              "y[n, c, od, oh, ow] and its argmax",
+                              f"scans the {math.prod(geo.kernel)}-element window, first maximum "
+                              f"wins, NaN propagates")
 
 
 def max_pool3d_backward_config(y_shape) -> LaunchConfig:
@@ -299,17 +305,13 @@ def max_pool3d_backward_config(y_shape) -> LaunchConfig:
 
 
 def avg_pool3d_forward_config(geo: PoolGeometry) -> LaunchConfig:
-    return elementwise_config(
-        "avg_pool3d_forward", math.prod(geo.y_shape),
-        f"thread t computes y[n, c, od, oh, ow] (row-major over {geo.y_shape}): the window's sum "
-        f"divided by PyTorch's divisor")
+    return per_element_config("avg_pool3d_forward", geo.y_shape, "y[n, c, od, oh, ow]",
+                              "the window's sum divided by PyTorch's divisor")
 
 
 def avg_pool3d_backward_config(geo: PoolGeometry) -> LaunchConfig:
-    return elementwise_config(
-        "avg_pool3d_backward", math.prod(geo.x_shape),
-        f"thread t computes gx[n, c, d, h, w] (row-major over {geo.x_shape}): gathers gy/divisor "
-        f"from every window that contains it, no atomics")
+    return per_element_config("avg_pool3d_backward", geo.x_shape, "gx[n, c, d, h, w]",
+                              "gathers gy/divisor from every window that contains it, no atomics")
 
 
 def bias_add_config(y_shape) -> LaunchConfig:

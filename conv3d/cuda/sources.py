@@ -10,12 +10,18 @@ convention, ``fn(grid, block, args, shared_mem=...)``:
 * ``'cuda-emu'``: ``conv3d.cuda.emulator.EmuModule`` (g++ compiles the same unmodified source
   for the CPU; blocks run one after another, a block's threads as fibers).
 
+The kernels ``#include "indexing.cuh"`` (the index arithmetic they share, in the same folder), so
+every compile passes ``include_options()``: CuPy, the emulator and the NVRTC compile check
+(``conv3d kernels check``) alike.
+
 Each (file, device) is compiled once and cached (the emulator also caches on disk).
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 
@@ -36,6 +42,8 @@ KERNELS = {
     "bias_add": "add a per-channel bias to a convolution output, in place",
 }
 
+HEADERS = ("indexing.cuh",)  # the headers in kernels/ that the .cu files include
+
 DTYPE_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
@@ -55,6 +63,28 @@ def kernel_filename(kernel: str) -> str:
     return f"kernels/{check_kernel_name(kernel)}.cu"
 
 
+def kernel_dir() -> Path:
+    """The folder holding the kernel sources and their headers (``kernels/`` in a checkout)."""
+    return Path(str(files("conv3d.kernels")))
+
+
+def header_source(header: str = "indexing.cuh") -> str:
+    """The text of a shared header, e.g. ``kernels/indexing.cuh``."""
+    if header not in HEADERS:
+        raise ValueError(f"unknown header {header!r}; choose one of {', '.join(HEADERS)}")
+    return files("conv3d.kernels").joinpath(header).read_text()
+
+
+def include_options() -> tuple:
+    """The compiler options that let ``#include "indexing.cuh"`` find the header; NVRTC, nvcc,
+    CuPy's RawModule and the emulator all take this form."""
+    return (f"--include-path={kernel_dir()}",)
+
+
+def _headers_digest() -> str:
+    return hashlib.sha256("".join(header_source(h) for h in HEADERS).encode()).hexdigest()[:16]
+
+
 def function_name(kernel: str, dtype) -> str:
     """``conv3d_direct`` + float32 -> ``conv3d_direct_f32`` (the ``extern "C"`` wrapper)."""
     try:
@@ -71,10 +101,14 @@ def get_module(kernel: str, device: str):
     source = kernel_source(kernel)
     if device == "cuda":
         cp = require_cupy()
-        return cp.RawModule(code=source)
+        # CuPy's on-disk kernel cache is keyed by the source and the options, not by the headers
+        # they include: the headers' digest, as a macro, makes an edited header recompile.
+        options = (*include_options(), f"-DCONV3D_HEADERS_DIGEST={_headers_digest()}")
+        return cp.RawModule(code=source, options=options)
     if device == "cuda-emu":
         from .emulator import EmuModule  # noqa: PLC0415 - only needed for emulation
-        return EmuModule(code=source, name=kernel_filename(kernel))
+        # (the emulator's cache tracks included headers itself)
+        return EmuModule(code=source, options=include_options(), name=kernel_filename(kernel))
     raise ValueError(f"CUDA kernels run on device 'cuda' or 'cuda-emu', not {device!r}")
 
 
