@@ -78,7 +78,7 @@ def choose(op: str, geo: ConvGeometry) -> str:
     * small output volumes with enough channels (a2: C=32, 5x5x5 outputs): ``'channels-last'``,
       whose copies move kW*C contiguous floats instead of 5;
     * everything else, thin layers (a1: C=3) and large layers (b: C=64, 16x56x56) alike:
-      ``'im2col'`` with cache-sized chunks (89% of the GEMM rate on b's forward).
+      ``'im2col'`` with cache-sized chunks (72-89% of the measured GEMM rate on b's forward).
 
     The numba loops won only when the machine was heavily oversubscribed (load 5-7 on 2 cores);
     ``'per-offset'`` never won (7-11x slower on a1, as issue 6 measured).
