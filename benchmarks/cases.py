@@ -31,8 +31,8 @@ CONV_SHAPES = {  # name: (x shape, w shape, padding)
 }
 NAIVE_SHAPES = ("cube", "small", "a2")   # the float64 loops are too slow for a1 and b
 EMU_SHAPES = ("cube", "small")           # the CUDA emulator: for scale only
-CPU_STRATEGIES = ("im2col", "im2col-batched", "im2col-numpy", "channels-last", "per-offset",
-                  "numba")
+CPU_STRATEGIES = ("im2col", "im2col-batched", "im2col-numpy", "im2col-planes", "channels-last",
+                  "per-offset", "numba")
 GPU_ALGORITHMS = ("direct", "tiled", "im2col")
 
 

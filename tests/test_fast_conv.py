@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 import conv3d
 import conv3d.functional as F
 from conv3d.ops import fast
-from conv3d.ops.fast import channels_last, im2col_gemm, numba_direct, per_offset
+from conv3d.ops.fast import channels_last, im2col_gemm, numba_direct, per_offset, plane_im2col
 from reference import naive_conv3d, naive_conv3d_backward_input, naive_conv3d_backward_weight
 
-STRATEGY_NAMES = ["im2col", "im2col-batched", "im2col-numpy", "channels-last", "per-offset",
-                  "numba"]
+STRATEGY_NAMES = ["im2col", "im2col-batched", "im2col-numpy", "im2col-planes", "channels-last",
+                  "per-offset", "numba"]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
@@ -106,12 +106,15 @@ def test_transposed_method_needs_stride_1():
 
 # ---- the workspace limit ------------------------------------------------------------------------
 
-CHUNKED = [(im2col_gemm, {}), (im2col_gemm, {"layout": "batched"}), (channels_last, {}),
-           (per_offset, {}), (numba_direct, {})]
+# (module, options, fractions of the unchunked workspace to run under). The smallest chunk of
+# 'im2col-planes' is the kD input planes of one output plane, a third of this small case.
+CHUNKED = [(im2col_gemm, {}, (2, 5)), (im2col_gemm, {"layout": "batched"}, (2, 5)),
+           (channels_last, {}, (2, 5)), (per_offset, {}, (2, 5)), (numba_direct, {}, (2, 5)),
+           (plane_im2col, {}, (2,))]
 
 
-@pytest.mark.parametrize("module,options", CHUNKED)
-def test_chunking_gives_the_same_results_and_respects_the_limit(module, options):
+@pytest.mark.parametrize("module,options,fractions", CHUNKED)
+def test_chunking_gives_the_same_results_and_respects_the_limit(module, options, fractions):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 4, 6, 7, 5))
     w = rng.standard_normal((6, 2, 3, 2, 3))
@@ -126,7 +129,7 @@ def test_chunking_gives_the_same_results_and_respects_the_limit(module, options)
     refs = [y_ref, naive_conv3d_backward_input(gy, w, x.shape, *args),
             naive_conv3d_backward_weight(gy, x, w.shape, *args)]
     # half the unchunked workspace chunks over N, a fifth over N and over depth
-    for limit in (unchunked_peak // 2, unchunked_peak // 5):
+    for limit in (unchunked_peak // f for f in fractions):
         fast.reset_peak_workspace()
         with fast.workspace_limit(limit):
             chunked = [module.forward(x, w, None, *args, **options),
@@ -148,7 +151,8 @@ def test_planner_prefers_whole_samples_then_depth_chunks():
     assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 3000, "t", 50) == (1, 1)
 
 
-@pytest.mark.parametrize("name", ["im2col", "channels-last", "per-offset", "numba"])
+@pytest.mark.parametrize("name", ["im2col", "im2col-planes", "channels-last", "per-offset",
+                                  "numba"])
 def test_refuses_when_one_chunk_cannot_fit(name):
     x = conv3d.Tensor(np.ones((2, 8, 4, 16, 16), np.float32))
     w = conv3d.Tensor(np.ones((16, 8, 3, 3, 3), np.float32))
@@ -196,6 +200,48 @@ def test_strategy_selection():
     assert fast.last_choice["forward"] == fast.choose("forward", _geo(x, w)) != "auto"
     with pytest.raises(ValueError, match="unknown convolution strategy 'fastest'"):
         fast.set_strategy("fastest")
+
+
+@pytest.mark.parametrize("x_shape,w_shape,padding,dilation,want", [
+    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 1, 1, "im2col-planes"),  # b: 3136 voxels a plane
+    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, 2, "im2col"),          # depth dilation 2
+    ((128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0, 1, "im2col"),           # a1: thin, 14x14 planes
+    ((128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 0, 1, "channels-last"),     # a2: 5x5x5 outputs
+])
+def test_auto_choice_per_shape(x_shape, w_shape, padding, dilation, want):
+    """The rule of ``choose`` on the benchmark shapes (docs/benchmarks/notes.md says why)."""
+    from conv3d.ops.fast.geometry import ConvGeometry
+    geo = ConvGeometry.of(x_shape, w_shape, (1, 1, 1), ((padding, padding),) * 3,
+                          (dilation,) * 3, 1)
+    assert all(fast.choose(op, geo) == want
+               for op in ("forward", "backward_input", "backward_weight"))
+
+
+@pytest.mark.parametrize("stride,dilation", [((1, 2, 1), (1, 1, 2)), ((1, 1, 1), (2, 1, 1)),
+                                             ((2, 1, 1), (1, 1, 1))])
+def test_planes_strategy_on_long_planes_in_several_chunks(stride, dilation):
+    """Planes long enough for the rule to pick 'im2col-planes', and a limit that forces several
+    chunks of output planes (forward, weight) and of input planes (input gradient)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 9, 34, 33)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3, 2)).astype(np.float32)
+    args = (stride, ((1, 2), (1, 1), (0, 1)), dilation, 1)
+    gy = rng.standard_normal(naive_conv3d(x, w, None, *args).shape).astype(np.float32)
+    plane = 4 * int(np.prod(gy.shape[3:]))          # bytes of one output plane of one channel
+    span = dilation[0] * 2 + 1                       # input planes one output plane reads
+    cols_limit = (span + stride[0]) * 3 * 3 * 2 * plane  # 2D columns of two output planes
+    gy_limit = (span + 1) * 4 * plane + 3 * 3 * 2 * plane  # gy of two input planes + 1 dcols
+    if stride[0] > 1:  # the input gradient runs 'im2col''s col2im: 3D columns of two planes
+        gy_limit = 2 * 3 * 3 * 3 * 2 * plane
+    fast.reset_peak_workspace()
+    got = [plane_im2col.forward(x, w, None, *args, workspace_limit=cols_limit),
+           plane_im2col.backward_input(gy, w, x.shape, *args, workspace_limit=gy_limit),
+           plane_im2col.backward_weight(gy, x, w.shape, *args, workspace_limit=cols_limit)]
+    assert fast.peak_workspace() <= max(cols_limit, gy_limit)
+    want = [naive_conv3d(x, w, None, *args), naive_conv3d_backward_input(gy, w, x.shape, *args),
+            naive_conv3d_backward_weight(gy, x, w.shape, *args)]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, **TOL[np.float32])
 
 
 def _geo(x, w):

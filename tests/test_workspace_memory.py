@@ -1,5 +1,6 @@
 """Shape b of issue 6 (C3D-like: N=4, C=64, 16x56x56 -> K=128, 3x3x3, padding 1) under the
-default 256 MiB workspace limit, in a fresh subprocess whose peak RSS is measured.
+default 256 MiB workspace limit, in a fresh subprocess whose peak RSS is measured; once with the
+strategy 'auto' chooses for it ('im2col-planes') and once with plain 'im2col'.
 
 The full shape, not a scaled one: its whole im2col matrix would be 1.32 GiB, so the test fails
 if the planner ever lets a chunk grow past the limit. It takes a few seconds on 2 cores.
@@ -23,13 +24,14 @@ SCRIPT = textwrap.dedent(r"""
     import json, resource, numpy as np
     import conv3d
     from conv3d.ops import cpu_reference as ref
+    from conv3d.ops import fast
     from conv3d.ops.fast import provider, peak_workspace, reset_peak_workspace, use_strategy
 
     def peak_mib():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
     one, pad = (1, 1, 1), ((1, 1),) * 3
-    with use_strategy("im2col"):
+    with use_strategy(STRATEGY):
         t = np.ones((1, 2, 3, 4, 4), np.float32), np.ones((3, 2, 3, 3, 3), np.float32)
         g = provider.conv3d_forward(t[0], t[1], None, one, pad, one, 1)
         provider.conv3d_backward_input(g, t[1], t[0].shape, one, pad, one, 1)
@@ -42,12 +44,12 @@ SCRIPT = textwrap.dedent(r"""
     gy = rng.standard_normal((4, 128, 16, 56, 56), dtype=np.float32)
     base = peak_mib()
     reset_peak_workspace()
-    with use_strategy("im2col"):   # 'auto' picks it for this shape too; pinned for the test
+    with use_strategy(STRATEGY):   # pinned, so that a change of the 'auto' rule cannot hide one
         y = provider.conv3d_forward(x, w, b, one, pad, one, 1)
         gx = provider.conv3d_backward_input(gy, w, x.shape, one, pad, one, 1)
         gw = provider.conv3d_backward_weight(gy, x, w.shape, one, pad, one, 1)
     grown = peak_mib() - base
-    out = {"base_mib": base, "grown_mib": grown,
+    out = {"strategy": fast.last_choice["forward"], "base_mib": base, "grown_mib": grown,
            "outputs_mib": (y.nbytes + gx.nbytes + gw.nbytes) / 2**20,
            "limit_mib": conv3d.get_workspace_limit() / 2**20,
            "peak_workspace_mib": peak_workspace() / 2**20, "errors": {}}
@@ -77,11 +79,14 @@ SCRIPT = textwrap.dedent(r"""
 """)
 
 
-def test_shape_b_stays_under_the_256_mib_workspace_limit():
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+@pytest.mark.parametrize("strategy", ["im2col-planes", "im2col"])  # 'auto' picks the first
+def test_shape_b_stays_under_the_256_mib_workspace_limit(strategy):
+    script = f"STRATEGY = {strategy!r}\n" + SCRIPT
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["strategy"] == strategy
     assert res["limit_mib"] == 256
     assert 0 < res["peak_workspace_mib"] <= res["limit_mib"]
     allowance = 32  # MiB: allocator slack, thread stacks, small temporaries

@@ -7,6 +7,7 @@ need, each in its own module:
 * ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
 * ``geometry.py``: index ranges per kernel tap; im2col/col2im into a preallocated buffer;
 * ``im2col_gemm.py``: strategy ``'im2col'`` (and ``'im2col-batched'``);
+* ``plane_im2col.py``: strategy ``'im2col-planes'``, 2D columns per input plane shared along depth;
 * ``per_offset.py``: strategy ``'per-offset'``;
 * ``numba_direct.py``: strategy ``'numba'``, blocked loops for small-channel layers;
 * ``chooser.py``: the per-shape choice (``'auto'``) and the kernel provider ``provider``;

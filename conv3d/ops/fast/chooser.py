@@ -7,6 +7,7 @@ Strategies (each computes the forward pass and both backward passes):
 ``'im2col'``        chunked im2col into one reused buffer + one GEMM per chunk (``im2col_gemm``)
 ``'im2col-batched'`` the same, one GEMM per sample written straight into the output
 ``'im2col-numpy'``  ``'im2col'`` with NumPy's scatter-add for col2im instead of numba's
+``'im2col-planes'`` 2D im2col per input plane, shared by kD output planes (``plane_im2col``)
 ``'channels-last'`` im2col in NDHWC layout: copies of whole channel runs (``channels_last``)
 ``'per-offset'``    one small GEMM per kernel tap, no column matrix (``per_offset``)
 ``'numba'``         direct loops compiled by numba, for small-channel layers (``numba_direct``)
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 
-from . import channels_last, im2col_gemm, numba_direct, per_offset, pooling
+from . import channels_last, im2col_gemm, numba_direct, per_offset, plane_im2col, pooling
 from .geometry import ConvGeometry
 
-STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "im2col-numpy", "channels-last",
-              "per-offset", "numba")
+STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "im2col-numpy", "im2col-planes",
+              "channels-last", "per-offset", "numba")
+
+LONG_PLANE = 1024  # output voxels per plane from which 'im2col-planes' is chosen
 
 _strategy = "auto"
 last_choice: dict = {}  # op -> strategy name of the most recent call (for benchmarks and tests)
@@ -70,21 +73,32 @@ def is_small_volume(geo: ConvGeometry) -> bool:
     return geo.plane * geo.out_size[0] <= 4096
 
 
+def has_long_planes(geo: ConvGeometry) -> bool:
+    """At least ``LONG_PLANE`` output voxels per plane (b: 56x56 = 3136), so that one output
+    plane is a long GEMM, and depth dilation 1, so that its kD input planes are adjacent."""
+    return geo.plane >= LONG_PLANE and geo.dilation[0] == 1
+
+
 def choose(op: str, geo: ConvGeometry) -> str:
     """The strategy ``'auto'`` uses for ``op`` ('forward', 'backward_input', 'backward_weight').
 
     Measured on this project's shared 2-core machine (docs/benchmarks):
 
+    * long output planes (b: C=64, 16x56x56): ``'im2col-planes'``, whose 2D columns of each
+      input plane serve kD output planes (a third of im2col's copying; fwd+bwd 2.0-2.4 s
+      against 2.7 s for ``'im2col'`` on b);
     * small output volumes with enough channels (a2: C=32, 5x5x5 outputs): ``'channels-last'``,
       whose copies move kW*C contiguous floats instead of 5;
-    * everything else, thin layers (a1: C=3) and large layers (b: C=64, 16x56x56) alike:
-      ``'im2col'`` with cache-sized chunks (72-89% of the measured GEMM rate on b's forward).
+    * everything else, thin layers with small planes (a1: C=3, 14x14 outputs) above all:
+      ``'im2col'`` with cache-sized chunks.
 
     The numba loops won only when the machine was heavily oversubscribed (load 5-7 on 2 cores);
     ``'per-offset'`` never won (7-11x slower on a1, as issue 6 measured).
     """
     if _strategy != "auto":
         return _strategy
+    if has_long_planes(geo):
+        return "im2col-planes"
     if is_small_volume(geo) and not is_thin(geo):
         return "channels-last"
     return "im2col"
@@ -116,6 +130,8 @@ class FastCPUKernels:
             return numba_direct.forward(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.forward(*args, workspace_limit=workspace_limit)
+        if name == "im2col-planes":
+            return plane_im2col.forward(*args, workspace_limit=workspace_limit)
         if name == "channels-last":
             return channels_last.forward(*args, workspace_limit=workspace_limit)
         return im2col_gemm.forward(*args, **_im2col_options(name), workspace_limit=workspace_limit)
@@ -131,6 +147,8 @@ class FastCPUKernels:
             return numba_direct.backward_input(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.backward_input(*args, workspace_limit=workspace_limit)
+        if name == "im2col-planes":
+            return plane_im2col.backward_input(*args, workspace_limit=workspace_limit)
         if name == "channels-last":
             return channels_last.backward_input(*args, workspace_limit=workspace_limit)
         return im2col_gemm.backward_input(*args, **_im2col_options(name),
@@ -147,6 +165,8 @@ class FastCPUKernels:
             return numba_direct.backward_weight(*args, workspace_limit=workspace_limit)
         if name == "per-offset":
             return per_offset.backward_weight(*args, workspace_limit=workspace_limit)
+        if name == "im2col-planes":
+            return plane_im2col.backward_weight(*args, workspace_limit=workspace_limit)
         if name == "channels-last":
             return channels_last.backward_weight(*args, workspace_limit=workspace_limit)
         return im2col_gemm.backward_weight(*args, **_im2col_options(name),

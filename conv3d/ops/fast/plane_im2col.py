@@ -1,0 +1,233 @@
+"""Strategy ``'im2col-planes'``: a 2D im2col per *input* plane, shared by kD output planes.
+
+Plain 3D im2col copies every input voxel ``kD*kH*kW`` times (27 for a 3x3x3 kernel). But along
+depth, output plane ``od`` reads input planes ``od*s - p .. od*s - p + kD - 1``, and the next
+output plane reads almost the same ones. So build the 2D columns of each input plane once::
+
+    cols[q] = im2col2d(x[n, :, d_lo + q])       shape (C, kH, kW, OH, OW), q = 0 .. Sd-1
+
+and stack them along the first axis. The kD planes output plane ``od`` needs are then the
+*contiguous* rows ``cols[q0 : q0 + kD]`` (q0 = (od - od0)*s): a (kD*C*kH*kW, OH*OW) matrix,
+exactly the im2col matrix of that plane with its rows in (kd, c, kh, kw) order, at no copy::
+
+    y[n, :, od]  (K, OH*OW)       = W_r (K, kD*C*kH*kW)  @  cols[q0:q0+kD]
+    gW_r         (K, kD*C*kH*kW) += gy[n, :, od]          @  cols[q0:q0+kD]^T
+
+where ``W_r`` is the weight with its kd and c axes swapped. Each input voxel is copied kH*kW
+times (9) instead of kD*kH*kW (27): a third of the copying, and the GEMMs are the same size as
+plain im2col's. It pays off when one output plane is a long GEMM (shape b: 56x56 = 3136
+columns). With a depth dilation d > 1 the kD planes are d apart and ``_rows`` copies them
+together (correct, and no faster than ``'im2col'``).
+
+The input gradient is the same idea read backwards (``backward_input``): the kD output planes
+that read one input plane are adjacent too, so one GEMM gathers all their contributions to that
+plane's 2D columns, and one 2D col2im adds them into ``gx`` (with a depth stride > 1 the
+output planes that read an input plane are not the same pattern for every plane, and the
+input gradient uses the col2im of ``'im2col'`` instead).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import im2col_gemm
+from .geometry import ConvGeometry, _span, _zero_outside, tap_range
+from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
+
+CHUNK_TARGET = 64 * 2**20  # bytes of columns per chunk: a few output planes share their inputs
+
+
+def _slab_depth(geo, odc):
+    """Input planes read by ``odc`` consecutive output planes."""
+    return (odc - 1) * geo.stride[0] + geo.dilation[0] * (geo.kernel[0] - 1) + 1
+
+
+def _plan(geo, itemsize, workspace_limit, what):
+    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
+    row = geo.Cg * geo.kernel[1] * geo.kernel[2] * geo.plane * itemsize  # one plane's 2D columns
+
+    def bytes_for(n, od):
+        return n * _slab_depth(geo, od) * row
+    (n, od) = plan_chunks(geo.N, geo.out_size[0], bytes_for, limit, what, target=CHUNK_TARGET)
+    return n, od, Workspace(limit)
+
+
+def _plane_taps(geo):
+    """Yield ``(kh, kw, out_box, in_box)`` for the 2D taps: ``in_box`` (slices of H, W) is the
+    part of an input plane that tap reads, ``out_box`` (slices of OH, OW) where it lands;
+    both ``None`` when the tap reads only padding."""
+    (_, H, W), (_, kH, kW), (_, OH, OW) = geo.in_size, geo.kernel, geo.out_size
+    (_, s_h, s_w), (_, d_h, d_w) = geo.stride, geo.dilation
+    (_, (p_h, _), (p_w, _)) = geo.padding
+    for kh in range(kH):
+        h_lo, h_hi, ih = tap_range(0, OH, kh, s_h, d_h, p_h, H)
+        for kw in range(kW):
+            w_lo, w_hi, iw = tap_range(0, OW, kw, s_w, d_w, p_w, W)
+            if h_lo == h_hi or w_lo == w_hi:
+                yield kh, kw, None, None
+                continue
+            yield (kh, kw, (slice(h_lo, h_hi), slice(w_lo, w_hi)),
+                   (_span(h_lo, h_hi, ih, s_h), _span(w_lo, w_hi, iw, s_w)))
+
+
+def _fill(cols, x, geo, n, od0, odc):
+    """``cols[q]`` = the 2D columns (C, kH, kW, OH, OW) of input plane ``d_lo + q`` of sample
+    ``n`` (zeros for planes in the depth padding); one strided copy per (kh, kw) tap."""
+    D, s_d, p_d = geo.in_size[0], geo.stride[0], geo.padding[0][0]
+    d_lo = od0 * s_d - p_d
+    a, b = max(d_lo, 0), min(d_lo + _slab_depth(geo, odc), D)  # the input planes that exist
+    cols[:max(a - d_lo, 0)] = 0
+    cols[max(b - d_lo, 0):] = 0
+    if b <= a:
+        return
+    src = x[n, :, a:b].transpose(1, 0, 2, 3)  # (planes, C, H, W): a view
+    for kh, kw, out_box, in_box in _plane_taps(geo):
+        dst = cols[a - d_lo:b - d_lo, :, kh, kw]  # (planes, C, OH, OW)
+        if out_box is None:
+            dst.fill(0)
+            continue
+        (h, w) = out_box
+        _zero_outside(dst[:, :, None], ((0, 1, 0), (h.start, h.stop, 0), (w.start, w.stop, 0)))
+        dst[:, :, h, w] = src[:, :, in_box[0], in_box[1]]
+
+
+def _col2im_plane(gx_plane, dcol, geo):
+    """The adjoint of one plane of ``_fill``: ``gx_plane`` (C, H, W) += every entry of ``dcol``
+    (C, kH, kW, OH, OW) at the input position it was copied from."""
+    for kh, kw, out_box, in_box in _plane_taps(geo):
+        if out_box is not None:
+            gx_plane[:, in_box[0], in_box[1]] += dcol[:, kh, kw, out_box[0], out_box[1]]
+
+
+def _rows(cols, geo, od, od0):
+    """The im2col matrix (kD*C*kH*kW, OH*OW) of output plane ``od``: a view into ``cols``
+    (with a depth dilation d > 1 the planes are d apart and NumPy copies them together)."""
+    q0, d = (od - od0) * geo.stride[0], geo.dilation[0]
+    return cols[q0:q0 + d * (geo.kernel[0] - 1) + 1:d].reshape(-1, geo.plane)
+
+
+def _weight_rows(wg):
+    """(K, C, kD, kH, kW) -> (K, kD*C*kH*kW): the row order of ``cols``."""
+    return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(wg.shape[0], -1)
+
+
+def _group_geometry(geo):
+    return ConvGeometry(geo.N, geo.Cg, geo.in_size, geo.Kg, 1, geo.kernel, geo.stride,
+                        geo.padding, geo.dilation, geo.out_size)
+
+
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
+    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+    _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (im2col-planes)")
+    y = np.empty((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
+    g1, Cg, Kg = _group_geometry(geo), geo.Cg, geo.Kg
+    (_, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
+    for g in range(groups):
+        xg = x[:, g * Cg:(g + 1) * Cg]
+        w_r = _weight_rows(w[g * Kg:(g + 1) * Kg])
+        for _, _, od0, od1 in chunks(1, geo.out_size[0], 1, od):
+            cols = ws.take("cols", (_slab_depth(geo, od1 - od0), Cg, kH, kW, OH, OW), x.dtype)
+            for n in range(geo.N):
+                _fill(cols, xg, g1, n, od0, od1 - od0)
+                for o in range(od0, od1):
+                    np.matmul(w_r, _rows(cols, geo, o, od0),
+                              out=y[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1))
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1, 1)
+    return y
+
+
+def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace_limit=None):
+    geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
+    _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, im2col-planes)")
+    gw = np.empty(w_shape, dtype=x.dtype)
+    g1, Cg, Kg = _group_geometry(geo), geo.Cg, geo.Kg
+    (kD, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
+    for g in range(groups):
+        xg = x[:, g * Cg:(g + 1) * Cg]
+        gw_r = np.zeros((Kg, kD * Cg * kH * kW), dtype=x.dtype)
+        prod = np.empty_like(gw_r)
+        for _, _, od0, od1 in chunks(1, geo.out_size[0], 1, od):
+            cols = ws.take("cols", (_slab_depth(geo, od1 - od0), Cg, kH, kW, OH, OW), x.dtype)
+            for n in range(geo.N):
+                _fill(cols, xg, g1, n, od0, od1 - od0)
+                for o in range(od0, od1):
+                    gy_o = gy[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1)
+                    np.matmul(gy_o, _rows(cols, geo, o, od0).T, out=prod)
+                    gw_r += prod
+        gw[g * Kg:(g + 1) * Kg] = gw_r.reshape(Kg, kD, Cg, kH, kW).transpose(0, 2, 1, 3, 4)
+    return gw
+
+
+def _input_plane_sources(geo, i):
+    """The output planes that read input plane ``i`` (depth stride 1): ``o = i + p - kd*d``
+    for the taps ``kd`` that land inside ``0 <= o < OD``. Returns ``(o_min, count, j0)``: the
+    planes ``o_min, o_min + d, ...`` (``count`` of them, 0 when none) and ``j0``, the first
+    block of ``_stacked_weight`` they meet."""
+    (kD, _, _), d, p, OD = geo.kernel, geo.dilation[0], geo.padding[0][0], geo.out_size[0]
+    kd_lo = max(0, -((OD - 1 - i - p) // d))  # ceil((i + p - OD + 1) / d)
+    kd_hi = min(kD - 1, (i + p) // d)
+    if kd_hi < kd_lo:
+        return 0, 0, 0
+    return i + p - kd_hi * d, kd_hi - kd_lo + 1, kD - 1 - kd_hi
+
+
+def _stacked_weight(wg):
+    """(K, C, kD, kH, kW) -> (C*kH*kW, kD*K), block j holding tap kd = kD-1-j transposed: the
+    weight that maps kD consecutive planes of ``gy`` to the 2D columns of one input plane."""
+    K, C, kD, kH, kW = wg.shape
+    return np.ascontiguousarray(wg[:, :, ::-1].transpose(1, 3, 4, 2, 0)).reshape(-1, kD * K)
+
+
+def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None):
+    """The adjoint of ``forward``, input plane by input plane (depth stride 1)::
+
+        dcols[i] (C*kH*kW, OH*OW) = W_s (C*kH*kW, kD*K) @ gy[n, :, o_lo:o_hi]  (kD*K, OH*OW)
+        gx[n, :, i]              += col2im2d(dcols[i])
+
+    The kD output planes that read input plane ``i`` are adjacent, so with ``gy`` copied to
+    (OD, K, OH*OW) order they are one matrix and one GEMM sums all their contributions; the 2D
+    col2im then runs once per input plane instead of once per output plane and tap ``kd``.
+    Depth stride > 1 uses ``im2col_gemm``'s col2im."""
+    geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
+    if geo.stride[0] != 1:
+        return im2col_gemm.backward_input(gy, w, x_shape, stride, padding, dilation, groups,
+                                          workspace_limit=workspace_limit)
+    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
+    g1, Cg, Kg, P = _group_geometry(geo), geo.Cg, geo.Kg, geo.plane
+    (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
+
+    d = geo.dilation[0]
+
+    def gy_planes(i0, i1):  # the output planes input planes i0:i1 read, as a range
+        srcs = [(o, o + (c - 1) * d + 1) for o, c, _ in map(
+            lambda i: _input_plane_sources(geo, i), range(i0, i1)) if c > 0]
+        return (min(s[0] for s in srcs), max(s[1] for s in srcs)) if srcs else (0, 0)
+
+    def bytes_for(n, planes):  # gy in (OD, K, P) order for the planes read, one plane's dcols
+        gy_count = min(planes + d * (kD - 1), OD)
+        return n * (gy_count * Kg + Cg * kH * kW) * P * gy.itemsize
+    _, chunk = plan_chunks(geo.N, D, bytes_for, limit, "conv3d backward (input, im2col-planes)",
+                           target=CHUNK_TARGET)
+    ws = Workspace(limit)
+    gx = np.zeros(x_shape, dtype=gy.dtype)
+    dcols = ws.take("dcols", (Cg, kH, kW) + geo.out_size[1:], gy.dtype)
+    for g in range(groups):
+        w_s = _stacked_weight(w[g * Kg:(g + 1) * Kg])
+        for _, _, i0, i1 in chunks(1, D, 1, chunk):
+            o0, o1 = gy_planes(i0, i1)
+            if o1 <= o0:
+                continue  # these input planes are read by no output plane
+            for n in range(geo.N):
+                gy_t = ws.take("gy", (o1 - o0, Kg, P), gy.dtype)
+                gy_t[...] = gy[n, g * Kg:(g + 1) * Kg, o0:o1].reshape(Kg, o1 - o0, P) \
+                    .transpose(1, 0, 2)
+                for i in range(i0, i1):
+                    o_min, count, j0 = _input_plane_sources(geo, i)
+                    if count == 0:
+                        continue
+                    q = o_min - o0
+                    np.matmul(w_s[:, j0 * Kg:(j0 + count) * Kg],
+                              gy_t[q:q + (count - 1) * d + 1:d].reshape(-1, P),
+                              out=dcols.reshape(-1, P))
+                    _col2im_plane(gx[n, g * Cg:(g + 1) * Cg, i], dcols, g1)
+    return gx
