@@ -1,18 +1,27 @@
-"""Strategy ``'channels-last'``: im2col in NDHWC layout, so every copy moves whole channel runs.
+"""Strategy ``'channels-last'``: 2D im2col of each input plane in NDHWC layout, summed over kd.
 
 In NCDHW, one im2col copy per tap moves rows of OW floats: 5 floats per row for a 5x5x5
 output (a2), so NumPy spends its time on per-row overhead, not on bytes. In channels-last
-layout (N, D, H, W, C) the innermost run is the C channels of one voxel, and with stride 1 and
-dilation 1 along W the kW taps of a row are *adjacent* voxels, so one copy moves kW*C
-contiguous floats (96 for a2) per output voxel and kernel row. The column matrix is then
-(voxels, taps*C), row-major, and the products are plain GEMMs::
+layout the innermost run is the C channels of one voxel, and with stride 1 and dilation 1
+along W the kW taps of a row are *adjacent* voxels, so one copy moves kW*C contiguous floats
+(96 for a2) per output voxel and kernel row.
 
-    forward:         y_cl  (voxels, K)     = col (voxels, taps*C) @ W_cl (taps*C, K)
-    weight grad:     gW_cl (taps*C, K)    += col^T @ gy_cl (voxels, K)
-    input grad:      dcol  (voxels, taps*C) = gy_cl @ W_cl^T, then added back tap by tap
+Each chunk of samples is first copied into a zero-padded slab ordered (plane, sample, H, W, C).
+The 2D columns of every plane are built once (the copies above, for all planes at once)::
 
-Each chunk of samples / output planes is first copied into a zero-padded channels-last slab
-(workspace), so the windows never leave the data. Only the layout changes; the mathematics is
+    cols[q, n, oh, ow, kh, kw, c] = slab[q, n, oh*s + kh*d, ow*s + kw*d, c]
+
+and, because planes are the outermost axis, the planes that kernel tap ``kd`` reads for all
+output planes of the chunk are one contiguous block ``cols[kd : kd + OD]``: a (voxels,
+kH*kW*C) matrix with rows ordered (od, n, oh, ow). So a 3D convolution is kD GEMMs of the 2D
+columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
+
+    forward:      y_cl  (voxels, K)        = sum over kd of  cols[kd block] @ W_cl[kd] (kH*kW*C, K)
+    weight grad:  gW_cl[kd] (kH*kW*C, K)  += cols[kd block]^T @ gy_cl (voxels, K)
+    input grad:   dcols[kd block]         += gy_cl @ W_cl[kd]^T, then added back tap by tap
+
+(With a depth stride or dilation > 1 a kd block is every s-th plane and NumPy copies it
+together for the GEMM.) Only the layout and the order of the sums change; the mathematics is
 that of ``im2col_gemm``.
 """
 from __future__ import annotations
@@ -21,7 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import ConvGeometry
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
+from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
 
 
 def _slab_depth(geo, odc):
@@ -34,13 +43,17 @@ def _padded_hw(geo):
 
 
 def _plan(geo, itemsize, workspace_limit, what):
+    """Chunk (n samples, od output planes): the slab, the 2D columns, y_cl/gy_cl and a product."""
     limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     Hp, Wp = _padded_hw(geo)
+    taps2d = geo.kernel[1] * geo.kernel[2]
 
     def bytes_for(n, od):
-        slab = n * _slab_depth(geo, od) * Hp * Wp * geo.Cg
-        voxels = n * od * geo.plane
-        return (slab + voxels * (geo.taps * geo.Cg + geo.Kg)) * itemsize
+        planes = _slab_depth(geo, od)
+        slab = planes * n * Hp * Wp * geo.Cg
+        cols = planes * n * geo.plane * taps2d * geo.Cg
+        outs = 2 * od * n * geo.plane * max(geo.Kg, taps2d * geo.Cg)
+        return (slab + cols + outs) * itemsize
     n, od = plan_chunks(geo.N, geo.out_size[0], bytes_for, limit, what)
     return n, od, Workspace(limit)
 
@@ -54,59 +67,67 @@ def _depth_window(geo, od0, odc):
 
 
 def _fill_slab(ws, xg, geo, n0, n1, od0, odc):
-    """Zero-padded channels-last copy (n, Sd, Hp, Wp, C) of the input planes the chunk reads."""
+    """Zero-padded copy (Sd, n, Hp, Wp, C) of the input planes the chunk reads."""
     Hp, Wp = _padded_hw(geo)
     d_lo, Sd, a, b = _depth_window(geo, od0, odc)
-    slab = ws.take("slab", (n1 - n0, Sd, Hp, Wp, geo.Cg), xg.dtype, zero=True)
+    slab = ws.take("slab", (Sd, n1 - n0, Hp, Wp, geo.Cg), xg.dtype, zero=True)
     (_, H, W), ph, pw = geo.in_size, geo.padding[1][0], geo.padding[2][0]
     if b > a:
-        slab[:, a - d_lo:b - d_lo, ph:ph + H, pw:pw + W] = \
-            xg[n0:n1, :, a:b].transpose(0, 2, 3, 4, 1)
+        slab[a - d_lo:b - d_lo, :, ph:ph + H, pw:pw + W] = \
+            xg[n0:n1, :, a:b].transpose(2, 0, 3, 4, 1)
     return slab
 
 
-def _windows(slab, geo, odc):
-    """Yield ``(index into the tap axes, strided view of the slab)`` for each copy of im2col.
+def _hw_windows(slab, geo):
+    """Yield ``(index into the (kh, kw) axes, view of the slab)`` for each copy of the 2D im2col.
 
     With stride 1 and dilation 1 along W the kW taps of one kernel row are merged into one
-    window of kW*C contiguous floats; otherwise each tap is its own window of C floats."""
-    (s_d, s_h, s_w), (d_d, d_h, d_w) = geo.stride, geo.dilation
-    kD, kH, kW = geo.kernel
-    _, OH, OW = geo.out_size
-    merged = s_w == 1 and d_w == 1
-    for kd in range(kD):
-        for kh in range(kH):
-            rows = slab[:, kd * d_d:kd * d_d + (odc - 1) * s_d + 1:s_d,
-                        kh * d_h:kh * d_h + (OH - 1) * s_h + 1:s_h]
-            if merged:  # (n, od, OH, OW, kW*C): overlapping windows, read-only
-                st = rows.strides
-                yield (kd, kh, slice(None)), as_strided(
-                    rows, shape=rows.shape[:3] + (OW, kW * geo.Cg),
-                    strides=st[:3] + (st[3], st[4]), writeable=False)
-                continue
-            for kw in range(kW):
-                yield (kd, kh, kw), rows[:, :, :, kw * d_w:kw * d_w + (OW - 1) * s_w + 1:s_w]
+    window of kW*C contiguous floats (overlapping windows: read-only); otherwise each tap is its
+    own window of C floats."""
+    (_, s_h, s_w), (_, d_h, d_w) = geo.stride, geo.dilation
+    (_, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
+    for kh in range(kH):
+        rows = slab[:, :, kh * d_h:kh * d_h + (OH - 1) * s_h + 1:s_h]
+        if s_w == 1 and d_w == 1:  # (Sd, n, OH, OW, kW*C)
+            st = rows.strides
+            yield (kh, slice(None)), as_strided(
+                rows, shape=rows.shape[:3] + (OW, kW * geo.Cg), strides=st[:3] + (st[3], st[4]),
+                writeable=False)
+            continue
+        for kw in range(kW):
+            yield (kh, kw), rows[:, :, :, kw * d_w:kw * d_w + (OW - 1) * s_w + 1:s_w]
 
 
-def _im2col(ws, slab, geo, nc, odc):
+def _im2col(ws, slab, geo):
+    """The 2D columns (Sd, n, OH, OW, kH, kW, C) of every plane of the slab."""
     _, OH, OW = geo.out_size
-    col = ws.take("col", (nc, odc, OH, OW) + geo.kernel + (geo.Cg,), slab.dtype)
-    kW = geo.kernel[2]
-    for (kd, kh, kw), window in _windows(slab, geo, odc):
+    _, kH, kW = geo.kernel
+    Sd, n = slab.shape[:2]
+    cols = ws.take("col", (Sd, n, OH, OW, kH, kW, geo.Cg), slab.dtype)
+    for (kh, kw), window in _hw_windows(slab, geo):
         if isinstance(kw, slice):
-            col[:, :, :, :, kd, kh] = window.reshape(window.shape[:4] + (kW, geo.Cg))
+            cols[:, :, :, :, kh] = window.reshape(window.shape[:4] + (kW, geo.Cg))
         else:
-            col[:, :, :, :, kd, kh, kw] = window
-    return col.reshape(nc * odc * OH * OW, -1)
+            cols[:, :, :, :, kh, kw] = window
+    return cols
+
+
+def _kd_block(cols, geo, kd, odc):
+    """The planes tap ``kd`` reads for output planes 0..odc-1 of the chunk, as (voxels, kH*kW*C)
+    rows ordered (od, n, oh, ow): a view when the depth stride is 1, else a copy."""
+    s, d = geo.stride[0], geo.dilation[0]
+    return cols[kd * d:kd * d + (odc - 1) * s + 1:s].reshape(-1, int(np.prod(cols.shape[4:])))
 
 
 def _weight_cl(wg):
-    """(K, C, kD, kH, kW) -> (kD*kH*kW*C, K), the row order of the channels-last columns."""
-    return np.ascontiguousarray(wg.transpose(2, 3, 4, 1, 0)).reshape(-1, wg.shape[0])
+    """(K, C, kD, kH, kW) -> (kD, kH*kW*C, K): per depth tap, the row order of the columns."""
+    kD = wg.shape[2]
+    return np.ascontiguousarray(wg.transpose(2, 3, 4, 1, 0)).reshape(kD, -1, wg.shape[0])
 
 
 def _gy_cl(ws, gyg, n0, n1, od0, od1):
-    src = gyg[n0:n1, :, od0:od1].transpose(0, 2, 3, 4, 1)
+    """``gy`` of the chunk as (od*n*OH*OW, K) rows, in the row order of ``_kd_block``."""
+    src = gyg[n0:n1, :, od0:od1].transpose(2, 0, 3, 4, 1)
     buf = ws.take("gy", src.shape, gyg.dtype)
     buf[...] = src
     return buf.reshape(-1, src.shape[-1])
@@ -127,10 +148,14 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
         w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg])
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             nc, odc = n1 - n0, od1 - od0
-            col = _im2col(ws, _fill_slab(ws, xg, g1, n0, n1, od0, odc), g1, nc, odc)
-            prod = ws.take("gy", (col.shape[0], Kg), x.dtype)
-            np.matmul(col, w_cl, out=prod)
-            yg[n0:n1, :, od0:od1] = prod.reshape(nc, odc, OH, OW, Kg).transpose(0, 4, 1, 2, 3)
+            cols = _im2col(ws, _fill_slab(ws, xg, g1, n0, n1, od0, odc), g1)
+            y_cl = ws.take("gy", (odc * nc * OH * OW, Kg), x.dtype)
+            prod = ws.take("prod", y_cl.shape, x.dtype)
+            for kd in range(geo.kernel[0]):
+                np.matmul(_kd_block(cols, g1, kd, odc), w_cl[kd], out=prod if kd else y_cl)
+                if kd:
+                    y_cl += prod
+            yg[n0:n1, :, od0:od1] = y_cl.reshape(odc, nc, OH, OW, Kg).transpose(1, 4, 0, 2, 3)
     if b is not None:
         y += b.reshape(1, -1, 1, 1, 1)
     return y
@@ -140,41 +165,46 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
     geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, channels-last)")
     gw = np.empty(w_shape, dtype=x.dtype)
-    g1, (Cg, Kg) = _group_geo(geo), (geo.Cg, geo.Kg)
+    g1, (Cg, Kg), (kD, kH, kW) = _group_geo(geo), (geo.Cg, geo.Kg), geo.kernel
     for g in range(groups):
         xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
-        gw_cl = np.zeros((geo.taps * Cg, Kg), dtype=x.dtype)
+        gw_cl = np.zeros((kD, kH * kW * Cg, Kg), dtype=x.dtype)
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
-            nc, odc = n1 - n0, od1 - od0
-            col = _im2col(ws, _fill_slab(ws, xg, g1, n0, n1, od0, odc), g1, nc, odc)
-            gw_cl += col.T @ _gy_cl(ws, gyg, n0, n1, od0, od1)
-        gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(geo.kernel + (Cg, Kg)).transpose(4, 3, 0, 1, 2)
+            cols = _im2col(ws, _fill_slab(ws, xg, g1, n0, n1, od0, od1 - od0), g1)
+            gy_cl = _gy_cl(ws, gyg, n0, n1, od0, od1)
+            for kd in range(kD):
+                gw_cl[kd] += _kd_block(cols, g1, kd, od1 - od0).T @ gy_cl
+        gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(kD, kH, kW, Cg, Kg).transpose(4, 3, 0, 1, 2)
     return gw
 
 
 def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None):
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (input, channels-last)")
-    gx = np.zeros(x_shape, dtype=gy.dtype)
+    gx = zeroed(x_shape, dtype=gy.dtype)
     g1, (Cg, Kg), (_, OH, OW) = _group_geo(geo), (geo.Cg, geo.Kg), geo.out_size
     (s_d, s_h, s_w), (d_d, d_h, d_w) = geo.stride, geo.dilation
-    (_, H, W), ph, pw = geo.in_size, geo.padding[1][0], geo.padding[2][0]
+    (kD, kH, kW), ((_, H, W), ph, pw) = geo.kernel, (geo.in_size, geo.padding[1][0],
+                                                      geo.padding[2][0])
+    Hp, Wp = _padded_hw(g1)
     for g in range(groups):
         gxg, gyg = gx[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
         w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg])
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             nc, odc = n1 - n0, od1 - od0
-            dcol = ws.take("col", (nc, odc, OH, OW) + geo.kernel + (Cg,), gy.dtype)
-            np.matmul(_gy_cl(ws, gyg, n0, n1, od0, od1), w_cl.T,
-                      out=dcol.reshape(nc * odc * OH * OW, -1))
             d_lo, Sd, a, b = _depth_window(g1, od0, odc)
-            Hp, Wp = _padded_hw(g1)
-            slab = ws.take("slab", (nc, Sd, Hp, Wp, Cg), gy.dtype, zero=True)
-            for kd, kh, kw in g1.taps_iter():  # col2im: every tap adds its window back
-                slab[:, kd * d_d:kd * d_d + (odc - 1) * s_d + 1:s_d,
-                     kh * d_h:kh * d_h + (OH - 1) * s_h + 1:s_h,
-                     kw * d_w:kw * d_w + (OW - 1) * s_w + 1:s_w] += dcol[:, :, :, :, kd, kh, kw]
+            gy_cl = _gy_cl(ws, gyg, n0, n1, od0, od1)
+            dcols = ws.take("col", (Sd, nc, OH, OW, kH, kW, Cg), gy.dtype, zero=True)
+            prod = ws.take("prod", (odc, nc, OH, OW, kH, kW, Cg), gy.dtype)
+            for kd in range(kD):  # the adjoint of the kD GEMMs of the forward pass
+                np.matmul(gy_cl, w_cl[kd].T, out=prod.reshape(gy_cl.shape[0], -1))
+                dcols[kd * d_d:kd * d_d + (odc - 1) * s_d + 1:s_d] += prod
+            slab = ws.take("slab", (Sd, nc, Hp, Wp, Cg), gy.dtype, zero=True)
+            for kh in range(kH):  # the adjoint of the 2D im2col: every tap adds its window back
+                for kw in range(kW):
+                    slab[:, :, kh * d_h:kh * d_h + (OH - 1) * s_h + 1:s_h,
+                         kw * d_w:kw * d_w + (OW - 1) * s_w + 1:s_w] += dcols[:, :, :, :, kh, kw]
             if b > a:
-                gxg[n0:n1, :, a:b] += slab[:, a - d_lo:b - d_lo, ph:ph + H,
-                                           pw:pw + W].transpose(0, 4, 1, 2, 3)
+                gxg[n0:n1, :, a:b] += slab[a - d_lo:b - d_lo, :, ph:ph + H,
+                                           pw:pw + W].transpose(1, 4, 0, 2, 3)
     return gx

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import geometry, numba_copy
 from .geometry import ConvGeometry, flipped_transposed_weight, transposed_padding
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
+from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
 
 LAYOUTS = ("wide", "batched")
 COPIES = {"numba": (geometry.im2col_into, numba_copy.col2im_add),  # col2im: parallel loops
@@ -147,7 +147,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wi
     limit = _limit(workspace_limit)
     n, od = plan_chunks(N, OD, _bytes(geo, layout, gy.itemsize, True), limit,
                         "conv3d backward (input)")
-    gx = np.zeros(x_shape, dtype=gy.dtype)
+    gx = zeroed(x_shape, dtype=gy.dtype)
     ws = Workspace(limit)
     col2im_numba = COPIES[copy][1]
     g1 = _group_geometry(geo)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import ConvGeometry
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
+from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
 
 _kernels = None
 
@@ -248,7 +248,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (input, numba)",
                       geo.in_size[1] * geo.in_size[2] * geo.Cg)
     Cg, Kg = geo.Cg, geo.Kg
-    gx = np.zeros(x_shape, dtype=gy.dtype)
+    gx = zeroed(x_shape, dtype=gy.dtype)
     for g in range(groups):
         wt = _channels_last_weight(w[g * Kg:(g + 1) * Kg])
         wkc = np.ascontiguousarray(w[g * Kg:(g + 1) * Kg].transpose(2, 3, 4, 0, 1))

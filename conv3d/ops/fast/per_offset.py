@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import ConvGeometry, _span
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
+from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
 
 
 def _plan(geo, itemsize, workspace_limit, what):
@@ -55,7 +55,7 @@ def _scatter_add(dst, prod, ch):
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     (n, od), ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward")
-    y = np.zeros((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
+    y = zeroed((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
     Cg, Kg = geo.Cg, geo.Kg
     for g in range(groups):
         xg, yg = x[:, g * Cg:(g + 1) * Cg], y[:, g * Kg:(g + 1) * Kg]
@@ -94,7 +94,7 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
 def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None):
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     (n, od), ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (input)")
-    gx = np.zeros(x_shape, dtype=gy.dtype)
+    gx = zeroed(x_shape, dtype=gy.dtype)
     Cg, Kg = geo.Cg, geo.Kg
     for g in range(groups):
         gxg, gyg = gx[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]

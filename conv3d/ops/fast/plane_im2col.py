@@ -31,7 +31,7 @@ import numpy as np
 
 from . import im2col_gemm
 from .geometry import ConvGeometry, _span, _zero_outside, tap_range
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks
+from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
 
 CHUNK_TARGET = 64 * 2**20  # bytes of columns per chunk: a few output planes share their inputs
 
@@ -209,7 +209,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     _, chunk = plan_chunks(geo.N, D, bytes_for, limit, "conv3d backward (input, im2col-planes)",
                            target=CHUNK_TARGET)
     ws = Workspace(limit)
-    gx = np.zeros(x_shape, dtype=gy.dtype)
+    gx = zeroed(x_shape, dtype=gy.dtype)
     dcols = ws.take("dcols", (Cg, kH, kW) + geo.out_size[1:], gy.dtype)
     for g in range(groups):
         w_s = _stacked_weight(w[g * Kg:(g + 1) * Kg])

@@ -116,6 +116,19 @@ class Workspace:
         return out
 
 
+def zeroed(shape, dtype) -> np.ndarray:
+    """``np.zeros`` for an array the caller will add into (a gradient accumulated chunk by chunk).
+
+    ``np.zeros`` of a large array gets fresh pages from the OS that are mapped lazily: the first
+    ``+=`` then faults every page twice (the read maps the shared zero page, the write copies
+    it). Writing the zeros ourselves faults each page once. On this project's 2-core VM a 5.6 MiB
+    ``np.zeros`` + ``+=`` took 5-12 ms, ``np.empty`` + ``fill(0)`` + ``+=`` under 2 ms.
+    """
+    out = np.empty(shape, dtype=dtype)
+    out.fill(0)
+    return out
+
+
 def plan_chunks(N: int, OD: int, bytes_for, limit: int | None, what: str,
                 target: int | None = CACHE_TARGET) -> tuple[int, int]:
     """Pick the chunk ``(n, od)``: the most samples, then the most output planes, that fit.
