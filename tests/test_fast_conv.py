@@ -204,8 +204,8 @@ def test_strategy_selection():
 
 @pytest.mark.parametrize("x_shape,w_shape,padding,dilation,want", [
     ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 1, 1, "im2col-planes"),  # b: 3136 voxels a plane
-    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, 2, "im2col"),          # depth dilation 2
-    ((128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0, 1, "im2col"),           # a1: thin, 14x14 planes
+    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, 2, "im2col-numpy"),    # depth dilation 2
+    ((128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0, 1, "im2col-numpy"),     # a1: thin, 14x14 planes
     ((128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 0, 1, "channels-last"),     # a2: 5x5x5 outputs
 ])
 def test_auto_choice_per_shape(x_shape, w_shape, padding, dilation, want):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import numba_copy
 from .geometry import ConvGeometry
 from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
 
@@ -184,8 +185,8 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     gx = zeroed(x_shape, dtype=gy.dtype)
     g1, (Cg, Kg), (_, OH, OW) = _group_geo(geo), (geo.Cg, geo.Kg), geo.out_size
     (s_d, s_h, s_w), (d_d, d_h, d_w) = geo.stride, geo.dilation
-    (kD, kH, kW), ((_, H, W), ph, pw) = geo.kernel, (geo.in_size, geo.padding[1][0],
-                                                      geo.padding[2][0])
+    kD, kH, kW = geo.kernel
+    (_, H, W), ph, pw = geo.in_size, geo.padding[1][0], geo.padding[2][0]
     Hp, Wp = _padded_hw(g1)
     for g in range(groups):
         gxg, gyg = gx[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
@@ -200,10 +201,8 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
                 np.matmul(gy_cl, w_cl[kd].T, out=prod.reshape(gy_cl.shape[0], -1))
                 dcols[kd * d_d:kd * d_d + (odc - 1) * s_d + 1:s_d] += prod
             slab = ws.take("slab", (Sd, nc, Hp, Wp, Cg), gy.dtype, zero=True)
-            for kh in range(kH):  # the adjoint of the 2D im2col: every tap adds its window back
-                for kw in range(kW):
-                    slab[:, :, kh * d_h:kh * d_h + (OH - 1) * s_h + 1:s_h,
-                         kw * d_w:kw * d_w + (OW - 1) * s_w + 1:s_w] += dcols[:, :, :, :, kh, kw]
+            # the adjoint of the 2D im2col: every tap adds its window back (compiled loop)
+            numba_copy.col2im_channels_last(slab, dcols, (s_h, s_w), (d_h, d_w))
             if b > a:
                 gxg[n0:n1, :, a:b] += slab[a - d_lo:b - d_lo, :, ph:ph + H,
                                            pw:pw + W].transpose(1, 4, 0, 2, 3)

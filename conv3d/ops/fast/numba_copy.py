@@ -11,6 +11,7 @@ threads, each spin-waiting for work after their turn, slowed each other down by 
 from __future__ import annotations
 
 _kernels = None
+_cl_kernel = None
 
 
 def kernels():
@@ -60,3 +61,35 @@ def kernels():
 def col2im_add(gx, col, geo, n0, n1, od0, od1):
     """Drop-in for ``geometry.col2im_add``."""
     kernels()(gx, col, n0, od0, geo.stride, tuple(p[0] for p in geo.padding), geo.dilation)
+
+
+def _channels_last_kernel():
+    global _cl_kernel
+    if _cl_kernel is None:
+        from numba import njit  # noqa: PLC0415
+
+        @njit(cache=True)
+        def col2im_cl(slab, dcols, s_h, s_w, d_h, d_w):
+            # slab (Sd, n, Hp, Wp, C) += dcols (Sd, n, OH, OW, kH, kW, C) at its windows
+            Sd, n, OH, OW, kH, kW, C = dcols.shape
+            for q in range(Sd):
+                for j in range(n):
+                    for oh in range(OH):
+                        for kh in range(kH):
+                            row = slab[q, j, oh * s_h + kh * d_h]
+                            for ow in range(OW):
+                                for kw in range(kW):
+                                    dst = row[ow * s_w + kw * d_w]
+                                    src = dcols[q, j, oh, ow, kh, kw]
+                                    for c in range(C):
+                                        dst[c] += src[c]
+        _cl_kernel = col2im_cl
+    return _cl_kernel
+
+
+def col2im_channels_last(slab, dcols, stride_hw, dilation_hw):
+    """The adjoint of channels-last 2D im2col: ``slab`` (planes, n, Hp, Wp, C), zero-padded,
+    += every entry of ``dcols`` (planes, n, OH, OW, kH, kW, C) at the position it was copied
+    from. NumPy would need one strided add per (kh, kw) tap, each over rows of C floats."""
+    _channels_last_kernel()(slab, dcols, stride_hw[0], stride_hw[1], dilation_hw[0],
+                            dilation_hw[1])
