@@ -16,9 +16,11 @@ output planes of the chunk are one contiguous block ``cols[kd : kd + OD]``: a (v
 kH*kW*C) matrix with rows ordered (od, n, oh, ow). So a 3D convolution is kD GEMMs of the 2D
 columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
 
-    forward:      y_cl  (voxels, K)        = sum over kd of  cols[kd block] @ W_cl[kd] (kH*kW*C, K)
-    weight grad:  gW_cl[kd] (kH*kW*C, K)  += cols[kd block]^T @ gy_cl (voxels, K)
-    input grad:   dcols[kd block]         += gy_cl @ W_cl[kd]^T, then added back tap by tap
+    forward:      y_cl (voxels, K)        = sum over kd of  cols[kd block] @ W_cl[kd] (kH*kW*C, K)
+    weight grad:  gW_cl[kd] (kH*kW*C, K)  += cols[kd block]^T @ gy^T
+    input grad:   dcols[kd block]         += gy^T @ W_cl[kd]^T, then added back tap by tap
+
+with ``gy`` copied as (K, voxels) (``_gy_wide``); BLAS reads the transposed operands in place.
 
 (With a depth stride or dilation > 1 a kd block is every s-th plane and NumPy copies it
 together for the GEMM.) Only the layout and the order of the sums change; the mathematics is
@@ -44,7 +46,7 @@ def _padded_hw(geo):
 
 
 def _plan(geo, itemsize, workspace_limit, what):
-    """Chunk (n samples, od output planes): the slab, the 2D columns, y_cl/gy_cl and a product."""
+    """Chunk (n samples, od output planes): the slab, the 2D columns, y/gy of the chunk and a product."""
     limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     Hp, Wp = _padded_hw(geo)
     taps2d = geo.kernel[1] * geo.kernel[2]
@@ -126,12 +128,14 @@ def _weight_cl(wg):
     return np.ascontiguousarray(wg.transpose(2, 3, 4, 1, 0)).reshape(kD, -1, wg.shape[0])
 
 
-def _gy_cl(ws, gyg, n0, n1, od0, od1):
-    """``gy`` of the chunk as (od*n*OH*OW, K) rows, in the row order of ``_kd_block``."""
-    src = gyg[n0:n1, :, od0:od1].transpose(2, 0, 3, 4, 1)
+def _gy_wide(ws, gyg, n0, n1, od0, od1):
+    """``gy`` of the chunk as (K, od*n*OH*OW): columns in the row order of ``_kd_block``. This
+    layout (not (voxels, K)) keeps the copy's inner runs OH*OW floats long on both sides; the
+    GEMMs read it transposed at no cost."""
+    src = gyg[n0:n1, :, od0:od1].transpose(1, 2, 0, 3, 4)
     buf = ws.take("gy", src.shape, gyg.dtype)
     buf[...] = src
-    return buf.reshape(-1, src.shape[-1])
+    return buf.reshape(src.shape[0], -1)
 
 
 def _group_geo(geo):
@@ -172,9 +176,9 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
         gw_cl = np.zeros((kD, kH * kW * Cg, Kg), dtype=x.dtype)
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             cols = _im2col(ws, _fill_slab(ws, xg, g1, n0, n1, od0, od1 - od0), g1)
-            gy_cl = _gy_cl(ws, gyg, n0, n1, od0, od1)
+            gy_w = _gy_wide(ws, gyg, n0, n1, od0, od1)
             for kd in range(kD):
-                gw_cl[kd] += _kd_block(cols, g1, kd, od1 - od0).T @ gy_cl
+                gw_cl[kd] += _kd_block(cols, g1, kd, od1 - od0).T @ gy_w.T
         gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(kD, kH, kW, Cg, Kg).transpose(4, 3, 0, 1, 2)
     return gw
 
@@ -194,11 +198,11 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             nc, odc = n1 - n0, od1 - od0
             d_lo, Sd, a, b = _depth_window(g1, od0, odc)
-            gy_cl = _gy_cl(ws, gyg, n0, n1, od0, od1)
+            gy_w = _gy_wide(ws, gyg, n0, n1, od0, od1)
             dcols = ws.take("col", (Sd, nc, OH, OW, kH, kW, Cg), gy.dtype, zero=True)
             prod = ws.take("prod", (odc, nc, OH, OW, kH, kW, Cg), gy.dtype)
             for kd in range(kD):  # the adjoint of the kD GEMMs of the forward pass
-                np.matmul(gy_cl, w_cl[kd].T, out=prod.reshape(gy_cl.shape[0], -1))
+                np.matmul(gy_w.T, w_cl[kd].T, out=prod.reshape(gy_w.shape[1], -1))
                 dcols[kd * d_d:kd * d_d + (odc - 1) * s_d + 1:s_d] += prod
             slab = ws.take("slab", (Sd, nc, Hp, Wp, Cg), gy.dtype, zero=True)
             # the adjoint of the 2D im2col: every tap adds its window back (compiled loop)
