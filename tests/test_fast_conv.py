@@ -141,6 +141,35 @@ def test_chunking_gives_the_same_results_and_respects_the_limit(module, options,
             np.testing.assert_allclose(c, r, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_buffers_kept_between_calls_stay_under_the_limit_and_leave_results_alone(name):
+    """The scratch buffers a call leaves for the next one: never more than the limit, and no
+    result of an earlier call is a view of them (a later call would overwrite it)."""
+    from conv3d.ops.fast.workspace import kept_workspace, release_workspace
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.standard_normal((2, 2, 3, 6, 5, 7)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 2, 3)).astype(np.float32)
+    args = ((1, 1, 2), ((1, 0), (1, 1), (0, 2)), (1, 1, 1), 1)
+    gy = rng.standard_normal(naive_conv3d(x1, w, None, *args).shape).astype(np.float32)
+    release_workspace()
+    limit = 40_000
+    with fast.use_strategy(name), conv3d.workspace_limit(limit):
+        first = [fast.provider.conv3d_forward(x1, w, None, *args),
+                 fast.provider.conv3d_backward_input(gy, w, x1.shape, *args),
+                 fast.provider.conv3d_backward_weight(gy, x1, w.shape, *args)]
+        saved = [a.copy() for a in first]
+        assert 0 < kept_workspace() <= limit
+        fast.provider.conv3d_forward(x2, w, None, *args)          # reuses the kept buffers
+        fast.provider.conv3d_backward_input(2 * gy, w, x2.shape, *args)
+        fast.provider.conv3d_backward_weight(2 * gy, x2, w.shape, *args)
+        assert kept_workspace() <= limit
+    for a, b in zip(first, saved):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(first[0], naive_conv3d(x1, w, None, *args), **TOL[np.float32])
+    release_workspace()
+    assert kept_workspace() == 0
+
+
 def test_planner_prefers_whole_samples_then_depth_chunks():
     from conv3d.ops.fast.workspace import plan_chunks
     per_plane = 100

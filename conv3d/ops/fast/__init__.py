@@ -20,10 +20,11 @@ from .chooser import (STRATEGIES, FastCPUKernels, choose, get_strategy, last_cho
                       set_strategy, use_strategy)
 from .threads import blas_info, get_num_threads, num_threads, set_num_threads
 from .workspace import (DEFAULT_WORKSPACE_LIMIT, WorkspaceLimitError, get_workspace_limit,
-                        peak_workspace, reset_peak_workspace, set_workspace_limit,
-                        workspace_limit)
+                        kept_workspace, peak_workspace, release_workspace, reset_peak_workspace,
+                        set_workspace_limit, workspace_limit)
 
 __all__ = ["STRATEGIES", "FastCPUKernels", "provider", "choose", "set_strategy", "get_strategy",
            "use_strategy", "last_choice", "set_num_threads", "get_num_threads", "num_threads",
            "blas_info", "DEFAULT_WORKSPACE_LIMIT", "WorkspaceLimitError", "set_workspace_limit",
-           "get_workspace_limit", "workspace_limit", "peak_workspace", "reset_peak_workspace"]
+           "get_workspace_limit", "workspace_limit", "peak_workspace", "reset_peak_workspace",
+           "kept_workspace", "release_workspace"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 
 import numpy as np
 
@@ -74,12 +75,42 @@ def reset_peak_workspace() -> None:
     _peak = 0
 
 
+_kept = threading.local()  # per thread: buffers an earlier call left for the next one
+
+
+def _pool() -> dict:
+    return _kept.__dict__.setdefault("buffers", {})
+
+
+def kept_workspace() -> int:
+    """Bytes of scratch buffers this thread keeps between calls (at most the workspace limit)."""
+    return sum(b.nbytes for b in _pool().values())
+
+
+def release_workspace() -> None:
+    """Free the scratch buffers this thread keeps between convolution calls."""
+    _pool().clear()
+
+
+def _trim(pool: dict, budget: int) -> None:
+    """Drop the largest kept buffers until they fit in ``budget`` bytes."""
+    while pool and sum(b.nbytes for b in pool.values()) > budget:
+        del pool[max(pool, key=lambda k: pool[k].nbytes)]
+
+
 class Workspace:
     """Scratch buffers for one call, with the bytes counted against the limit.
 
     ``take(name, shape, dtype)`` hands out a buffer and reuses it for later chunks of the same
     or a smaller size, so a call allocates each buffer once. ``note(name, nbytes)`` counts memory
     allocated elsewhere (numba's per-thread accumulators) under the same limit.
+
+    Buffers also outlive the call, like the blocks a caching allocator keeps: when the call's
+    ``Workspace`` is dropped (the strategy function returns), its buffers go to a per-thread
+    pool, and the next call's ``take`` of the same name reuses them. Fresh memory costs a page
+    fault per 4 KiB page on first touch; on this project's VM that was about a tenth of a2's
+    time (fwd+bwd 60.5 against 67.4 ms, median of 11 interleaved runs). The buffers a call uses
+    plus the ones kept never exceed the workspace limit; ``release_workspace()`` frees them.
     """
 
     def __init__(self, limit: int):
@@ -102,11 +133,23 @@ class Workspace:
         self.noted[name] = max(self.noted.get(name, 0), int(nbytes))
         self._grew()
 
+    def _reuse_kept(self, name, size, dtype):
+        kept = _pool().pop(name, None)  # checked out: no other call can touch it meanwhile
+        # the same size only: a larger one would count more than the planner predicted
+        if kept is not None and kept.dtype == dtype and kept.size == size:
+            self.buffers[name] = kept
+            self._grew()
+            return kept
+        return None
+
     def take(self, name: str, shape, dtype, zero: bool = False) -> np.ndarray:
         size = int(np.prod(shape))
         buf = self.buffers.get(name)
+        if buf is None:
+            buf = self._reuse_kept(name, size, dtype)
         if buf is None or buf.size < size or buf.dtype != dtype:
             self.buffers.pop(name, None)
+            _trim(_pool(), self.limit - self.nbytes - size * np.dtype(dtype).itemsize)
             buf = np.empty(size, dtype=dtype)
             self.buffers[name] = buf
             self._grew()
@@ -114,6 +157,14 @@ class Workspace:
         if zero:
             out.fill(0)
         return out
+
+    def __del__(self):
+        try:
+            pool = _pool()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: nothing to keep
+            return
+        pool.update(self.buffers)
+        _trim(pool, self.limit)
 
 
 def zeroed(shape, dtype) -> np.ndarray:
