@@ -138,16 +138,12 @@ def _gy_wide(ws, gyg, n0, n1, od0, od1):
     return buf.reshape(src.shape[0], -1)
 
 
-def _group_geo(geo):
-    return ConvGeometry(geo.N, geo.Cg, geo.in_size, geo.Kg, 1, geo.kernel, geo.stride,
-                        geo.padding, geo.dilation, geo.out_size)
-
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (channels-last)")
     y = np.empty((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
-    g1, (Cg, Kg), (_, OH, OW) = _group_geo(geo), (geo.Cg, geo.Kg), geo.out_size
+    g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
     for g in range(groups):
         xg, yg = x[:, g * Cg:(g + 1) * Cg], y[:, g * Kg:(g + 1) * Kg]
         w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg])
@@ -170,7 +166,7 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
     geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, channels-last)")
     gw = np.empty(w_shape, dtype=x.dtype)
-    g1, (Cg, Kg), (kD, kH, kW) = _group_geo(geo), (geo.Cg, geo.Kg), geo.kernel
+    g1, (Cg, Kg), (kD, kH, kW) = geo.one_group(), (geo.Cg, geo.Kg), geo.kernel
     for g in range(groups):
         xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
         gw_cl = np.zeros((kD, kH * kW * Cg, Kg), dtype=x.dtype)
@@ -187,7 +183,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (input, channels-last)")
     gx = zeroed(x_shape, dtype=gy.dtype)
-    g1, (Cg, Kg), (_, OH, OW) = _group_geo(geo), (geo.Cg, geo.Kg), geo.out_size
+    g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
     (s_d, s_h, s_w), (d_d, d_h, d_w) = geo.stride, geo.dilation
     kD, kH, kW = geo.kernel
     (_, H, W), ph, pw = geo.in_size, geo.padding[1][0], geo.padding[2][0]

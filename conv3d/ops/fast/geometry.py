@@ -43,6 +43,12 @@ class ConvGeometry:
     taps = property(lambda self: int(np.prod(self.kernel)))          # kD*kH*kW
     plane = property(lambda self: self.out_size[1] * self.out_size[2])  # OH*OW
 
+    def one_group(self) -> ConvGeometry:
+        """The geometry of one group (C/groups -> K/groups channels): the strategies run the
+        groups one after another on channel slices."""
+        return ConvGeometry(self.N, self.Cg, self.in_size, self.Kg, 1, self.kernel, self.stride,
+                            self.padding, self.dilation, self.out_size)
+
     def flops(self) -> int:
         """Multiply-adds times two of the forward pass (each backward costs about the same)."""
         return 2 * self.N * self.K * self.Cg * self.taps * int(np.prod(self.out_size))

@@ -57,11 +57,6 @@ def _bytes(geo, layout, itemsize, product_too):
     return bytes_for
 
 
-def _group_geometry(geo):
-    """The geometry of one group (C/groups -> K/groups channels)."""
-    return ConvGeometry(geo.N, geo.Cg, geo.in_size, geo.Kg, 1, geo.kernel, geo.stride,
-                        geo.padding, geo.dilation, geo.out_size)
-
 
 def forward(x, w, b, stride, padding, dilation, groups, layout="wide", copy="numba",
             workspace_limit=None):
@@ -72,7 +67,7 @@ def forward(x, w, b, stride, padding, dilation, groups, layout="wide", copy="num
     y = np.empty((N, K, OD, OH, OW), dtype=x.dtype)
     ws = Workspace(limit)
     im2col_into = COPIES[copy][0]
-    g1 = _group_geometry(geo)
+    g1 = geo.one_group()
     Cg, Kg, P = geo.Cg, geo.Kg, geo.plane
     for g in range(groups):
         xg = x[:, g * Cg:(g + 1) * Cg]
@@ -106,7 +101,7 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, layout="w
     gw = np.zeros(w_shape, dtype=x.dtype)
     ws = Workspace(limit)
     im2col_into = COPIES[copy][0]
-    g1 = _group_geometry(geo)
+    g1 = geo.one_group()
     Cg, Kg = geo.Cg, geo.Kg
     for g in range(groups):
         xg = x[:, g * Cg:(g + 1) * Cg]
@@ -150,7 +145,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wi
     gx = zeroed(x_shape, dtype=gy.dtype)
     ws = Workspace(limit)
     col2im_numba = COPIES[copy][1]
-    g1 = _group_geometry(geo)
+    g1 = geo.one_group()
     Cg, Kg = geo.Cg, geo.Kg
     for g in range(groups):
         gxg = gx[:, g * Cg:(g + 1) * Cg]

@@ -110,16 +110,12 @@ def _weight_rows(wg):
     return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(wg.shape[0], -1)
 
 
-def _group_geometry(geo):
-    return ConvGeometry(geo.N, geo.Cg, geo.in_size, geo.Kg, 1, geo.kernel, geo.stride,
-                        geo.padding, geo.dilation, geo.out_size)
-
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (im2col-planes)")
     y = np.empty((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
-    g1, Cg, Kg = _group_geometry(geo), geo.Cg, geo.Kg
+    g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
     (_, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
     for g in range(groups):
         xg = x[:, g * Cg:(g + 1) * Cg]
@@ -140,7 +136,7 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
     geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
     _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, im2col-planes)")
     gw = np.empty(w_shape, dtype=x.dtype)
-    g1, Cg, Kg = _group_geometry(geo), geo.Cg, geo.Kg
+    g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
     (kD, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
     for g in range(groups):
         xg = x[:, g * Cg:(g + 1) * Cg]
@@ -193,7 +189,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
         return im2col_gemm.backward_input(gy, w, x_shape, stride, padding, dilation, groups,
                                           workspace_limit=workspace_limit)
     limit = get_workspace_limit() if workspace_limit is None else workspace_limit
-    g1, Cg, Kg, P = _group_geometry(geo), geo.Cg, geo.Kg, geo.plane
+    g1, Cg, Kg, P = geo.one_group(), geo.Cg, geo.Kg, geo.plane
     (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
 
     d = geo.dilation[0]
