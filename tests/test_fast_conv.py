@@ -170,6 +170,32 @@ def test_buffers_kept_between_calls_stay_under_the_limit_and_leave_results_alone
     assert kept_workspace() == 0
 
 
+def test_kept_buffers_serve_layers_of_different_shapes_in_turn():
+    """Two layers of different shapes called in turn (as in a network) each find their own
+    buffers; when the limit is too small for both sets, the least recently used go first."""
+    from conv3d.ops.fast.workspace import _pool, kept_workspace, release_workspace
+    rng = np.random.default_rng(4)
+    x1 = rng.standard_normal((2, 3, 5, 6, 6)).astype(np.float32)
+    x2 = rng.standard_normal((2, 4, 4, 5, 5)).astype(np.float32)
+    w1 = rng.standard_normal((2, 3, 3, 3, 3)).astype(np.float32)
+    w2 = rng.standard_normal((3, 4, 3, 3, 3)).astype(np.float32)
+    args = ((1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 1)
+    release_workspace()
+    with fast.use_strategy("im2col"):
+        fast.provider.conv3d_forward(x1, w1, None, *args)
+        first = kept_workspace()
+        fast.provider.conv3d_forward(x2, w2, None, *args)
+        both = kept_workspace()
+        assert first < both                       # layer 1's buffers are still kept
+        kept_before = set(_pool())
+        fast.provider.conv3d_forward(x1, w1, None, *args)  # reuses layer 1's: nothing new
+        assert set(_pool()) == kept_before and kept_workspace() == both
+        with conv3d.workspace_limit(both - 1):    # room for one set only: layer 1's (older) go
+            fast.provider.conv3d_forward(x2, w2, None, *args)
+        assert 0 < kept_workspace() <= both - 1
+    release_workspace()
+
+
 def test_planner_prefers_whole_samples_then_depth_chunks():
     from conv3d.ops.fast.workspace import plan_chunks
     per_plane = 100

@@ -75,10 +75,12 @@ def reset_peak_workspace() -> None:
     _peak = 0
 
 
-_kept = threading.local()  # per thread: buffers an earlier call left for the next one
+_kept = threading.local()  # per thread: buffers earlier calls left for later ones
 
 
 def _pool() -> dict:
+    """This thread's kept buffers, by (name, size, dtype), least recently used first: a network
+    whose layers need different sizes keeps one set of buffers per layer shape."""
     return _kept.__dict__.setdefault("buffers", {})
 
 
@@ -93,9 +95,9 @@ def release_workspace() -> None:
 
 
 def _trim(pool: dict, budget: int) -> None:
-    """Drop the largest kept buffers until they fit in ``budget`` bytes."""
+    """Drop the least recently used kept buffers until they fit in ``budget`` bytes."""
     while pool and sum(b.nbytes for b in pool.values()) > budget:
-        del pool[max(pool, key=lambda k: pool[k].nbytes)]
+        del pool[next(iter(pool))]
 
 
 class Workspace:
@@ -107,7 +109,7 @@ class Workspace:
 
     Buffers also outlive the call, like the blocks a caching allocator keeps: when the call's
     ``Workspace`` is dropped (the strategy function returns), its buffers go to a per-thread
-    pool, and the next call's ``take`` of the same name reuses them. Fresh memory costs a page
+    pool, and a later call's ``take`` of the same name and size reuses them. Fresh memory costs a page
     fault per 4 KiB page on first touch; on this project's VM that was about a tenth of a2's
     time (fwd+bwd 60.5 against 67.4 ms, median of 11 interleaved runs). The buffers a call uses
     plus the ones kept never exceed the workspace limit; ``release_workspace()`` frees them.
@@ -134,13 +136,13 @@ class Workspace:
         self._grew()
 
     def _reuse_kept(self, name, size, dtype):
-        kept = _pool().pop(name, None)  # checked out: no other call can touch it meanwhile
-        # the same size only: a larger one would count more than the planner predicted
-        if kept is not None and kept.dtype == dtype and kept.size == size:
+        # the same size only (a larger one would count more than the planner predicted);
+        # popped, so no other call can touch it while this one uses it
+        kept = _pool().pop((name, size, np.dtype(dtype).str), None)
+        if kept is not None:
             self.buffers[name] = kept
             self._grew()
-            return kept
-        return None
+        return kept
 
     def take(self, name: str, shape, dtype, zero: bool = False) -> np.ndarray:
         size = int(np.prod(shape))
@@ -163,7 +165,10 @@ class Workspace:
             pool = _pool()
         except Exception:  # noqa: BLE001 - interpreter shutdown: nothing to keep
             return
-        pool.update(self.buffers)
+        for name, buf in self.buffers.items():  # back in, as the most recently used
+            key = (name, buf.size, buf.dtype.str)
+            pool.pop(key, None)
+            pool[key] = buf
         _trim(pool, self.limit)
 
 
