@@ -110,9 +110,25 @@ def _reference():
     return cpu_reference
 
 
-def _im2col_options(name):
-    return {"layout": "batched" if name == "im2col-batched" else "wide",
-            "copy": "numpy" if name == "im2col-numpy" else "numba"}
+# strategy -> (module, keyword options); every module has forward, backward_input, backward_weight
+_STRATEGY_CODE = {
+    "im2col": (im2col_gemm, {}),
+    "im2col-batched": (im2col_gemm, {"layout": "batched"}),
+    "im2col-numpy": (im2col_gemm, {"copy": "numpy"}),
+    "im2col-planes": (plane_im2col, {}),
+    "channels-last": (channels_last, {}),
+    "per-offset": (per_offset, {}),
+    "numba": (numba_direct, {}),
+}
+
+
+def _run(op, geo, args, workspace_limit):
+    """Run ``op`` ('forward', 'backward_input', 'backward_weight') with the chosen strategy."""
+    name = last_choice[op] = choose(op, geo)
+    if name == "reference":  # the readable provider: no chunks, no workspace limit
+        return getattr(_reference(), "conv3d_" + op)(*args)
+    module, options = _STRATEGY_CODE[name]
+    return getattr(module, op)(*args, **options, workspace_limit=workspace_limit)
 
 
 class FastCPUKernels:
@@ -123,55 +139,19 @@ class FastCPUKernels:
 
     def conv3d_forward(self, x, w, b, stride, padding, dilation, groups, workspace_limit=None):
         geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
-        name = last_choice["forward"] = choose("forward", geo)
-        args = (x, w, b, stride, padding, dilation, groups)
-        if name == "reference":
-            return _reference().conv3d_forward(*args)
-        if name == "numba":
-            return numba_direct.forward(*args, workspace_limit=workspace_limit)
-        if name == "per-offset":
-            return per_offset.forward(*args, workspace_limit=workspace_limit)
-        if name == "im2col-planes":
-            return plane_im2col.forward(*args, workspace_limit=workspace_limit)
-        if name == "channels-last":
-            return channels_last.forward(*args, workspace_limit=workspace_limit)
-        return im2col_gemm.forward(*args, **_im2col_options(name), workspace_limit=workspace_limit)
+        return _run("forward", geo, (x, w, b, stride, padding, dilation, groups), workspace_limit)
 
     def conv3d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups,
                               workspace_limit=None):
         geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
-        name = last_choice["backward_input"] = choose("backward_input", geo)
-        args = (gy, w, x_shape, stride, padding, dilation, groups)
-        if name == "reference":
-            return _reference().conv3d_backward_input(*args)
-        if name == "numba":
-            return numba_direct.backward_input(*args, workspace_limit=workspace_limit)
-        if name == "per-offset":
-            return per_offset.backward_input(*args, workspace_limit=workspace_limit)
-        if name == "im2col-planes":
-            return plane_im2col.backward_input(*args, workspace_limit=workspace_limit)
-        if name == "channels-last":
-            return channels_last.backward_input(*args, workspace_limit=workspace_limit)
-        return im2col_gemm.backward_input(*args, **_im2col_options(name),
-                                          workspace_limit=workspace_limit)
+        return _run("backward_input", geo, (gy, w, x_shape, stride, padding, dilation, groups),
+                    workspace_limit)
 
     def conv3d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups,
                                workspace_limit=None):
         geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
-        name = last_choice["backward_weight"] = choose("backward_weight", geo)
-        args = (gy, x, w_shape, stride, padding, dilation, groups)
-        if name == "reference":
-            return _reference().conv3d_backward_weight(*args)
-        if name == "numba":
-            return numba_direct.backward_weight(*args, workspace_limit=workspace_limit)
-        if name == "per-offset":
-            return per_offset.backward_weight(*args, workspace_limit=workspace_limit)
-        if name == "im2col-planes":
-            return plane_im2col.backward_weight(*args, workspace_limit=workspace_limit)
-        if name == "channels-last":
-            return channels_last.backward_weight(*args, workspace_limit=workspace_limit)
-        return im2col_gemm.backward_weight(*args, **_im2col_options(name),
-                                           workspace_limit=workspace_limit)
+        return _run("backward_weight", geo, (gy, x, w_shape, stride, padding, dilation, groups),
+                    workspace_limit)
 
     def max_pool3d_forward(self, *args):
         if _strategy == "reference":
