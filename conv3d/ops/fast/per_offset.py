@@ -52,22 +52,32 @@ def _scatter_add(dst, prod, ch):
     dst += prod.reshape((ch, dst.shape[0]) + dst.shape[2:]).transpose(1, 0, 2, 3, 4)
 
 
+def _tap_boxes(geo, n, od):
+    """Yield ``(g, tap, out_box, in_box)`` for every group, chunk and kernel tap that reads data;
+    the three passes below are each one GEMM per item of this loop."""
+    for g in range(geo.groups):
+        for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
+            for tap in geo.taps_iter():
+                boxes = _windows(geo, tap, n0, n1, od0, od1)
+                if boxes is not None:
+                    yield (g, tap) + boxes
+
+
+def _channels(geo, g):
+    """The input and output channel slices of group ``g``."""
+    return slice(g * geo.Cg, (g + 1) * geo.Cg), slice(g * geo.Kg, (g + 1) * geo.Kg)
+
+
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     (n, od), ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward")
     y = zeroed((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
-    Cg, Kg = geo.Cg, geo.Kg
-    for g in range(groups):
-        xg, yg = x[:, g * Cg:(g + 1) * Cg], y[:, g * Kg:(g + 1) * Kg]
-        for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
-            for tap in geo.taps_iter():
-                boxes = _windows(geo, tap, n0, n1, od0, od1)
-                if boxes is None:
-                    continue
-                window = _gather(ws, "window", xg[boxes[1]])
-                prod = ws.take("prod", (Kg, window.shape[1]), x.dtype)
-                np.matmul(w[g * Kg:(g + 1) * Kg, :, tap[0], tap[1], tap[2]], window, out=prod)
-                _scatter_add(yg[boxes[0]], prod, Kg)
+    for g, tap, out_box, in_box in _tap_boxes(geo, n, od):
+        cs, ks = _channels(geo, g)
+        window = _gather(ws, "window", x[:, cs][in_box])
+        prod = ws.take("prod", (geo.Kg, window.shape[1]), x.dtype)
+        np.matmul(w[ks, :, tap[0], tap[1], tap[2]], window, out=prod)
+        _scatter_add(y[:, ks][out_box], prod, geo.Kg)
     if b is not None:
         y += b.reshape(1, -1, 1, 1, 1)
     return y
@@ -77,17 +87,11 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
     geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
     (n, od), ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight)")
     gw = np.zeros(w_shape, dtype=x.dtype)
-    Cg, Kg = geo.Cg, geo.Kg
-    for g in range(groups):
-        xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
-        for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
-            for tap in geo.taps_iter():
-                boxes = _windows(geo, tap, n0, n1, od0, od1)
-                if boxes is None:
-                    continue
-                window = _gather(ws, "window", xg[boxes[1]])
-                grad = _gather(ws, "prod", gyg[boxes[0]])
-                gw[g * Kg:(g + 1) * Kg, :, tap[0], tap[1], tap[2]] += grad @ window.T
+    for g, tap, out_box, in_box in _tap_boxes(geo, n, od):
+        cs, ks = _channels(geo, g)
+        window = _gather(ws, "window", x[:, cs][in_box])
+        grad = _gather(ws, "prod", gy[:, ks][out_box])
+        gw[ks, :, tap[0], tap[1], tap[2]] += grad @ window.T
     return gw
 
 
@@ -95,16 +99,10 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     (n, od), ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (input)")
     gx = zeroed(x_shape, dtype=gy.dtype)
-    Cg, Kg = geo.Cg, geo.Kg
-    for g in range(groups):
-        gxg, gyg = gx[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
-        for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
-            for tap in geo.taps_iter():
-                boxes = _windows(geo, tap, n0, n1, od0, od1)
-                if boxes is None:
-                    continue
-                grad = _gather(ws, "prod", gyg[boxes[0]])
-                window = ws.take("window", (Cg, grad.shape[1]), gy.dtype)
-                np.matmul(w[g * Kg:(g + 1) * Kg, :, tap[0], tap[1], tap[2]].T, grad, out=window)
-                _scatter_add(gxg[boxes[1]], window, Cg)
+    for g, tap, out_box, in_box in _tap_boxes(geo, n, od):
+        cs, ks = _channels(geo, g)
+        grad = _gather(ws, "prod", gy[:, ks][out_box])
+        window = ws.take("window", (geo.Cg, grad.shape[1]), gy.dtype)
+        np.matmul(w[ks, :, tap[0], tap[1], tap[2]].T, grad, out=window)
+        _scatter_add(gx[:, cs][in_box], window, geo.Cg)
     return gx
