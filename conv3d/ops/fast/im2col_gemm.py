@@ -11,8 +11,8 @@ chunk of samples / output planes (``workspace.py``). Two buffer layouts:
 * ``batched``: col is (n, C*taps, od*OH*OW); one GEMM per sample (NumPy's stacked matmul), each
   writing straight into ``y[n]``: no temporary product, no transpose.
 
-im2col is a strided NumPy copy per kernel tap (``geometry.py``). Its adjoint, col2im, is a numba
-loop on all cores by default (``copy='numba'``, ``numba_copy.py``); ``copy='numpy'`` uses the
+im2col is a strided NumPy copy per kernel tap (``geometry.py``). Its adjoint, col2im, is a serial
+numba loop by default (``copy='numba'``, ``numba_copy.py``); ``copy='numpy'`` uses the
 NumPy scatter-add of ``geometry.py``, easier to read and slower when output rows are short.
 Groups run one after another on channel slices (views, no copies).
 The input gradient of a stride-1 convolution is itself a convolution (of ``gy`` with the flipped,
@@ -28,7 +28,7 @@ from .geometry import ConvGeometry, flipped_transposed_weight, transposed_paddin
 from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
 
 LAYOUTS = ("wide", "batched")
-COPIES = {"numba": (geometry.im2col_into, numba_copy.col2im_add),  # col2im: parallel loops
+COPIES = {"numba": (geometry.im2col_into, numba_copy.col2im_add),  # col2im: a compiled loop
           "numpy": (geometry.im2col_into, geometry.col2im_add)}     # one strided copy per tap
 SMALL_COL = 2**16  # elements: below this, waking numba's threads costs more than the copy
 
