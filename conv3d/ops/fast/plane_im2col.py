@@ -192,12 +192,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     g1, Cg, Kg, P = geo.one_group(), geo.Cg, geo.Kg, geo.plane
     (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
 
-    d = geo.dilation[0]
-
-    def gy_planes(i0, i1):  # the output planes input planes i0:i1 read, as a range
-        srcs = [(o, o + (c - 1) * d + 1) for o, c, _ in map(
-            lambda i: _input_plane_sources(geo, i), range(i0, i1)) if c > 0]
-        return (min(s[0] for s in srcs), max(s[1] for s in srcs)) if srcs else (0, 0)
+    d, p = geo.dilation[0], geo.padding[0][0]
 
     def bytes_for(n, planes):  # gy in (OD, K, P) order for the planes read, one plane's dcols
         gy_count = min(planes + d * (kD - 1), OD)
@@ -210,7 +205,8 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     for g in range(groups):
         w_s = _stacked_weight(w[g * Kg:(g + 1) * Kg])
         for _, _, i0, i1 in chunks(1, D, 1, chunk):
-            o0, o1 = gy_planes(i0, i1)
+            # o = i + p - kd*d: the output planes input planes i0..i1-1 can read
+            o0, o1 = max(0, i0 + p - (kD - 1) * d), min(OD, i1 + p)
             if o1 <= o0:
                 continue  # these input planes are read by no output plane
             for n in range(geo.N):
