@@ -54,19 +54,27 @@ def _arrays(case):
 
 
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
-@given(case=conv_cases())
-def test_strategy_matches_naive_loops(name, case):
+@given(case=conv_cases(), mask=st.sampled_from([(True, True), (True, False), (False, True)]))
+def test_strategy_matches_naive_loops(name, case, mask):
     x, w, b, gy, args, y_ref = _arrays(case)
     with fast.use_strategy(name):
         y = fast.provider.conv3d_forward(x, w, b, *args)
         gx = fast.provider.conv3d_backward_input(gy, w, x.shape, *args)
         gw = fast.provider.conv3d_backward_weight(gy, x, w.shape, *args)
+        together = fast.provider.conv3d_backward(gy, x, w, *args, output_mask=mask)
     assert fast.last_choice == {"forward": name, "backward_input": name, "backward_weight": name}
     tol = TOL[case["dtype"]]
-    for got, want in ((y, y_ref), (gx, naive_conv3d_backward_input(gy, w, x.shape, *args)),
-                      (gw, naive_conv3d_backward_weight(gy, x, w.shape, *args))):
+    gx_ref = naive_conv3d_backward_input(gy, w, x.shape, *args)
+    gw_ref = naive_conv3d_backward_weight(gy, x, w.shape, *args)
+    for got, want in ((y, y_ref), (gx, gx_ref), (gw, gw_ref)):
         assert got.dtype == case["dtype"]  # nothing upcasts
         assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, **tol)
+    for got, want, wanted in zip(together, (gx_ref, gw_ref), mask):  # both gradients in one call
+        if not wanted:
+            assert got is None
+            continue
+        assert got.dtype == case["dtype"] and got.shape == want.shape
         np.testing.assert_allclose(got, want, **tol)
 
 

@@ -12,7 +12,9 @@ Three devices:
 ``kernels_for(device)`` for a *kernel provider*: an object with the array-level functions
 ``conv3d_forward``, ``conv3d_backward_input``, ``conv3d_backward_weight``,
 ``max_pool3d_forward``, ``max_pool3d_backward``, ``avg_pool3d_forward`` and
-``avg_pool3d_backward``. Providers are registered by the layers that implement them
+``avg_pool3d_backward``, and optionally ``conv3d_backward`` (both gradients in one call with an
+``output_mask``, like PyTorch's ``convolution_backward``, for providers that share work between
+them). Providers are registered by the layers that implement them
 (``conv3d.ops`` for the CPU, ``conv3d.cuda`` for the GPU and the emulator), so this module,
 at the bottom of the package, imports none of them.
 """

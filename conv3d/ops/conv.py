@@ -29,11 +29,14 @@ class Conv3dFunction(Function):
     def backward(self, gy):
         kernels = kernels_for(self.device)
         settings = (self.stride, self.padding, self.dilation, self.groups)
-        gx = gw = None
-        if self.inputs[0].requires_grad:
-            gx = kernels.conv3d_backward_input(gy, self.w, self.x.shape, *settings)
-        if self.inputs[1].requires_grad:
-            gw = kernels.conv3d_backward_weight(gy, self.x, self.w.shape, *settings)
+        need = (self.inputs[0].requires_grad, self.inputs[1].requires_grad)
+        if hasattr(kernels, "conv3d_backward"):  # both in one call, sharing their work
+            gx, gw = kernels.conv3d_backward(gy, self.x, self.w, *settings, output_mask=need)
+        else:
+            gx = kernels.conv3d_backward_input(gy, self.w, self.x.shape, *settings) \
+                if need[0] else None
+            gw = kernels.conv3d_backward_weight(gy, self.x, self.w.shape, *settings) \
+                if need[1] else None
         if len(self.inputs) == 2:
             return gx, gw
         gb = gy.sum(axis=(0, 2, 3, 4)) if self.inputs[2].requires_grad else None

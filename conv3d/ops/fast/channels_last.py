@@ -6,10 +6,13 @@ layout the innermost run is the C channels of one voxel, and with stride 1 and d
 along W the kW taps of a row are *adjacent* voxels, so one copy moves kW*C contiguous floats
 (96 for a2) per output voxel and kernel row.
 
-Each chunk of samples is first copied into a zero-padded slab ordered (plane, sample, H, W, C).
-The 2D columns of every plane are built once (the copies above, for all planes at once)::
+The 2D columns of every input plane a chunk of samples reads are built once, planes outermost
+(``xpad``: x zero-padded, channels last)::
 
-    cols[q, n, oh, ow, kh, kw, c] = slab[q, n, oh*s + kh*d, ow*s + kw*d, c]
+    cols[q, n, oh, ow, kh, kw, c] = xpad[n, d_lo + q, oh*s + kh*d, ow*s + kw*d, c]
+
+by a compiled loop (``numba_copy.im2col_channels_last``) that transposes one NCDHW plane into
+a channels-last tile and copies its windows out while the tile is in cache.
 
 and, because planes are the outermost axis, the planes that kernel tap ``kd`` reads for all
 output planes of the chunk are one contiguous block ``cols[kd : kd + OD]``: a (voxels,
@@ -18,9 +21,12 @@ columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
 
     forward:      y_cl (voxels, K)        = sum over kd of  cols[kd block] @ W_cl[kd] (kH*kW*C, K)
     weight grad:  gW_cl[kd] (kH*kW*C, K)  += cols[kd block]^T @ gy^T
-    input grad:   dcols[kd block]         += gy^T @ W_cl[kd]^T, then added back tap by tap
+    input grad:   dcols (voxels, kD*kH*kW*C) = gy^T @ W_cl^T   (one GEMM), then added back
+                  tap by tap onto a zero-padded slab (a compiled loop, ``numba_copy``)
 
 with ``gy`` copied as (K, voxels) (``_gy_wide``); BLAS reads the transposed operands in place.
+``backward`` computes both gradients in one pass over the chunks, so ``gy`` is reordered once
+for both (``FastCPUKernels.conv3d_backward``, like PyTorch's ``convolution_backward``).
 
 (With a depth stride or dilation > 1 a kd block is every s-th plane and NumPy copies it
 together for the GEMM.) Only the layout and the order of the sums change; the mathematics is
@@ -29,7 +35,6 @@ that of ``im2col_gemm``.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from . import numba_copy
 from .geometry import ConvGeometry
@@ -46,16 +51,17 @@ def _padded_hw(geo):
 
 
 def _plan(geo, itemsize, workspace_limit, what):
-    """Chunk (n samples, od output planes): the slab, the 2D columns, y/gy of the chunk and a product."""
+    """Chunk (n samples, od output planes): the 2D columns (or the input gradient's columns),
+    the padded slab of the input gradient, y/gy of the chunk and a GEMM product."""
     limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     Hp, Wp = _padded_hw(geo)
     taps2d = geo.kernel[1] * geo.kernel[2]
 
     def bytes_for(n, od):
-        planes = _slab_depth(geo, od)
-        slab = planes * n * Hp * Wp * geo.Cg
-        cols = planes * n * geo.plane * taps2d * geo.Cg
-        outs = 2 * od * n * geo.plane * max(geo.Kg, taps2d * geo.Cg)
+        planes, voxels = _slab_depth(geo, od), od * n * geo.plane
+        slab = (planes * n + 1) * Hp * Wp * geo.Cg  # gx's slab; one plane: im2col's tile
+        cols = max(planes * n * geo.plane * taps2d, voxels * geo.taps) * geo.Cg  # or dcols
+        outs = 2 * voxels * geo.Kg                  # y_cl and a GEMM product; gy_wide
         return (slab + cols + outs) * itemsize
     n, od = plan_chunks(geo.N, geo.out_size[0], bytes_for, limit, what)
     return n, od, Workspace(limit)
@@ -69,49 +75,15 @@ def _depth_window(geo, od0, odc):
     return d_lo, Sd, a, b
 
 
-def _fill_slab(ws, xg, geo, n0, n1, od0, odc):
-    """Zero-padded copy (Sd, n, Hp, Wp, C) of the input planes the chunk reads."""
-    Hp, Wp = _padded_hw(geo)
-    d_lo, Sd, a, b = _depth_window(geo, od0, odc)
-    slab = ws.take("slab", (Sd, n1 - n0, Hp, Wp, geo.Cg), xg.dtype, zero=True)
-    (_, H, W), ph, pw = geo.in_size, geo.padding[1][0], geo.padding[2][0]
-    if b > a:
-        slab[a - d_lo:b - d_lo, :, ph:ph + H, pw:pw + W] = \
-            xg[n0:n1, :, a:b].transpose(2, 0, 3, 4, 1)
-    return slab
-
-
-def _hw_windows(slab, geo):
-    """Yield ``(index into the (kh, kw) axes, view of the slab)`` for each copy of the 2D im2col.
-
-    With stride 1 and dilation 1 along W the kW taps of one kernel row are merged into one
-    window of kW*C contiguous floats (overlapping windows: read-only); otherwise each tap is its
-    own window of C floats."""
-    (_, s_h, s_w), (_, d_h, d_w) = geo.stride, geo.dilation
-    (_, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
-    for kh in range(kH):
-        rows = slab[:, :, kh * d_h:kh * d_h + (OH - 1) * s_h + 1:s_h]
-        if s_w == 1 and d_w == 1:  # (Sd, n, OH, OW, kW*C)
-            st = rows.strides
-            yield (kh, slice(None)), as_strided(
-                rows, shape=rows.shape[:3] + (OW, kW * geo.Cg), strides=st[:3] + (st[3], st[4]),
-                writeable=False)
-            continue
-        for kw in range(kW):
-            yield (kh, kw), rows[:, :, :, kw * d_w:kw * d_w + (OW - 1) * s_w + 1:s_w]
-
-
-def _im2col(ws, slab, geo):
-    """The 2D columns (Sd, n, OH, OW, kH, kW, C) of every plane of the slab."""
+def _im2col(ws, xg, geo, n0, n1, od0, odc):
+    """The 2D columns (Sd, n, OH, OW, kH, kW, C) of the input planes the chunk reads
+    (a compiled loop: the NCDHW planes are transposed and cut into windows in one pass)."""
     _, OH, OW = geo.out_size
     _, kH, kW = geo.kernel
-    Sd, n = slab.shape[:2]
-    cols = ws.take("col", (Sd, n, OH, OW, kH, kW, geo.Cg), slab.dtype)
-    for (kh, kw), window in _hw_windows(slab, geo):
-        if isinstance(kw, slice):
-            cols[:, :, :, :, kh] = window.reshape(window.shape[:4] + (kW, geo.Cg))
-        else:
-            cols[:, :, :, :, kh, kw] = window
+    d_lo, Sd, _, _ = _depth_window(geo, od0, odc)
+    cols = ws.take("col", (Sd, n1 - n0, OH, OW, kH, kW, geo.Cg), xg.dtype)
+    numba_copy.im2col_channels_last(cols, xg, n0, d_lo, (geo.padding[1][0], geo.padding[2][0]),
+                                    geo.stride[1:], geo.dilation[1:])
     return cols
 
 
@@ -149,61 +121,67 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
         w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg])
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             nc, odc = n1 - n0, od1 - od0
-            cols = _im2col(ws, _fill_slab(ws, xg, g1, n0, n1, od0, odc), g1)
+            cols = _im2col(ws, xg, g1, n0, n1, od0, odc)
             y_cl = ws.take("gy", (odc * nc * OH * OW, Kg), x.dtype)
             prod = ws.take("prod", y_cl.shape, x.dtype)
             for kd in range(geo.kernel[0]):
                 np.matmul(_kd_block(cols, g1, kd, odc), w_cl[kd], out=prod if kd else y_cl)
                 if kd:
                     y_cl += prod
+            if b is not None:  # while the chunk is in cache, not as another pass over y
+                y_cl += b[g * Kg:(g + 1) * Kg]
             yg[n0:n1, :, od0:od1] = y_cl.reshape(odc, nc, OH, OW, Kg).transpose(1, 4, 0, 2, 3)
-    if b is not None:
-        y += b.reshape(1, -1, 1, 1, 1)
     return y
 
 
-def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace_limit=None):
-    geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
-    n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, channels-last)")
-    gw = np.empty(w_shape, dtype=x.dtype)
-    g1, (Cg, Kg), (kD, kH, kW) = geo.one_group(), (geo.Cg, geo.Kg), geo.kernel
+def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True),
+             workspace_limit=None):
+    """``(gx, gw)`` in one pass over the chunks, ``None`` where ``output_mask`` says it is not
+    wanted (``x`` is read only for ``gw``, ``w`` only for ``gx``): each chunk's ``gy`` is
+    reordered once and feeds the GEMMs of both gradients."""
+    need_x, need_w = output_mask
+    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+    n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (channels-last)")
+    gx = zeroed(x.shape, dtype=gy.dtype) if need_x else None
+    gw = np.empty(w.shape, dtype=gy.dtype) if need_w else None
+    g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
+    (kD, kH, kW), (_, H, W) = geo.kernel, geo.in_size
+    ph, pw = geo.padding[1][0], geo.padding[2][0]
+    # the 2D columns of x and the input gradient's columns take turns in one buffer
+    ws.take("col", (max(_slab_depth(geo, od) * kH * kW, od * geo.taps) * n * geo.plane * Cg,),
+            gy.dtype)
     for g in range(groups):
         xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
-        gw_cl = np.zeros((kD, kH * kW * Cg, Kg), dtype=x.dtype)
+        w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg]) if need_x else None
+        gw_cl = np.zeros((kD, kH * kW * Cg, Kg), dtype=gy.dtype) if need_w else None
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
-            cols = _im2col(ws, _fill_slab(ws, xg, g1, n0, n1, od0, od1 - od0), g1)
+            nc, odc = n1 - n0, od1 - od0
             gy_w = _gy_wide(ws, gyg, n0, n1, od0, od1)
-            for kd in range(kD):
-                gw_cl[kd] += _kd_block(cols, g1, kd, od1 - od0).T @ gy_w.T
-        gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(kD, kH, kW, Cg, Kg).transpose(4, 3, 0, 1, 2)
-    return gw
+            if need_w:
+                cols = _im2col(ws, xg, g1, n0, n1, od0, odc)
+                for kd in range(kD):
+                    gw_cl[kd] += _kd_block(cols, g1, kd, odc).T @ gy_w.T
+            if need_x:  # one GEMM for all taps, then every tap's entries go back in place
+                dcols = ws.take("col", (odc, nc, OH, OW, kD, kH, kW, Cg), gy.dtype)
+                np.matmul(gy_w.T, w_cl.reshape(-1, Kg).T, out=dcols.reshape(gy_w.shape[1], -1))
+                d_lo, Sd, a, b = _depth_window(g1, od0, odc)
+                dslab = ws.take("dslab", (Sd, nc) + _padded_hw(g1) + (Cg,), gy.dtype, zero=True)
+                numba_copy.col2im_channels_last(dslab, dcols, geo.stride, geo.dilation)
+                if b > a:
+                    gx[n0:n1, g * Cg:(g + 1) * Cg, a:b] += dslab[
+                        a - d_lo:b - d_lo, :, ph:ph + H, pw:pw + W].transpose(1, 4, 0, 2, 3)
+        if need_w:
+            gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(kD, kH, kW, Cg, Kg).transpose(4, 3, 0, 1, 2)
+    return gx, gw
+
+
+def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace_limit=None):
+    w = np.broadcast_to(np.zeros((), dtype=gy.dtype), w_shape)  # not read: only its shape
+    return backward(gy, x, w, stride, padding, dilation, groups, (False, True),
+                    workspace_limit)[1]
 
 
 def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None):
-    geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
-    n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (input, channels-last)")
-    gx = zeroed(x_shape, dtype=gy.dtype)
-    g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
-    (s_d, s_h, s_w), (d_d, d_h, d_w) = geo.stride, geo.dilation
-    kD, kH, kW = geo.kernel
-    (_, H, W), ph, pw = geo.in_size, geo.padding[1][0], geo.padding[2][0]
-    Hp, Wp = _padded_hw(g1)
-    for g in range(groups):
-        gxg, gyg = gx[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
-        w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg])
-        for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
-            nc, odc = n1 - n0, od1 - od0
-            d_lo, Sd, a, b = _depth_window(g1, od0, odc)
-            gy_w = _gy_wide(ws, gyg, n0, n1, od0, od1)
-            dcols = ws.take("col", (Sd, nc, OH, OW, kH, kW, Cg), gy.dtype, zero=True)
-            prod = ws.take("prod", (odc, nc, OH, OW, kH, kW, Cg), gy.dtype)
-            for kd in range(kD):  # the adjoint of the kD GEMMs of the forward pass
-                np.matmul(gy_w.T, w_cl[kd].T, out=prod.reshape(gy_w.shape[1], -1))
-                dcols[kd * d_d:kd * d_d + (odc - 1) * s_d + 1:s_d] += prod
-            slab = ws.take("slab", (Sd, nc, Hp, Wp, Cg), gy.dtype, zero=True)
-            # the adjoint of the 2D im2col: every tap adds its window back (compiled loop)
-            numba_copy.col2im_channels_last(slab, dcols, (s_h, s_w), (d_h, d_w))
-            if b > a:
-                gxg[n0:n1, :, a:b] += slab[a - d_lo:b - d_lo, :, ph:ph + H,
-                                           pw:pw + W].transpose(1, 4, 0, 2, 3)
-    return gx
+    x = np.broadcast_to(np.zeros((), dtype=gy.dtype), x_shape)  # not read: only its shape
+    return backward(gy, x, w, stride, padding, dilation, groups, (True, False),
+                    workspace_limit)[0]

@@ -153,6 +153,28 @@ class FastCPUKernels:
         return _run("backward_weight", geo, (gy, x, w_shape, stride, padding, dilation, groups),
                     workspace_limit)
 
+    def conv3d_backward(self, gy, x, w, stride, padding, dilation, groups,
+                        output_mask=(True, True), workspace_limit=None):
+        """``(gx, gw)`` together (``None`` where ``output_mask`` is False), as PyTorch's
+        ``convolution_backward``: a strategy with a ``backward`` of its own computes both in one
+        pass and shares their work (``'channels-last'`` reorders ``gy`` once); the others run
+        the two gradients one after the other."""
+        geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+        settings = (stride, padding, dilation, groups)
+        name = choose("backward_input", geo)
+        module, options = _STRATEGY_CODE.get(name, (None, {}))
+        if all(output_mask) and choose("backward_weight", geo) == name \
+                and hasattr(module, "backward"):
+            last_choice["backward_input"] = last_choice["backward_weight"] = name
+            return module.backward(gy, x, w, *settings, **options,
+                                   workspace_limit=workspace_limit)
+        gx = gw = None
+        if output_mask[0]:
+            gx = self.conv3d_backward_input(gy, w, x.shape, *settings, workspace_limit)
+        if output_mask[1]:
+            gw = self.conv3d_backward_weight(gy, x, w.shape, *settings, workspace_limit)
+        return gx, gw
+
     def max_pool3d_forward(self, *args):
         if _strategy == "reference":
             return _reference().max_pool3d_forward(*args)
