@@ -13,9 +13,15 @@ A *case* is one benchmark on one shape (e.g. "conv3d forward+backward, a1") with
    keeps every row after the same neighbour: the ``auto`` row always followed the GEMM row, and
    on shape b it was the slowest of three rows that run the same code, in two runs out of two.)
 
-Between two timed calls the harness sleeps ``PAUSE`` seconds. Thread pools spin-wait after
-their work (OpenBLAS's workers for about 0.1 s, OpenMP's in PyTorch and numba), and on a 2-core
-machine a pool still spinning from the previous row slowed the next row by up to 2x.
+Before each timed call the harness sleeps ``PAUSE`` seconds and then makes one *untimed* call of
+the same implementation. The pause: thread pools spin-wait after their work (OpenBLAS's workers
+for about 0.1 s, OpenMP's in PyTorch and numba), and on a 2-core machine a pool still spinning
+from the previous row slowed the next row by up to 2x. The untimed call: on this project's VM the
+first call after an idle gap runs slow (a single-threaded 5.6 MiB NumPy transpose took 3.6 ms
+back to back and 9.6 ms after a 0.2 s sleep; a2 forward+backward 55 against 72-76 ms), and not
+by the same factor for every implementation: timing that first call measured the VM's wake-up,
+not the convolution. A training loop calls its layers back to back, so the timed call is the
+second of two (as ``timeit`` and ``torch.utils.benchmark`` time repeated calls).
 """
 from __future__ import annotations
 
@@ -111,7 +117,8 @@ def run_case(case: Case, repeats: int, log=print) -> list[dict]:
     order = np.random.default_rng(0)  # fixed seed: every run times the same orders
     for _ in range(repeats):
         for impl in (live[i] for i in order.permutation(len(live))):
-            time.sleep(PAUSE)
+            time.sleep(PAUSE)  # the previous row's thread pools go quiet
+            impl.run()         # untimed: the first call after an idle gap (see above)
             t0 = time.perf_counter()
             impl.run()
             times[impl.name].append(time.perf_counter() - t0)
