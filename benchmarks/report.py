@@ -33,8 +33,9 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
              f"numba {info['numba']}",
              "",
              "Float32. Each row: the median of the timed rounds; the implementations of one case "
-             "run interleaved (round-robin), after an agreement check against the readable "
-             "reference path and a warm-up call. *vs torch* is time / PyTorch's time in the same "
+             "run interleaved (a new random order every round), after an agreement check "
+             "against the readable reference path and a warm-up call; each timed call follows a "
+             "0.2 s pause and one untimed call of the same implementation. *vs torch* is time / PyTorch's time in the same "
              "case (below 1 is faster). *of GEMM* is the row's GFLOP/s over the GEMM row of the "
              "same case (a float32 NumPy/BLAS GEMM the size of the layer's im2col product). "
              "*workspace* is the peak scratch memory of the fast path (measured), or the whole "

@@ -38,3 +38,15 @@ def test_bench_rejects_unknown_shapes(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "conv3d", "bench", "--quick", "--shapes", "zz",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "unknown shape" in proc.stderr
+
+
+def test_first_call_script_times_three_ways(tmp_path):
+    """benchmarks/first_call.py (the numbers behind the harness's untimed call) runs and prints
+    one line per way of timing, each with a ratio (times not asserted)."""
+    pytest.importorskip("torch")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.first_call", "--shape", "cube",
+                           "--rounds", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["pause", "pause+warm", "back-to-back"]
+    assert all("ratio" in line for line in lines)
