@@ -149,6 +149,28 @@ def test_chunking_gives_the_same_results_and_respects_the_limit(module, options,
             np.testing.assert_allclose(c, r, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("fraction", [2, 5])
+def test_channels_last_both_gradients_in_chunks(fraction):
+    """The one-pass backward of 'channels-last' (both gradients: x's columns and the input
+    gradient's columns take turns in one buffer) under a limit that forces chunks."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 6, 7, 5))
+    w = rng.standard_normal((6, 2, 3, 2, 3))
+    args = ((1, 2, 1), ((1, 1), (0, 1), (2, 1)), (1, 1, 2), 2)
+    gy = rng.standard_normal(naive_conv3d(x, w, None, *args).shape)
+    fast.reset_peak_workspace()
+    channels_last.backward(gy, x, w, *args)
+    limit = fast.peak_workspace() // fraction
+    fast.reset_peak_workspace()
+    with fast.workspace_limit(limit):
+        gx, gw = channels_last.backward(gy, x, w, *args)
+    assert 0 < fast.peak_workspace() <= limit
+    np.testing.assert_allclose(gx, naive_conv3d_backward_input(gy, w, x.shape, *args),
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gw, naive_conv3d_backward_weight(gy, x, w.shape, *args),
+                               rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_buffers_kept_between_calls_stay_under_the_limit_and_leave_results_alone(name):
     """The scratch buffers a call leaves for the next one: never more than the limit, and no

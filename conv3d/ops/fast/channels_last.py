@@ -7,14 +7,13 @@ along W the kW taps of a row are *adjacent* voxels, so one copy moves kW*C conti
 (96 for a2) per output voxel and kernel row.
 
 The 2D columns of every input plane a chunk of samples reads are built once, planes outermost
-(``xpad``: x zero-padded, channels last)::
+(``xpad``: x zero-padded, channels last), by a compiled loop (``numba_copy``) that transposes
+one NCDHW plane into a channels-last tile and copies its windows out while the tile is in
+cache::
 
     cols[q, n, oh, ow, kh, kw, c] = xpad[n, d_lo + q, oh*s + kh*d, ow*s + kw*d, c]
 
-by a compiled loop (``numba_copy.im2col_channels_last``) that transposes one NCDHW plane into
-a channels-last tile and copies its windows out while the tile is in cache.
-
-and, because planes are the outermost axis, the planes that kernel tap ``kd`` reads for all
+Because planes are the outermost axis, the planes that kernel tap ``kd`` reads for all
 output planes of the chunk are one contiguous block ``cols[kd : kd + OD]``: a (voxels,
 kH*kW*C) matrix with rows ordered (od, n, oh, ow). So a 3D convolution is kD GEMMs of the 2D
 columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
