@@ -15,6 +15,7 @@ import numpy as np
 import conv3d
 import conv3d.functional as F
 from conv3d.ops import fast
+from conv3d.ops.fast import sample_threads
 from conv3d.ops.fast.geometry import ConvGeometry
 
 from .harness import Case, Impl
@@ -135,6 +136,10 @@ def conv_case(shape_name: str, backward: bool, gpu: bool = True) -> Case:
                           _naive_run(x, w, b, gy, p, backward), flops, note="small shapes only"))
     impls.append(Impl("conv3d auto (fast path)", _conv3d_run(x, w, b, gy, p, backward=backward),
                       flops, "measured", note="strategy chosen per shape"))
+    impls.append(Impl("conv3d auto, unsplit (BLAS threads only)",
+                      _conv3d_run(x, w, b, gy, p, backward=backward,
+                                  context=lambda: sample_threads.sample_split(False)),
+                      flops, "measured", note="no threads over samples"))
     impls.append(Impl("conv3d reference (readable im2col)",
                       _conv3d_run(x, w, b, gy, p, backward=backward,
                                   context=lambda: fast.use_strategy("reference")),

@@ -11,6 +11,7 @@ need, each in its own module:
 * ``per_offset.py``: strategy ``'per-offset'``;
 * ``numba_direct.py``: strategy ``'numba'``, blocked loops for small-channel layers;
 * ``chooser.py``: the per-shape choice (``'auto'``) and the kernel provider ``provider``;
+* ``sample_threads.py``: large calls run on one slice of the batch per thread;
 * ``threads.py``: BLAS and numba thread counts.
 
 ``conv3d.ops`` registers ``provider`` for the ``'cpu'`` device. To run the readable path
@@ -18,6 +19,7 @@ instead: ``conv3d.ops.fast.set_strategy('reference')`` or ``with use_strategy('r
 """
 from .chooser import (STRATEGIES, FastCPUKernels, choose, get_strategy, last_choice, provider,
                       set_strategy, use_strategy)
+from .sample_threads import sample_split
 from .threads import blas_info, get_num_threads, num_threads, set_num_threads
 from .workspace import (DEFAULT_WORKSPACE_LIMIT, WorkspaceLimitError, get_workspace_limit,
                         kept_workspace, peak_workspace, release_workspace, reset_peak_workspace,
@@ -27,4 +29,4 @@ __all__ = ["STRATEGIES", "FastCPUKernels", "provider", "choose", "set_strategy",
            "use_strategy", "last_choice", "set_num_threads", "get_num_threads", "num_threads",
            "blas_info", "DEFAULT_WORKSPACE_LIMIT", "WorkspaceLimitError", "set_workspace_limit",
            "get_workspace_limit", "workspace_limit", "peak_workspace", "reset_peak_workspace",
-           "kept_workspace", "release_workspace"]
+           "kept_workspace", "release_workspace", "sample_split"]

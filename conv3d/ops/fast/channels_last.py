@@ -37,7 +37,7 @@ import numpy as np
 
 from . import numba_copy
 from .geometry import ConvGeometry
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
+from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
 
 
 def _slab_depth(geo, odc):
@@ -110,10 +110,10 @@ def _gy_wide(ws, gyg, n0, n1, od0, od1):
 
 
 
-def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (channels-last)")
-    y = np.empty((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
+    y = output((geo.N, geo.K) + geo.out_size, x.dtype, out)
     g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
     for g in range(groups):
         xg, yg = x[:, g * Cg:(g + 1) * Cg], y[:, g * Kg:(g + 1) * Kg]
@@ -134,14 +134,14 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
 
 
 def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True),
-             workspace_limit=None):
+             workspace_limit=None, out=None):
     """``(gx, gw)`` in one pass over the chunks, ``None`` where ``output_mask`` says it is not
     wanted (``x`` is read only for ``gw``, ``w`` only for ``gx``): each chunk's ``gy`` is
-    reordered once and feeds the GEMMs of both gradients."""
+    reordered once and feeds the GEMMs of both gradients. ``out``: the array for ``gx``."""
     need_x, need_w = output_mask
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (channels-last)")
-    gx = zeroed(x.shape, dtype=gy.dtype) if need_x else None
+    gx = output(x.shape, gy.dtype, out, zero=True) if need_x else None
     gw = np.empty(w.shape, dtype=gy.dtype) if need_w else None
     g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
     (kD, kH, kW), (_, H, W) = geo.kernel, geo.in_size
@@ -180,7 +180,8 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
                     workspace_limit)[1]
 
 
-def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None):
+def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None,
+                   out=None):
     x = np.broadcast_to(np.zeros((), dtype=gy.dtype), x_shape)  # not read: only its shape
     return backward(gy, x, w, stride, padding, dilation, groups, (True, False),
-                    workspace_limit)[0]
+                    workspace_limit, out)[0]

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import contextlib
 
-from . import channels_last, im2col_gemm, numba_direct, per_offset, plane_im2col, pooling
+from . import (channels_last, im2col_gemm, numba_direct, per_offset, plane_im2col, pooling,
+               sample_threads)
 from .geometry import ConvGeometry
 
 STRATEGIES = ("auto", "reference", "im2col", "im2col-batched", "im2col-numpy", "im2col-planes",
@@ -122,18 +123,30 @@ _STRATEGY_CODE = {
 }
 
 
+def _call(op, name, geo, args, workspace_limit):
+    """``op`` of strategy ``name``'s module, on slices of the batch in threads when the call is
+    large enough (``sample_threads``; not ``'numba'``, whose loops have threads of their own)."""
+    module, options = _STRATEGY_CODE[name]
+    T = sample_threads.threads_for(geo.N, geo.flops()) if name != "numba" else 1
+    if T > 1:
+        return sample_threads.run(op, getattr(module, op), args, options, geo, T,
+                                  workspace_limit)
+    sample_threads.last_threads[op] = 1
+    return getattr(module, op)(*args, **options, workspace_limit=workspace_limit)
+
+
 def _run(op, geo, args, workspace_limit):
     """Run ``op`` ('forward', 'backward_input', 'backward_weight') with the chosen strategy."""
     name = last_choice[op] = choose(op, geo)
     if name == "reference":  # the readable provider: no chunks, no workspace limit
         return getattr(_reference(), "conv3d_" + op)(*args)
-    module, options = _STRATEGY_CODE[name]
-    return getattr(module, op)(*args, **options, workspace_limit=workspace_limit)
+    return _call(op, name, geo, args, workspace_limit)
 
 
 class FastCPUKernels:
     """The kernel provider for ``'cpu'`` (the contract in ``conv3d.core.backend``), choosing a
     strategy per call. Every function also takes ``workspace_limit=`` (bytes, this call only).
+    Large calls run on one slice of the batch per thread (``sample_threads.py``).
     Max pooling with tiling windows (``MaxPool3d(2)``) takes one reshape-and-argmax pass
     (``pooling.py``); every other pooling call is the reference provider's strided-slice code."""
 
@@ -162,12 +175,12 @@ class FastCPUKernels:
         geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
         settings = (stride, padding, dilation, groups)
         name = choose("backward_input", geo)
-        module, options = _STRATEGY_CODE.get(name, (None, {}))
+        module = _STRATEGY_CODE.get(name, (None, {}))[0]
         if all(output_mask) and choose("backward_weight", geo) == name \
                 and hasattr(module, "backward"):
             last_choice["backward_input"] = last_choice["backward_weight"] = name
-            return module.backward(gy, x, w, *settings, **options,
-                                   workspace_limit=workspace_limit)
+            return _call("backward", name, geo, (gy, x, w, *settings, output_mask),
+                         workspace_limit)
         gx = gw = None
         if output_mask[0]:
             gx = self.conv3d_backward_input(gy, w, x.shape, *settings, workspace_limit)

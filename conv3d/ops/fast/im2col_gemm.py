@@ -25,7 +25,7 @@ import numpy as np
 
 from . import geometry, numba_copy
 from .geometry import ConvGeometry, flipped_transposed_weight, transposed_padding
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
+from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
 
 LAYOUTS = ("wide", "batched")
 COPIES = {"numba": (geometry.im2col_into, numba_copy.col2im_add),  # col2im: a compiled loop
@@ -59,12 +59,12 @@ def _bytes(geo, layout, itemsize, product_too):
 
 
 def forward(x, w, b, stride, padding, dilation, groups, layout="wide", copy="numba",
-            workspace_limit=None):
+            workspace_limit=None, out=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     N, K, (OD, OH, OW) = geo.N, geo.K, geo.out_size
     limit = _limit(workspace_limit)
     n, od = plan_chunks(N, OD, _bytes(geo, layout, x.itemsize, True), limit, "conv3d forward")
-    y = np.empty((N, K, OD, OH, OW), dtype=x.dtype)
+    y = output((N, K, OD, OH, OW), x.dtype, out)
     ws = Workspace(limit)
     im2col_into = COPIES[copy][0]
     g1 = geo.one_group()
@@ -126,7 +126,7 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, layout="w
 
 
 def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wide",
-                   method="col2im", copy="numba", workspace_limit=None):
+                   method="col2im", copy="numba", workspace_limit=None, out=None):
     """``method='transposed'`` (stride 1 only): gx = conv(gy, flipped transposed w);
     ``method='col2im'`` (any stride): dcol = W^T @ gy per chunk, then scatter-add."""
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
@@ -137,12 +137,12 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, layout="wi
         wt = np.concatenate([flipped_transposed_weight(w[g * geo.Kg:(g + 1) * geo.Kg])
                              for g in range(groups)])
         return forward(gy, wt, None, (1, 1, 1), transposed_padding(geo), dilation, groups,
-                       layout=layout, copy=copy, workspace_limit=workspace_limit)
+                       layout=layout, copy=copy, workspace_limit=workspace_limit, out=out)
     N, OD, P = geo.N, geo.out_size[0], geo.plane
     limit = _limit(workspace_limit)
     n, od = plan_chunks(N, OD, _bytes(geo, layout, gy.itemsize, True), limit,
                         "conv3d backward (input)")
-    gx = zeroed(x_shape, dtype=gy.dtype)
+    gx = output(x_shape, gy.dtype, out, zero=True)
     ws = Workspace(limit)
     col2im_numba = COPIES[copy][1]
     g1 = geo.one_group()

@@ -27,7 +27,7 @@ def kernels():
     import numpy as np  # noqa: PLC0415
     from numba import njit  # noqa: PLC0415
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, nogil=True, inline="always")
     def valid_range(o_count, k, s, d, p, size):
         """First and one-past-last output index whose input o*s + k*d - p lies in [0, size)."""
         lo = 0
@@ -38,7 +38,7 @@ def kernels():
             hi -= 1
         return lo, hi
 
-    @njit(cache=True)
+    @njit(cache=True, nogil=True)
     def col2im(gx, col, n0, od0, stride, pad, dil):
         # gx (N, C, D, H, W) is added to; col (C, kD, kH, kW, n, od, OH, OW).
         C, kD, kH, kW, nc, odc, OH, OW = col.shape
@@ -61,7 +61,7 @@ def kernels():
                                 for ow in range(w_lo, w_hi):
                                     dst[ow * stride[2] + base] += src[ow]
 
-    @njit(cache=True)
+    @njit(cache=True, nogil=True)
     def col2im_cl(slab, prod, s_d, s_h, s_w, d_d, d_h, d_w):
         # slab (Sd, n, Hp, Wp, C) += prod (odc, n, OH, OW, kD, kH, kW, C) at its windows
         odc, n, OH, OW, kD, kH, kW, C = prod.shape
@@ -79,7 +79,7 @@ def kernels():
                                     for c in range(C):
                                         dst[c] += src[c]
 
-    @njit(cache=True)
+    @njit(cache=True, nogil=True)
     def im2col_cl(cols, x, n0, d_lo, p_h, p_w, s_h, s_w, d_h, d_w):
         # cols (Sd, n, OH, OW, kH, kW, C) = windows of input planes d_lo.. of samples n0.. of x
         Sd, n, OH, OW, kH, kW, C = cols.shape

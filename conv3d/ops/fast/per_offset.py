@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import ConvGeometry, _span
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
+from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
 
 
 def _plan(geo, itemsize, workspace_limit, what):
@@ -68,10 +68,10 @@ def _channels(geo, g):
     return slice(g * geo.Cg, (g + 1) * geo.Cg), slice(g * geo.Kg, (g + 1) * geo.Kg)
 
 
-def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     (n, od), ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward")
-    y = zeroed((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
+    y = output((geo.N, geo.K) + geo.out_size, x.dtype, out, zero=True)
     for g, tap, out_box, in_box in _tap_boxes(geo, n, od):
         cs, ks = _channels(geo, g)
         window = _gather(ws, "window", x[:, cs][in_box])
@@ -95,10 +95,11 @@ def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace
     return gw
 
 
-def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None):
+def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None,
+                   out=None):
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     (n, od), ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (input)")
-    gx = zeroed(x_shape, dtype=gy.dtype)
+    gx = output(x_shape, gy.dtype, out, zero=True)
     for g, tap, out_box, in_box in _tap_boxes(geo, n, od):
         cs, ks = _channels(geo, g)
         grad = _gather(ws, "prod", gy[:, ks][out_box])

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import im2col_gemm
 from .geometry import ConvGeometry, _span, _zero_outside, tap_range
-from .workspace import Workspace, chunks, get_workspace_limit, plan_chunks, zeroed
+from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
 
 CHUNK_TARGET = 64 * 2**20  # bytes of columns per chunk: a few output planes share their inputs
 
@@ -111,10 +111,10 @@ def _weight_rows(wg):
 
 
 
-def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None):
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (im2col-planes)")
-    y = np.empty((geo.N, geo.K) + geo.out_size, dtype=x.dtype)
+    y = output((geo.N, geo.K) + geo.out_size, x.dtype, out)
     g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
     (_, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
     for g in range(groups):
@@ -174,7 +174,8 @@ def _stacked_weight(wg):
     return np.ascontiguousarray(wg[:, :, ::-1].transpose(1, 3, 4, 2, 0)).reshape(-1, kD * K)
 
 
-def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None):
+def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None,
+                   out=None):
     """The adjoint of ``forward``, input plane by input plane (depth stride 1)::
 
         dcols[i] (C*kH*kW, OH*OW) = W_s (C*kH*kW, kD*K) @ gy[n, :, o_lo:o_hi]  (kD*K, OH*OW)
@@ -187,7 +188,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     if geo.stride[0] != 1:
         return im2col_gemm.backward_input(gy, w, x_shape, stride, padding, dilation, groups,
-                                          workspace_limit=workspace_limit)
+                                          workspace_limit=workspace_limit, out=out)
     limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     g1, Cg, Kg, P = geo.one_group(), geo.Cg, geo.Kg, geo.plane
     (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
@@ -200,7 +201,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     _, chunk = plan_chunks(geo.N, D, bytes_for, limit, "conv3d backward (input, im2col-planes)",
                            target=CHUNK_TARGET)
     ws = Workspace(limit)
-    gx = zeroed(x_shape, dtype=gy.dtype)
+    gx = output(x_shape, gy.dtype, out, zero=True)
     dcols = ws.take("dcols", (Cg, kH, kW) + geo.out_size[1:], gy.dtype)
     for g in range(groups):
         w_s = _stacked_weight(w[g * Kg:(g + 1) * Kg])

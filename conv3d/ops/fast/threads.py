@@ -15,7 +15,8 @@ from threadpoolctl import ThreadpoolController
 _controller = None
 
 
-def _blas():
+def blas_controller() -> ThreadpoolController:
+    """threadpoolctl's controller of the loaded thread pools (made once: finding them is slow)."""
     global _controller
     if _controller is None:
         _controller = ThreadpoolController()
@@ -40,14 +41,14 @@ def set_num_threads(n: int) -> None:
     number of cores), so its count is capped there.
     """
     n = _check(n)
-    _blas().limit(limits=n, user_api="blas")  # takes effect now and stays until changed
+    blas_controller().limit(limits=n, user_api="blas")  # takes effect now and stays until changed
     import numba  # noqa: PLC0415
     numba.set_num_threads(min(n, _numba_max()))
 
 
 def get_num_threads() -> int:
     """The BLAS thread count (the largest, if several BLAS libraries are loaded)."""
-    counts = [info["num_threads"] for info in _blas().info() if info["user_api"] == "blas"]
+    counts = [info["num_threads"] for info in blas_controller().info() if info["user_api"] == "blas"]
     return max(counts) if counts else 1
 
 
@@ -57,7 +58,7 @@ def num_threads(n: int):
     import numba  # noqa: PLC0415
     n = _check(n)
     previous_numba = numba.get_num_threads()
-    with _blas().limit(limits=n, user_api="blas"):
+    with blas_controller().limit(limits=n, user_api="blas"):
         numba.set_num_threads(min(n, _numba_max()))
         try:
             yield n
@@ -67,4 +68,4 @@ def num_threads(n: int):
 
 def blas_info() -> list[dict]:
     """threadpoolctl's description of the loaded BLAS libraries (for benchmark reports)."""
-    return [info for info in _blas().info() if info["user_api"] == "blas"]
+    return [info for info in blas_controller().info() if info["user_api"] == "blas"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import threading
+import weakref
 
 import numpy as np
 
@@ -29,7 +30,9 @@ DEFAULT_WORKSPACE_LIMIT = 256 * 2**20  # bytes
 CACHE_TARGET = 8 * 2**20  # preferred chunk size: a column matrix this small stays in L2/L3 cache
 
 _limit = DEFAULT_WORKSPACE_LIMIT
-_peak = 0  # the largest workspace any call used since the last reset_peak_workspace()
+_peak = 0     # the most workspace bytes in use at once since the last reset_peak_workspace()
+_in_use = 0   # workspace bytes in use now, summed over threads (a split call runs several)
+_count = threading.Lock()
 
 
 class WorkspaceLimitError(MemoryError):
@@ -75,23 +78,38 @@ def reset_peak_workspace() -> None:
     _peak = 0
 
 
-_kept = threading.local()  # per thread: buffers earlier calls left for later ones
+class _Pool(dict):
+    """One thread's kept buffers, by (name, size, dtype), least recently used first."""
+
+    __hash__ = object.__hash__  # by identity, for the WeakSet of all pools
 
 
-def _pool() -> dict:
-    """This thread's kept buffers, by (name, size, dtype), least recently used first: a network
-    whose layers need different sizes keeps one set of buffers per layer shape."""
-    return _kept.__dict__.setdefault("buffers", {})
+_kept = threading.local()      # per thread: buffers earlier calls left for later ones
+_all_pools = weakref.WeakSet()  # every thread's pool, for kept_workspace/release_workspace
+
+
+def _pool() -> _Pool:
+    """This thread's kept buffers: a network whose layers need different sizes keeps one set
+    of buffers per layer shape. Each thread has its own (the sample threads of a split call,
+    ``sample_threads.py``, reuse theirs from call to call), so a buffer is never shared."""
+    pool = getattr(_kept, "buffers", None)
+    if pool is None:
+        pool = _kept.buffers = _Pool()
+        _all_pools.add(pool)
+    return pool
 
 
 def kept_workspace() -> int:
-    """Bytes of scratch buffers this thread keeps between calls (at most the workspace limit)."""
-    return sum(b.nbytes for b in _pool().values())
+    """Bytes of scratch buffers kept between calls, all threads together. Each thread keeps at
+    most the limit it last ran under; a split call's threads run under a share each."""
+    return sum(b.nbytes for pool in list(_all_pools) for b in list(pool.values()))
 
 
 def release_workspace() -> None:
-    """Free the scratch buffers this thread keeps between convolution calls."""
-    _pool().clear()
+    """Free the scratch buffers every thread keeps between convolution calls (call it while no
+    convolution runs)."""
+    for pool in list(_all_pools):
+        pool.clear()
 
 
 def _trim(pool: dict, budget: int) -> None:
@@ -112,24 +130,30 @@ class Workspace:
     pool, and a later call's ``take`` of the same name and size reuses them. Fresh memory costs a page
     fault per 4 KiB page on first touch; on this project's VM that was about a tenth of a2's
     time (fwd+bwd 60.5 against 67.4 ms, median of 11 interleaved runs). The buffers a call uses
-    plus the ones kept never exceed the workspace limit; ``release_workspace()`` frees them.
+    plus the ones its thread keeps never exceed the limit it runs under (each thread of a split
+    call runs under its share of the limit); ``release_workspace()`` frees them.
     """
 
     def __init__(self, limit: int):
         self.limit = limit
         self.buffers: dict[str, np.ndarray] = {}
         self.noted: dict[str, int] = {}
+        self.counted = 0  # bytes of this workspace included in _in_use
 
     @property
     def nbytes(self) -> int:
         return sum(b.nbytes for b in self.buffers.values()) + sum(self.noted.values())
 
     def _grew(self):
-        global _peak
-        if self.nbytes > self.limit:  # the planner predicted this; a bug if it happens
-            raise WorkspaceLimitError(f"internal error: workspace {self.nbytes} bytes exceeds "
+        global _peak, _in_use
+        nbytes = self.nbytes
+        if nbytes > self.limit:  # the planner predicted this; a bug if it happens
+            raise WorkspaceLimitError(f"internal error: workspace {nbytes} bytes exceeds "
                                       f"the limit {self.limit} bytes")
-        _peak = max(_peak, self.nbytes)
+        with _count:  # threads of one split call grow their workspaces at the same time
+            _in_use += nbytes - self.counted
+            self.counted = nbytes
+            _peak = max(_peak, _in_use)
 
     def note(self, name: str, nbytes: int) -> None:
         self.noted[name] = max(self.noted.get(name, 0), int(nbytes))
@@ -161,8 +185,11 @@ class Workspace:
         return out
 
     def __del__(self):
+        global _in_use
         try:
             pool = _pool()
+            with _count:
+                _in_use -= self.counted
         except Exception:  # noqa: BLE001 - interpreter shutdown: nothing to keep
             return
         for name, buf in self.buffers.items():  # back in, as the most recently used
@@ -182,6 +209,20 @@ def zeroed(shape, dtype) -> np.ndarray:
     """
     out = np.empty(shape, dtype=dtype)
     out.fill(0)
+    return out
+
+
+def output(shape, dtype, out=None, zero=False) -> np.ndarray:
+    """The array a strategy writes its per-sample result into (``y`` or ``gx``): ``out`` when the
+    caller passes one (``sample_threads`` hands each thread its slice of the whole result, so
+    the slices need no copy), else a new array; zeroed (see ``zeroed``) when it is added into."""
+    if out is None:
+        return zeroed(shape, dtype) if zero else np.empty(shape, dtype=dtype)
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(f"out= has shape {out.shape} and dtype {out.dtype}; this call needs "
+                         f"shape {tuple(shape)} and dtype {np.dtype(dtype)}")
+    if zero:
+        out.fill(0)
     return out
 
 
