@@ -19,7 +19,7 @@ kH*kW*C) matrix with rows ordered (od, n, oh, ow). So a 3D convolution is kD GEM
 columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
 
     forward:      y_cl (voxels, K)        = sum over kd of  cols[kd block] @ W_cl[kd] (kH*kW*C, K)
-    weight grad:  gW_cl[kd] (kH*kW*C, K)  += cols[kd block]^T @ gy^T
+    weight grad:  gW_cl[kd] (K, kH*kW*C)  += gy (K, voxels) @ cols[kd block]
     input grad:   dcols (voxels, kD*kH*kW*C) = gy^T @ W_cl^T   (one GEMM), then added back
                   tap by tap onto a zero-padded slab (a compiled loop, ``numba_copy``)
 
@@ -152,14 +152,14 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
     for g in range(groups):
         xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
         w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg]) if need_x else None
-        gw_cl = np.zeros((kD, kH * kW * Cg, Kg), dtype=gy.dtype) if need_w else None
+        gw_cl = np.zeros((kD, Kg, kH * kW * Cg), dtype=gy.dtype) if need_w else None
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             nc, odc = n1 - n0, od1 - od0
             gy_w = _gy_wide(ws, gyg, n0, n1, od0, od1)
             if need_w:
                 cols = _im2col(ws, xg, g1, n0, n1, od0, odc)
                 for kd in range(kD):
-                    gw_cl[kd] += _kd_block(cols, g1, kd, odc).T @ gy_w.T
+                    gw_cl[kd] += gy_w @ _kd_block(cols, g1, kd, odc)
             if need_x:  # one GEMM for all taps, then every tap's entries go back in place
                 dcols = ws.take("col", (odc, nc, OH, OW, kD, kH, kW, Cg), gy.dtype)
                 np.matmul(gy_w.T, w_cl.reshape(-1, Kg).T, out=dcols.reshape(gy_w.shape[1], -1))
@@ -170,7 +170,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
                     gx[n0:n1, g * Cg:(g + 1) * Cg, a:b] += dslab[
                         a - d_lo:b - d_lo, :, ph:ph + H, pw:pw + W].transpose(1, 4, 0, 2, 3)
         if need_w:
-            gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(kD, kH, kW, Cg, Kg).transpose(4, 3, 0, 1, 2)
+            gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(kD, Kg, kH, kW, Cg).transpose(1, 4, 0, 2, 3)
     return gx, gw
 
 
