@@ -49,11 +49,11 @@ def targets_section(rows) -> str:
         r = find("conv3d forward+backward", shape, "conv3d auto (fast path)")
         if r and r["ratio"] is not None:
             ratios.append(r["ratio"])
-            lines.append(f"| fwd+bwd {shape} within 1.5x of PyTorch | {r['ratio']:.2f}x "
+            lines.append(f"| fwd+bwd {shape} within 1.5x of PyTorch | {r['ratio']:.3f}x "
                          f"({r['ms']:.0f} ms) | {'yes' if r['ratio'] <= 1.5 else 'no'} |")
     if len(ratios) == 3:
         best = min(ratios)
-        lines.append(f"| fwd+bwd within 1.2x on at least one of a1, a2, b | best {best:.2f}x | "
+        lines.append(f"| fwd+bwd within 1.2x on at least one of a1, a2, b | best {best:.3f}x | "
                      f"{'yes' if best <= 1.2 else 'no'} |")
     r = find("conv3d forward", "b", "conv3d auto (fast path)")
     if r and r["frac_gemm"] is not None:
