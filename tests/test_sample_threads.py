@@ -159,3 +159,13 @@ def test_kept_buffers_of_the_sample_threads_are_counted_and_released():
 def test_an_out_array_of_the_wrong_shape_is_refused_by_name():
     with pytest.raises(ValueError, match=r"out= has shape \(3, 2\).*needs shape \(2, 3\)"):
         fast.workspace.output((2, 3), np.float32, out=np.empty((3, 2), np.float32))
+
+
+def test_split_calls_from_two_threads_at_once_give_the_right_results():
+    from concurrent.futures import ThreadPoolExecutor
+    cases = [_case(seed) for seed in (5, 6, 7, 8)]
+    with fast.use_strategy("channels-last"), forced_split(2), ThreadPoolExecutor(2) as pool:
+        ys = list(pool.map(lambda c: fast.provider.conv3d_forward(c[0], c[1], None, *c[3]),
+                           cases))
+    for (x, w, _, args), y in zip(cases, ys):
+        np.testing.assert_allclose(y, naive_conv3d(x, w, None, *args), **TOL[np.float32])

@@ -6,8 +6,8 @@ core, and GEMMs, which OpenBLAS spreads over all cores. On a 2-core machine one 
 idles during every copy, and OpenBLAS's two threads synchronise on every GEMM; its GEMM rate
 on a2's chunks was 130-165 GFLOP/s on 2 threads against about 90 on one. With one slice of the
 batch per thread, copies and GEMMs of the two slices overlap and nothing waits for the other
-core (a2, conv3d forward+backward with ``'channels-last'``, 21 interleaved rounds: 60 ms split
-against 81 ms unsplit, PyTorch 47 ms; more in docs/benchmarks/notes.md). The samples of a
+core (a2, conv3d forward+backward through autograd, committed benchmark run: 55.8 ms split
+against 62.5 ms unsplit, PyTorch 37.2 ms; more in docs/benchmarks/notes.md). The samples of a
 convolution are independent, so the slices need no communication:
 
     y[slice]  = forward(x[slice])                   gx[slice] = backward_input(gy[slice])
@@ -16,8 +16,10 @@ convolution are independent, so the slices need no communication:
 Each thread's chunks are planned under ``limit / T`` bytes, so the slices together stay under
 the workspace limit. A call is split only when it is large enough (``SPLIT_MIN_FLOPS``) and
 ``T = min(get_num_threads(), N) > 1``. While a split call runs, the BLAS library is limited to one
-thread for the whole process (its thread count is process-wide). ``with sample_split(False):``
-turns splitting off (the benchmarks time both).
+thread for the whole process (its thread count is process-wide). Split calls made from several
+threads of a program at once give the right results, but share the worker threads and may
+leave each other's BLAS at its usual count. ``with sample_split(False):`` turns splitting off
+(the benchmarks time both).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ SPLIT_MIN_FLOPS = 30e6
 
 _enabled = True
 _executor: ThreadPoolExecutor | None = None  # T-1 threads that live on (they keep workspaces)
+_executor_size = 0
 last_threads: dict = {}  # op -> number of sample slices the most recent call ran on
 
 
@@ -64,11 +67,13 @@ def slices(N: int, T: int) -> list[slice]:
 
 
 def _workers(T: int) -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None or _executor._max_workers != T - 1:
+    """The pool of ``T - 1`` worker threads (the calling thread is the T-th); a new pool when
+    ``T`` changes."""
+    global _executor, _executor_size
+    if _executor is None or _executor_size != T - 1:
         if _executor is not None:
-            _executor.shutdown()
-        _executor = ThreadPoolExecutor(T - 1, thread_name_prefix="conv3d-samples")
+            _executor.shutdown(wait=False)  # its threads end once their queued slices are done
+        _executor, _executor_size = ThreadPoolExecutor(T - 1, "conv3d-samples"), T - 1
     return _executor
 
 
