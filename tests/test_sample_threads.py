@@ -169,3 +169,11 @@ def test_split_calls_from_two_threads_at_once_give_the_right_results():
                            cases))
     for (x, w, _, args), y in zip(cases, ys):
         np.testing.assert_allclose(y, naive_conv3d(x, w, None, *args), **TOL[np.float32])
+
+
+def test_the_numba_strategy_is_never_split():
+    x, w, gy, args = _case()
+    with fast.use_strategy("numba"), forced_split(2):
+        y = fast.provider.conv3d_forward(x, w, None, *args)
+    assert sample_threads.last_threads["forward"] == 1   # its loops have threads of their own
+    np.testing.assert_allclose(y, naive_conv3d(x, w, None, *args), **TOL[np.float32])

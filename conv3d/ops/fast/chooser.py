@@ -121,13 +121,14 @@ _STRATEGY_CODE = {
     "per-offset": (per_offset, {}),
     "numba": (numba_direct, {}),
 }
+OWN_THREADS = ("numba",)  # strategies whose loops have threads of their own: never split
 
 
 def _call(op, name, geo, args, workspace_limit):
     """``op`` of strategy ``name``'s module, on slices of the batch in threads when the call is
-    large enough (``sample_threads``; not ``'numba'``, whose loops have threads of their own)."""
+    large enough (``sample_threads``; not the strategies in ``OWN_THREADS``)."""
     module, options = _STRATEGY_CODE[name]
-    T = sample_threads.threads_for(geo.N, geo.flops()) if name != "numba" else 1
+    T = 1 if name in OWN_THREADS else sample_threads.threads_for(geo.N, geo.flops())
     if T > 1:
         return sample_threads.run(op, getattr(module, op), args, options, geo, T,
                                   workspace_limit)

@@ -20,7 +20,7 @@ _kernels = None
 
 
 def kernels():
-    """Compile (on first use; numba is slow to import); return ``(col2im, col2im_cl, im2col_cl)``."""
+    """Compile on first use (numba is slow to import); ``(col2im, col2im_cl, im2col_cl)``."""
     global _kernels
     if _kernels is not None:
         return _kernels

@@ -83,7 +83,7 @@ def _slice_args(op, args, s):
         return (args[0][s],) + args[1:]
     if op == "backward_input":               # (gy, w, x_shape, ...)
         return (args[0][s], args[1], (s.stop - s.start,) + tuple(args[2][1:])) + args[3:]
-    return (args[0][s], args[1][s]) + args[2:]  # backward_weight (gy, x, ...), backward (gy, x, w, ...)
+    return (args[0][s], args[1][s]) + args[2:]  # backward_weight, backward: (gy, x, ...)
 
 
 def _result(op, args, geo):

@@ -48,7 +48,7 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The BLAS thread count (the largest, if several BLAS libraries are loaded)."""
-    counts = [info["num_threads"] for info in blas_controller().info() if info["user_api"] == "blas"]
+    counts = [info["num_threads"] for info in blas_info()]
     return max(counts) if counts else 1
 
 

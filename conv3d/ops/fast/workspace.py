@@ -127,8 +127,8 @@ class Workspace:
 
     Buffers also outlive the call, like the blocks a caching allocator keeps: when the call's
     ``Workspace`` is dropped (the strategy function returns), its buffers go to a per-thread
-    pool, and a later call's ``take`` of the same name and size reuses them. Fresh memory costs a page
-    fault per 4 KiB page on first touch; on this project's VM that was about a tenth of a2's
+    pool, and a later call's ``take`` of the same name and size reuses them. Fresh memory costs
+    a page fault per 4 KiB page on first touch; on this project's VM that was about a tenth of a2's
     time (fwd+bwd 60.5 against 67.4 ms, median of 11 interleaved runs). The buffers a call uses
     plus the ones its thread keeps never exceed the limit it runs under (each thread of a split
     call runs under its share of the limit); ``release_workspace()`` frees them.
