@@ -178,3 +178,58 @@ def test_gradcheck_requires_float64():
 def test_array_protocol():
     x = Tensor(np.arange(3.0))
     np.testing.assert_array_equal(np.asarray(x), [0.0, 1.0, 2.0])
+
+
+class _Twice(Function):
+    """y = 2x whose backward hands out one array, remembered in ``handed_out`` when ``keep``."""
+
+    def __init__(self, keep=False):
+        self.keep, self.handed_out = keep, None
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, gy):
+        gx = 2 * gy
+        if self.keep:
+            self.handed_out = gx
+        return gx
+
+
+def test_a_fresh_gradient_becomes_the_leafs_grad_without_a_copy():
+    # PyTorch's AccumulateGrad rule: an array nothing else refers to is adopted as it is
+    fn, x = _Twice(), Tensor(np.arange(3.0), requires_grad=True)
+    addresses = []  # where the returned array's memory lies (the array itself is not kept)
+    original = fn.backward
+    fn.backward = lambda gy: (lambda gx: addresses.append(gx.ctypes.data) or gx)(original(gy))
+    fn(x).backward(np.ones(3))
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])
+    assert addresses == [x.grad.ctypes.data]  # the very memory the Function returned
+
+
+def test_gradients_someone_else_can_see_are_copied_into_grad():
+    # one array handed to two leaves (add's backward returns gy twice): each gets its own copy
+    x, w = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones(3), requires_grad=True)
+    ((x + w) * 3.0).backward(np.ones(3))
+    assert not np.shares_memory(x.grad, w.grad)
+    x.grad += 1.0
+    np.testing.assert_array_equal(w.grad, [3.0, 3.0, 3.0])
+    # the caller's grad= array on a leaf, and an array the Function keeps, are not adopted
+    g = np.ones(3)
+    x.grad = None
+    x.backward(g)
+    assert not np.shares_memory(x.grad, g)
+    fn, v = _Twice(keep=True), Tensor(np.ones(3), requires_grad=True)
+    fn(v).backward(np.ones(3))
+    assert not np.shares_memory(v.grad, fn.handed_out)
+    # a view of another array (here of the caller's gy) is copied too
+    u = Tensor(np.ones((2, 3)), requires_grad=True)
+    gy = np.arange(6.0).reshape(2, 3)
+    u.reshape(6).backward(gy.reshape(6))
+    assert not np.shares_memory(u.grad, gy)
+    # a non-leaf that retains its gradient gets a copy: the same array flows on to its inputs
+    a = Tensor(np.ones(3), requires_grad=True)
+    h = a * 1.0
+    h.retains_grad = True
+    (h * 2.0).backward(np.ones(3))
+    assert not np.shares_memory(h.grad, a.grad)
