@@ -8,7 +8,7 @@ thread settings do what they say.
 """
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import conv3d
@@ -103,6 +103,28 @@ def test_numba_col2im_on_a_column_matrix_big_enough_to_use_it(stride, dilation):
     for copy in ("numba", "numpy"):
         gx = im2col_gemm.backward_input(gy, w, x.shape, *args, copy=copy)
         np.testing.assert_allclose(gx, want, **TOL[np.float32])
+
+
+WITH_OUT = [(im2col_gemm, {}), (im2col_gemm, {"layout": "batched"}), (plane_im2col, {}),
+            (channels_last, {}), (per_offset, {})]
+
+
+@pytest.mark.parametrize("module,options", WITH_OUT)
+@settings(max_examples=15, deadline=None)
+@given(case=conv_cases())
+@example(case=dict(N=2, C=2, K=2, size=(6, 5, 5), kernel=(1, 2, 1), stride=(2, 2, 3),
+                   dilation=(1, 1, 1), padding=((0, 0),) * 3, groups=1, dtype=np.float64,
+                   seed=3))  # input planes 5 (depth), 4 (height) and 1, 2, 4 (width) unread
+def test_results_written_into_out_leave_nothing_of_its_old_contents(module, options, case):
+    # out= is how the threads over samples hand each thread its slice of y or gx; it comes from
+    # np.empty, so every element must be written, not added to (filled with NaN here to tell)
+    x, w, b, gy, args, y_ref = _arrays(case)
+    gx_ref = naive_conv3d_backward_input(gy, w, x.shape, *args)
+    y = module.forward(x, w, b, *args, **options, out=np.full(y_ref.shape, np.nan, x.dtype))
+    gx = module.backward_input(gy, w, x.shape, *args, **options,
+                               out=np.full(x.shape, np.nan, x.dtype))
+    for got, want in ((y, y_ref), (gx, gx_ref)):
+        np.testing.assert_allclose(got, want, **TOL[case["dtype"]])
 
 
 def test_transposed_method_needs_stride_1():
