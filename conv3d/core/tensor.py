@@ -158,6 +158,8 @@ class Tensor:
         """Compute d(self)/d(leaf) for every leaf that requires a gradient, adding into ``.grad``.
 
         ``grad`` is the gradient flowing into ``self``; it defaults to 1 for a one-element tensor.
+        A leaf's first ``.grad`` is the array the graph computed for it when nothing else refers
+        to that array (no copy, as in PyTorch), otherwise a copy; later calls add into it.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() called on a tensor that does not require grad: none "
