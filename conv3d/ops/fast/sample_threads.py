@@ -6,8 +6,8 @@ core, and GEMMs, which OpenBLAS spreads over all cores. On a 2-core machine one 
 idles during every copy, and OpenBLAS's two threads synchronise on every GEMM; its GEMM rate
 on a2's chunks was 130-165 GFLOP/s on 2 threads against about 90 on one. With one slice of the
 batch per thread, copies and GEMMs of the two slices overlap and nothing waits for the other
-core (a2, conv3d forward+backward through autograd, committed benchmark run: 55.8 ms split
-against 62.5 ms unsplit, PyTorch 37.2 ms; more in docs/benchmarks/notes.md). The samples of a
+core (a2, conv3d forward+backward through autograd, session-5 benchmark run: 50.6 ms split
+against 67.8 ms unsplit, PyTorch 36.7 ms; more in docs/benchmarks/notes.md). The samples of a
 convolution are independent, so the slices need no communication:
 
     y[slice]  = forward(x[slice])                   gx[slice] = backward_input(gy[slice])
