@@ -96,6 +96,18 @@ def register_kernels(device: str, provider) -> None:
     _KERNELS[normalize_device(device)] = provider
 
 
+def conv3d_backward_in_two_calls(kernels, gy, x, w, stride, padding, dilation, groups,
+                                 output_mask=(True, True), **options):
+    """``(gx, gw)`` from a provider's two separate gradient calls (``None`` where
+    ``output_mask`` is False): what ``conv3d_backward`` means for a provider, or a strategy,
+    that has no one-pass version. ``options`` go to both calls."""
+    gx = kernels.conv3d_backward_input(gy, w, x.shape, stride, padding, dilation, groups,
+                                       **options) if output_mask[0] else None
+    gw = kernels.conv3d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups,
+                                        **options) if output_mask[1] else None
+    return gx, gw
+
+
 def kernels_for(device: str):
     """The kernel provider registered for ``device``."""
     try:

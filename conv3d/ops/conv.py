@@ -6,7 +6,7 @@ every device.
 """
 from __future__ import annotations
 
-from ..core.backend import kernels_for
+from ..core.backend import conv3d_backward_in_two_calls, kernels_for
 from ..core.tensor import Function, Tensor, as_tensor
 from ._args import parse_conv_args
 
@@ -33,10 +33,8 @@ class Conv3dFunction(Function):
         if hasattr(kernels, "conv3d_backward"):  # both in one call, sharing their work
             gx, gw = kernels.conv3d_backward(gy, self.x, self.w, *settings, output_mask=need)
         else:
-            gx = kernels.conv3d_backward_input(gy, self.w, self.x.shape, *settings) \
-                if need[0] else None
-            gw = kernels.conv3d_backward_weight(gy, self.x, self.w.shape, *settings) \
-                if need[1] else None
+            gx, gw = conv3d_backward_in_two_calls(kernels, gy, self.x, self.w, *settings,
+                                                  output_mask=need)
         if len(self.inputs) == 2:
             return gx, gw
         gb = gy.sum(axis=(0, 2, 3, 4)) if self.inputs[2].requires_grad else None

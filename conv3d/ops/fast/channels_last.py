@@ -113,7 +113,6 @@ def _gy_wide(ws, gyg, n0, n1, od0, od1):
     return buf.reshape(src.shape[0], -1)
 
 
-
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (channels-last)")
@@ -150,8 +149,8 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
     g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
     (kD, kH, kW), (_, H, W) = geo.kernel, geo.in_size
     ph, pw = geo.padding[1][0], geo.padding[2][0]
-    # the 2D columns of x and the input gradient's columns take turns in one buffer
-    ws.take("col", (max(_slab_depth(geo, od) * kH * kW, od * geo.taps) * n * geo.plane * Cg,),
+    # the 2D columns of x and one output plane's input-gradient columns share one buffer
+    ws.take("col", (max(_slab_depth(geo, od) * kH * kW, geo.taps) * n * geo.plane * Cg,),
             gy.dtype)
     for g in range(groups):
         xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]

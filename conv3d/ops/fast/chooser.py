@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 
+from ...core.backend import conv3d_backward_in_two_calls
 from . import (channels_last, im2col_gemm, numba_direct, per_offset, plane_im2col, pooling,
                sample_threads)
 from .geometry import ConvGeometry
@@ -182,12 +183,8 @@ class FastCPUKernels:
             last_choice["backward_input"] = last_choice["backward_weight"] = name
             return _call("backward", name, geo, (gy, x, w, *settings, output_mask),
                          workspace_limit)
-        gx = gw = None
-        if output_mask[0]:
-            gx = self.conv3d_backward_input(gy, w, x.shape, *settings, workspace_limit)
-        if output_mask[1]:
-            gw = self.conv3d_backward_weight(gy, x, w.shape, *settings, workspace_limit)
-        return gx, gw
+        return conv3d_backward_in_two_calls(self, gy, x, w, *settings, output_mask,
+                                            workspace_limit=workspace_limit)
 
     def max_pool3d_forward(self, *args):
         if _strategy == "reference":

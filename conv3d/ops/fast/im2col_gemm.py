@@ -57,7 +57,6 @@ def _bytes(geo, layout, itemsize, product_too):
     return bytes_for
 
 
-
 def forward(x, w, b, stride, padding, dilation, groups, layout="wide", copy="numba",
             workspace_limit=None, out=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)

@@ -5,7 +5,7 @@ first use.
 NumPy's ``gx[window] += col[tap]`` reads and writes a strided window with a generic loop that
 pays a few nanoseconds per *row*; for a 5x5x5 output that row is 5 floats long (a2), and each of
 the 27 taps makes another pass. These kernels do the same additions with plain compiled loops,
-one (sample, channel) input plane at a time. They are deliberately single-threaded: it runs between
+one (sample, channel) input plane at a time. They are deliberately single-threaded: they run between
 two multi-threaded BLAS calls, and on a 2-core machine numba's OpenMP threads and OpenBLAS's
 threads, each spin-waiting for work after their turn, slowed each other down by up to 7x.
 The NCDHW im2col stays a NumPy copy (it only writes, and measured faster than a numba loop).

@@ -110,7 +110,6 @@ def _weight_rows(wg):
     return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(wg.shape[0], -1)
 
 
-
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
     _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (im2col-planes)")
