@@ -90,7 +90,7 @@ def test_page_snippets_print_what_the_page_says(page, tmp_path, monkeypatch):
             try:
                 with contextlib.redirect_stdout(buffer):
                     exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
-            except ModuleNotFoundError as exc:
+            except ImportError as exc:  # ModuleNotFoundError, or a library's own ImportError
                 if exc.name and exc.name.split(".")[0] in OPTIONAL:
                     pytest.skip(f"{page.relative_to(DOCS)} line {line} needs the optional "
                                 f"package {exc.name}, which is not installed")

@@ -24,7 +24,8 @@ def load_kaggle_3d_mnist(path, dtype=np.float32):
         import h5py  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ImportError("reading Kaggle's 3D MNIST file needs h5py, an optional dependency: "
-                          "pip install h5py (or pip install 'conv3d[data]')") from exc
+                          "pip install h5py (or pip install 'conv3d[data]')",
+                          name="h5py") from exc
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path!r}; download full_dataset_vectors.h5 from "

@@ -26,7 +26,8 @@ def _load_digits():
         from sklearn.datasets import load_digits  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ImportError("voxel_digits needs scikit-learn (its 8x8 digits ship inside the "
-                          "package, no download): pip install 'conv3d[data]'") from exc
+                          "package, no download): pip install 'conv3d[data]'",
+                          name="sklearn") from exc
     digits = load_digits()
     images, labels = digits.images / 16.0, digits.target.astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False  # shared by every call

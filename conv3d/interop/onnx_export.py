@@ -46,7 +46,8 @@ def _require_onnx():
         import onnx  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ImportError("conv3d.onnx.export needs the onnx package: pip install "
-                          "'conv3d[interop]' (installs onnx and onnxruntime)") from exc
+                          "'conv3d[interop]' (installs onnx and onnxruntime)",
+                          name="onnx") from exc
     return onnx
 
 

@@ -152,8 +152,9 @@ def torch_module(model: Module):
     try:
         import torch  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
-        raise ImportError("torch_module needs PyTorch: pip install conv3d[torch] (or torch)") \
-            from exc
+        # name= tells a caller that skips on a missing optional package which one is missing
+        raise ImportError("torch_module needs PyTorch: pip install conv3d[torch] (or torch)",
+                          name="torch") from exc
     tm = _build(torch.nn, model)
     tm = tm.to(dtype=torch.float64 if _dtype(model) == np.float64 else torch.float32)
     tm.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch_state_dict(model).items()})

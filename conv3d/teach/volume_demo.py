@@ -22,7 +22,8 @@ def scan_path(name: str = SCAN) -> Path:
     try:
         import nibabel  # noqa: PLC0415
     except ImportError as err:
-        raise ImportError("the MRI demo needs nibabel: pip install nibabel (or conv3d[test])") from err
+        raise ImportError("the MRI demo needs nibabel: pip install nibabel (or conv3d[test])",
+                          name="nibabel") from err
     path = Path(nibabel.__file__).resolve().parent / "tests" / "data" / name
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: this nibabel install ships no test data")
