@@ -1,0 +1,12 @@
+"""The networks of the 3D-CNN literature, built from ``conv3d.nn`` with PyTorch's parameter names.
+
+Every builder takes ``num_classes`` and ``weights`` (a PyTorch state-dict file, a ``.npz`` or a
+dict of arrays, loaded strictly; nothing is downloaded). ``get_model(name, **kwargs)`` builds any
+of them by name and ``list_models()`` lists the names.
+
+This package sits above ``conv3d.interop`` (it loads PyTorch-layout weights) and below the
+teaching tools and the CLI.
+"""
+from ._registry import get_model, list_models, register_model
+
+__all__ = ["get_model", "list_models", "register_model"]
