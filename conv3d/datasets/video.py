@@ -96,10 +96,10 @@ def sample_indices(total: int, num_frames: int, sampling: str = "first") -> list
 def read_frames(path, num_frames: int = 16, sampling: str = "first") -> np.ndarray:
     """``num_frames`` RGB frames of the video at ``path``, uint8 (T, H, W, 3), chosen by
     ``sample_indices`` (``uniform`` decodes the video twice: once to count its frames)."""
-    if sampling == "uniform":
-        wanted = sample_indices(count_frames(path), num_frames, sampling)
-    else:
-        wanted = sample_indices(num_frames, num_frames, sampling)
+    total = count_frames(path) if sampling == "uniform" else num_frames  # "first" finds out below
+    if sampling == "uniform" and total < num_frames:
+        raise _too_short(path, total, num_frames)
+    wanted = sample_indices(total, num_frames, sampling)
     container, stream = _open(path)
     frames, keep = [], set(wanted)
     with container:
@@ -109,9 +109,13 @@ def read_frames(path, num_frames: int = 16, sampling: str = "first") -> np.ndarr
             if len(frames) == len(wanted):
                 break
     if len(frames) < len(wanted):
-        raise ValueError(f"the video {os.fspath(path)!r} has {len(frames)} frames, fewer than the "
-                         f"{num_frames} asked for; ask for at most {len(frames)} frames")
+        raise _too_short(path, len(frames), num_frames)
     return np.stack(frames)
+
+
+def _too_short(path, total, num_frames):
+    return ValueError(f"the video {os.fspath(path)!r} has {total} frames, fewer than the "
+                      f"{num_frames} asked for; ask for at most {total} frames")
 
 
 def bilinear_taps(in_size: int, out_size: int):
