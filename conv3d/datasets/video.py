@@ -127,8 +127,10 @@ def bilinear_taps(in_size: int, out_size: int):
     o = np.arange(out_size)
     if in_size == out_size:  # torch copies: every output pixel is its own source
         return o, o, np.ones(out_size, np.float32), np.zeros(out_size, np.float32)
+    # torch divides the sizes in float32 but forms (o + 0.5) * scale - 0.5 in double (its 0.5 is
+    # a double literal) before rounding to float32; copying that keeps the weights bit-identical
     scale = np.float32(in_size) / np.float32(out_size)
-    src = np.maximum(scale * (o.astype(np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
+    src = np.maximum((np.float64(scale) * (o + 0.5) - 0.5).astype(np.float32), np.float32(0))
     i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
     w1 = np.clip(src - i0.astype(np.float32), 0, 1).astype(np.float32)
     i1 = i0 + (i0 < in_size - 1)
@@ -139,8 +141,8 @@ def resize_bilinear(x: np.ndarray, size) -> np.ndarray:
     """Resize the last two axes of float ``x`` (..., H, W) to ``size`` = (OH, OW), bilinearly as
     ``bilinear_taps`` says: first along W, then along H (the interpolation is separable).
 
-    NumPy rounds the float32 products differently from torch's compiled kernel in the last bit
-    (torch fuses some multiply-adds), so the two agree to about 1e-7 relative, not bit for bit."""
+    The weights follow torch's arithmetic, but its compiled kernel fuses some multiply-adds, so
+    the float32 results can differ from it in the last bit (about 1e-7 relative)."""
     H, W = x.shape[-2:]
     OH, OW = size
     i0, i1, w0, w1 = bilinear_taps(W, OW)
