@@ -12,8 +12,8 @@ import pytest
 
 av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'conv3d[video]')")
 
-from conv3d.datasets.video import (VideoClassification, bilinear_taps, read_frames,  # noqa: E402
-                                   resize_bilinear, sample_indices)
+from conv3d.datasets.video import (VideoClassification, antialias_weights, bilinear_taps,  # noqa: E402
+                                   read_frames, resize_bilinear, sample_indices)
 
 FRAMES, H, W = 20, 64, 80
 
@@ -159,6 +159,59 @@ def test_resize_matches_torch_on_floats():
         ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode="bilinear",
                                               align_corners=False, antialias=False).numpy()
         np.testing.assert_allclose(resize_bilinear(x, size), ref, rtol=0, atol=1e-4)
+
+
+
+def test_antialias_weights_by_hand():
+    # 4 -> 2: scale 2, so each output pixel averages a triangle of half-width 2 around its centre
+    # c = 1 and 3 over pixel centres 0.5, 1.5, 2.5, 3.5: 1 - |j + 0.5 - c| / 2 = (3/4, 3/4, 1/4, 0)
+    # and (0, 1/4, 3/4, 3/4), normalized by 7/4
+    np.testing.assert_allclose(antialias_weights(4, 2), [[3 / 7, 3 / 7, 1 / 7, 0],
+                                                         [0, 1 / 7, 3 / 7, 3 / 7]], rtol=1e-6)
+    # enlarging: the half-width stays 1, which is plain bilinear interpolation
+    i0, i1, w0, w1 = bilinear_taps(5, 12)
+    plain = np.zeros((12, 5))
+    np.add.at(plain, (np.arange(12), i0), w0)
+    np.add.at(plain, (np.arange(12), i1), w1)
+    np.testing.assert_allclose(antialias_weights(5, 12), plain, atol=1e-6)
+
+
+def test_antialias_weights_follow_the_triangle_rule():
+    for n_in, n_out in [(320, 171), (240, 128), (80, 48), (7, 3)]:
+        scale = n_in / n_out
+        c = (np.arange(n_out)[:, None] + 0.5) * scale
+        ref = np.maximum(0, 1 - np.abs(np.arange(n_in)[None] + 0.5 - c) / max(scale, 1))
+        ref /= ref.sum(axis=1, keepdims=True)
+        # torch keeps the centre in float32 (an ulp of 87.4 is 8e-6), hence not 1e-7
+        np.testing.assert_allclose(antialias_weights(n_in, n_out), ref, atol=1e-5)
+
+
+def test_antialias_resize_matches_torch():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    rng = np.random.default_rng(2)
+    for (h, w), size in [((240, 320), (128, 171)), ((64, 80), (128, 171)), ((333, 500), (36, 48))]:
+        x = (rng.random((2, 3, h, w)) * 255).astype(np.float32)
+        ref = torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode="bilinear",
+                                              align_corners=False, antialias=True).numpy()
+        np.testing.assert_allclose(resize_bilinear(x, size, antialias=True), ref, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_antialiased_preset_matches_torchvision_functional(video, backend):
+    """antialias=True against torchvision's own functional ops in the preset's order."""
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    frames = read_frames(video[0], 8, "first")
+    with torchvision_module("transforms.functional") as F:
+        vid = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+        vid = F.resize(vid, [36, 48], antialias=True)
+        vid = F.center_crop(vid, [32, 32])
+        vid = F.normalize(F.convert_image_dtype(vid, torch.float), mean=[0.43216, 0.394666, 0.37645],
+                          std=[0.22803, 0.22145, 0.216989])
+        ref = vid.permute(1, 0, 2, 3).numpy()
+    ours = VideoClassification((32, 32), (36, 48), antialias=True, backend=backend)(frames)
+    diff = np.abs(ours - ref)
+    level = 1 / 255 / min(VideoClassification().std) + 1e-5
+    assert diff.max() <= (1e-5 if backend == "torch" else level) and (diff > 1e-5).mean() < 1e-3
 
 
 def test_taps_at_the_edges():

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
                    help="resize every frame to H,W before cropping (default 128,171)")
     p.add_argument("--crop", type=_size, default=(112, 112), metavar="H,W",
                    help="center crop (default 112,112)")
+    p.add_argument("--antialias", action="store_true",
+                   help="resize with an antialiasing filter, as torchvision's reference "
+                        "evaluation script does (the weights' own preset does not)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     p.set_defaults(func=run)
 
@@ -77,7 +80,7 @@ def run(args) -> int:
         return _fail(f"--num-classes, --frames and --top must be positive, got "
                      f"{args.num_classes}, {args.frames}, {args.top}")
     try:
-        transform = VideoClassification(crop_size=args.crop, resize_size=args.resize)
+        transform = VideoClassification(args.crop, args.resize, antialias=args.antialias)
         clip = transform(read_frames(args.video, args.frames, args.sampling))
         state, categories = read_checkpoint(args.weights)
         model = models.get_model(args.model, num_classes=args.num_classes)

@@ -137,14 +137,46 @@ def bilinear_taps(in_size: int, out_size: int):
     return i0, i1, np.float32(1) - w1, w1
 
 
-def resize_bilinear(x: np.ndarray, size) -> np.ndarray:
-    """Resize the last two axes of float ``x`` (..., H, W) to ``size`` = (OH, OW), bilinearly as
-    ``bilinear_taps`` says: first along W, then along H (the interpolation is separable).
+def antialias_weights(in_size: int, out_size: int) -> np.ndarray:
+    """The (out_size, in_size) float32 matrix of ``interpolate(mode='bilinear',
+    align_corners=False, antialias=True)`` along one axis: output pixel o is a triangle filter
+    centred at ``c = (o + 0.5) * scale`` (scale = in/out) over the input pixel centres j + 0.5,
+    ``w_j = max(0, 1 - |j + 0.5 - c| / s)``, normalized to sum 1. Its half-width is s = scale when
+    shrinking (every input pixel under the output pixel counts: the antialiasing) and s = 1 when
+    enlarging, where it is plain bilinear interpolation. Arithmetic as torch's (float32 weights,
+    the centre formed in double)."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    support = scale if scale >= 1 else np.float32(1)
+    invscale = np.float32(1.0 / float(scale)) if scale >= 1 else np.float32(1)
+    M = np.zeros((out_size, in_size), np.float32)
+    for o in range(out_size):
+        center = np.float32(float(scale) * (o + 0.5))
+        lo = max(int(float(center) - float(support) + 0.5), 0)
+        hi = min(int(float(center) + float(support) + 0.5), in_size)
+        j = np.arange(lo, hi)
+        w = np.abs(((j - float(center) + 0.5) * float(invscale)).astype(np.float32))
+        w = np.where(w < 1, np.float32(1) - w, np.float32(0)).astype(np.float32)
+        total = np.float32(0)
+        for wj in w:  # torch sums in order, in float32
+            total = np.float32(total + wj)
+        M[o, lo:hi] = w / total if total != 0 else w
+    return M
 
-    The weights follow torch's arithmetic, but its compiled kernel fuses some multiply-adds, so
-    the float32 results can differ from it in the last bit (about 1e-7 relative)."""
+
+def resize_bilinear(x: np.ndarray, size, antialias: bool = False) -> np.ndarray:
+    """Resize the last two axes of float ``x`` (..., H, W) to ``size`` = (OH, OW) bilinearly,
+    first along W, then along H (the interpolation is separable): with ``bilinear_taps`` (two
+    input pixels per output pixel), or with ``antialias`` the matrices of ``antialias_weights``
+    (an axis whose size does not change is left alone, as torch does).
+
+    The weights follow torch's arithmetic, but its compiled kernel sums in another order and
+    fuses some multiply-adds, so the float32 results can differ from it in the last bits
+    (about 1e-7 relative)."""
     H, W = x.shape[-2:]
     OH, OW = size
+    if antialias:
+        rows = x if W == OW else x @ antialias_weights(W, OW).T.astype(x.dtype)   # (..., H, OW)
+        return rows if H == OH else antialias_weights(H, OH).astype(x.dtype) @ rows  # (..., OH, OW)
     i0, i1, w0, w1 = bilinear_taps(W, OW)
     rows = x[..., i0] * w0.astype(x.dtype) + x[..., i1] * w1.astype(x.dtype)  # (..., H, OW)
     i0, i1, w0, w1 = bilinear_taps(H, OH)
@@ -152,10 +184,10 @@ def resize_bilinear(x: np.ndarray, size) -> np.ndarray:
             + rows[..., i1, :] * w1.astype(x.dtype)[:, None])           # (..., OH, OW)
 
 
-def _resize_torch(x: np.ndarray, size) -> np.ndarray:
+def _resize_torch(x: np.ndarray, size, antialias: bool = False) -> np.ndarray:
     import torch  # noqa: PLC0415 - optional dependency, the caller checked it imports
     t = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(x)), size=tuple(size),
-                                        mode="bilinear", align_corners=False, antialias=False)
+                                        mode="bilinear", align_corners=False, antialias=antialias)
     return t.numpy()
 
 
@@ -180,6 +212,11 @@ class VideoClassification:
     """torchvision's ``VideoClassification`` preset: uint8 frames (T, H, W, 3) -> a normalized
     float32 clip (3, T, crop H, crop W). See the module docstring for the five steps.
 
+    ``antialias=True`` resizes with torch's antialiased filter instead, as the ``Resize`` of
+    torchvision's reference evaluation script (``references/video_classification/presets.py``)
+    does; the weights' own preset uses ``antialias=False`` (kept so that the published accuracies
+    still hold).
+
     ``backend``: ``"torch"`` resizes with ``torch.nn.functional.interpolate`` (bit for bit what
     torchvision computes), ``"numpy"`` with ``resize_bilinear`` (agrees to the last float32 bit,
     which after rounding to uint8 can move a rare pixel by one level, 1/255), ``"auto"`` uses torch
@@ -187,7 +224,7 @@ class VideoClassification:
     """
 
     def __init__(self, crop_size=(112, 112), resize_size=(128, 171), mean=KINETICS_MEAN,
-                 std=KINETICS_STD, backend: str = "auto"):
+                 std=KINETICS_STD, antialias: bool = False, backend: str = "auto"):
         self.crop_size = _pair(crop_size, "crop_size")
         self.resize_size = _pair(resize_size, "resize_size")
         if self.crop_size[0] > self.resize_size[0] or self.crop_size[1] > self.resize_size[1]:
@@ -196,8 +233,9 @@ class VideoClassification:
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need one value per RGB channel (std > 0), got mean "
                              f"{tuple(mean)}, std {tuple(std)}")
-        self.mean = np.asarray(mean, np.float32)
-        self.std = np.asarray(std, np.float32)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.antialias = bool(antialias)
         if backend not in ("auto", "torch", "numpy"):
             raise ValueError(f"backend must be 'auto', 'torch' or 'numpy', got {backend!r}")
         self.backend = ("torch" if _torch_available() else "numpy") if backend == "auto" else backend
@@ -213,7 +251,7 @@ class VideoClassification:
         # (float64 included: nothing upcasts or downcasts behind the user's back until step 3)
         work = x.astype(np.float32) if x.dtype == np.uint8 else x
         resize = _resize_torch if self.backend == "torch" else resize_bilinear
-        resized = resize(work, self.resize_size)                     # (T, 3, RH, RW)
+        resized = resize(work, self.resize_size, self.antialias)     # (T, 3, RH, RW)
         if x.dtype == np.uint8:
             resized = np.round(resized).astype(np.uint8)
         RH, RW = self.resize_size
@@ -223,10 +261,11 @@ class VideoClassification:
         # convert_image_dtype: uint8 -> float32 divides by 255; a float clip becomes float32
         clip = crop.astype(np.float32) / np.float32(255) if crop.dtype == np.uint8 \
             else crop.astype(np.float32)
-        clip = (clip - self.mean[:, None, None]) / self.std[:, None, None]
+        mean, std = np.float32(self.mean)[:, None, None], np.float32(self.std)[:, None, None]
+        clip = (clip - mean) / std
         return np.ascontiguousarray(clip.transpose(1, 0, 2, 3))     # (3, T, CH, CW)
 
     def __repr__(self):
         return (f"VideoClassification(crop_size={self.crop_size}, resize_size={self.resize_size}, "
-                f"mean={tuple(self.mean.tolist())}, std={tuple(self.std.tolist())}, "
+                f"mean={self.mean}, std={self.std}, antialias={self.antialias}, "
                 f"backend={self.backend!r})")
