@@ -64,7 +64,7 @@ def snippets(text: str):
 
 
 #: packages a page may need that conv3d does not require; without them the page is skipped
-OPTIONAL = {"torch", "onnx", "onnxruntime", "cupy", "h5py", "sklearn", "scipy", "matplotlib"}
+OPTIONAL = {"torch", "onnx", "onnxruntime", "cupy", "h5py", "sklearn", "scipy", "matplotlib", "av"}
 #: folders whose pages are not run: docs/benchmarks/ holds the output of `conv3d bench` and notes
 #: whose code blocks are fragments of a session (they use x and w defined elsewhere)
 NOT_RUN = {"benchmarks"}

@@ -179,3 +179,16 @@ def test_cli_r2plus1d_18(tmp_path, video, capsys):
     assert [int(line.split()[2]) for line in lines] == indices.tolist()  # "1  class 17  0.0031"
     np.testing.assert_allclose([float(line.split()[-1]) for line in lines], values.numpy(),
                                atol=1e-4)
+
+
+def test_preset_sizes_are_torchvision_weights_own():
+    from conv3d.models.clip import PRESETS, preset_sizes
+    for module, name, enum in [("resnet", "r3d_18", "R3D_18_Weights"),
+                               ("resnet", "mc3_18", "MC3_18_Weights"),
+                               ("resnet", "r2plus1d_18", "R2Plus1D_18_Weights"),
+                               ("s3d", "s3d", "S3D_Weights")]:
+        with torchvision_module(f"models.video.{module}") as tv:
+            kw = getattr(tv, enum).KINETICS400_V1.transforms.keywords
+        assert preset_sizes(name) == (tuple(kw["crop_size"]), tuple(kw["resize_size"])), name
+    assert set(PRESETS) == {"r3d_18", "mc3_18", "r2plus1d_18", "s3d"}
+    assert preset_sizes("c3d") == ((112, 112), (128, 171))

@@ -51,10 +51,11 @@ def register(subparsers) -> None:
     p.add_argument("--sampling", choices=("first", "uniform"), default="first",
                    help="first: the first FRAMES consecutive frames (torchvision's docs example, "
                         "the default); uniform: the middle frame of FRAMES equal segments")
-    p.add_argument("--resize", type=_size, default=(128, 171), metavar="H,W",
-                   help="resize every frame to H,W before cropping (default 128,171)")
-    p.add_argument("--crop", type=_size, default=(112, 112), metavar="H,W",
-                   help="center crop (default 112,112)")
+    p.add_argument("--resize", type=_size, default=None, metavar="H,W",
+                   help="resize every frame to H,W before cropping (default: that of "
+                        "torchvision's weights for the model, 256,256 for s3d, else 128,171)")
+    p.add_argument("--crop", type=_size, default=None, metavar="H,W",
+                   help="center crop (default 224,224 for s3d, else 112,112)")
     p.add_argument("--antialias", action="store_true",
                    help="resize with an antialiasing filter, as torchvision's reference "
                         "evaluation script does (the weights' own preset does not)")
@@ -71,7 +72,7 @@ def run(args) -> int:
     from .. import models  # noqa: PLC0415 - keeps `conv3d --help` fast
     from ..datasets.video import VideoClassification, read_frames  # noqa: PLC0415
     from ..models.clip import (format_predictions, load_clip_weights, predict_clip,  # noqa: PLC0415
-                               read_checkpoint, read_labels)
+                               preset_sizes, read_checkpoint, read_labels)
 
     if args.model not in models.list_models():
         known = ", ".join(models.list_models()) or "none registered"
@@ -80,7 +81,9 @@ def run(args) -> int:
         return _fail(f"--num-classes, --frames and --top must be positive, got "
                      f"{args.num_classes}, {args.frames}, {args.top}")
     try:
-        transform = VideoClassification(args.crop, args.resize, antialias=args.antialias)
+        crop, resize = preset_sizes(args.model)
+        transform = VideoClassification(args.crop or crop, args.resize or resize,
+                                        antialias=args.antialias)
         clip = transform(read_frames(args.video, args.frames, args.sampling))
         state, categories = read_checkpoint(args.weights)
         model = models.get_model(args.model, num_classes=args.num_classes)

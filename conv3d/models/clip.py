@@ -28,6 +28,18 @@ from ..nn import Module
 from ._weights import NESTED_KEYS, read_state_dict
 
 
+#: (crop_size, resize_size) of the preprocessing that torchvision's Kinetics-400 weights carry
+#: (``torchvision/models/video/resnet.py`` and ``s3d.py``); other models get the first one
+PRESETS = {"r3d_18": ((112, 112), (128, 171)), "mc3_18": ((112, 112), (128, 171)),
+           "r2plus1d_18": ((112, 112), (128, 171)), "s3d": ((224, 224), (256, 256))}
+
+
+def preset_sizes(model_name: str):
+    """(crop_size, resize_size) for the model named ``model_name``: torchvision's for its video
+    models, else the 112-pixel one the ResNet-style Kinetics models share."""
+    return PRESETS.get(model_name, PRESETS["r2plus1d_18"])
+
+
 class Prediction(NamedTuple):
     rank: int               # 1 for the most probable class
     index: int              # the class's output index
