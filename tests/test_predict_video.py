@@ -127,6 +127,20 @@ def test_preset_matches_torchvision(video, backend, crop, resize):
         assert diff.max() <= level and (diff > 1e-5).mean() < 1e-3
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_frames_match_torchvision(video, dtype):
+    """Frames already in [0, 1] skip the rounding and the division by 255, in both."""
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    frames = read_frames(video[0], 4, "first").astype(dtype) / 255
+    with torchvision_module("transforms._presets") as presets:
+        preset = presets.VideoClassification(crop_size=(32, 32), resize_size=(36, 48))
+        ref = preset(torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))).numpy()
+    for backend in ("torch", "numpy"):
+        ours = VideoClassification((32, 32), (36, 48), backend=backend)(frames)
+        assert ours.dtype == ref.dtype == np.float32
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+
 def test_resize_follows_the_align_corners_false_rule():
     """Against a float64 loop written from the rule: src = max((o + 0.5) * in / out - 0.5, 0)."""
     rng = np.random.default_rng(0)

@@ -218,7 +218,7 @@ class VideoClassification:
     still hold).
 
     ``backend``: ``"torch"`` resizes with ``torch.nn.functional.interpolate`` (bit for bit what
-    torchvision computes), ``"numpy"`` with ``resize_bilinear`` (agrees to the last float32 bit,
+    torchvision computes), ``"numpy"`` with ``resize_bilinear`` (agrees to within the last float32 bits,
     which after rounding to uint8 can move a rare pixel by one level, 1/255), ``"auto"`` uses torch
     where it is installed.
     """
@@ -247,8 +247,8 @@ class VideoClassification:
         if frames.dtype != np.uint8 and frames.dtype.kind != "f":
             raise TypeError(f"frames must be uint8 (0..255) or floating (0..1), got {frames.dtype}")
         x = np.ascontiguousarray(frames.transpose(0, 3, 1, 2))        # (T, 3, H, W)
-        # torchvision resizes uint8 in float32 and rounds back to uint8; floats stay as they are
-        # (float64 included: nothing upcasts or downcasts behind the user's back until step 3)
+        # torchvision resizes uint8 in float32 and rounds back to uint8 (so the crop and the
+        # scaling see what a uint8 image would hold); float frames are resized in their own dtype
         work = x.astype(np.float32) if x.dtype == np.uint8 else x
         resize = _resize_torch if self.backend == "torch" else resize_bilinear
         resized = resize(work, self.resize_size, self.antialias)     # (T, 3, RH, RW)
