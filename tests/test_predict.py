@@ -153,6 +153,7 @@ def test_cli_bad_input(tmp_path, video, tiny_registered, capsys):
         assert err.startswith("conv3d predict: error: ")
 
 
+@pytest.mark.slow
 def test_cli_r2plus1d_18(tmp_path, video, capsys):
     """The real model on a small input (runs once conv3d.models has r2plus1d_18), compared with
     torchvision's r2plus1d_18 holding the same random weights."""
@@ -175,10 +176,11 @@ def test_cli_r2plus1d_18(tmp_path, video, capsys):
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     with torch.no_grad():
         probs = theirs.eval()(torch.from_numpy(clip[None])).softmax(1)[0].double()
-    values, indices = probs.topk(5)
-    assert [int(line.split()[2]) for line in lines] == indices.tolist()  # "1  class 17  0.0031"
-    np.testing.assert_allclose([float(line.split()[-1]) for line in lines], values.numpy(),
-                               atol=1e-4)
+    fifth = float(probs.topk(5).values[-1])
+    printed = [(int(line.split()[2]), float(line.split()[-1])) for line in lines]  # 1  class 17  0.0031
+    assert len({i for i, _ in printed}) == 5
+    for i, p in printed:  # each a top-5 class of torchvision's model (up to float ties), its p
+        assert float(probs[i]) >= fifth - 1e-6 and abs(float(probs[i]) - p) <= 1e-4
 
 
 def test_preset_sizes_are_torchvision_weights_own():
