@@ -8,8 +8,8 @@ self-contained interactive HTML page.
 * ``draw_voxels``: the same moment in 3D (matplotlib voxels): the input cube with the receptive
   field lit up, the kernel, and the output cube with its one voxel lit up.
 * ``animate``: one GIF frame per output voxel (matplotlib's PillowWriter: no ffmpeg needed).
-* ``interactive_html``: a plotly page with a step slider and a play button; plotly.js is embedded,
-  so the file works offline in a lecture hall.
+* ``interactive_html``: the explorer page (``conv3d.teach.explorer``) with this problem fixed: a
+  step slider, Play/Pause and hovering; one self-contained file that works offline.
 
 Figures are built with matplotlib's object API (``matplotlib.figure.Figure``), never pyplot:
 nothing needs a display, no global backend is switched, and a notebook still shows the figure a
@@ -234,71 +234,17 @@ def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> 
     return len(steps)
 
 
-def interactive_html(pr: ConvProblem, path, n: int = 0, k: int = 0) -> int:
-    """A self-contained plotly page: slider + play over every output voxel. Returns the step count."""
-    import plotly.graph_objects as go  # noqa: PLC0415
-    steps = [p for p in all_positions(pr) if p[0] == n and p[1] == k]
-    (pd, _), (ph, _), (pw, _) = pr.padding
-    D, H, W = pr.in_size
-    y = pr.output()[n, k]
-    gap = W + pw + 3  # the output cube sits to the right of the input cube
-    grid = np.indices(pr.padded_input().shape[2:]).reshape(3, -1).T - np.array([pd, ph, pw])
-    inside = np.all((grid >= 0) & (grid < np.array(pr.in_size)), axis=1)
-    xin = grid[inside]
-    vals = pr.x[n, 0][tuple(xin.T)]
-    traces = [go.Scatter3d(x=xin[:, 2], y=xin[:, 1], z=-xin[:, 0], mode="markers+text",
-                           text=[fmt(v) for v in vals], name="INPUT x",
-                           marker=dict(size=9, color=vals, colorscale="Blues", opacity=0.35),
-                           hovertext=[f"x[{a}, {b}, {c}] = {fmt(v)}" for (a, b, c), v in zip(xin, vals)],
-                           hoverinfo="text")]
-    if (~inside).any():
-        pad = grid[~inside]
-        traces.append(go.Scatter3d(x=pad[:, 2], y=pad[:, 1], z=-pad[:, 0], mode="markers",
-                                   name="padding (zeros)", hoverinfo="name",
-                                   marker=dict(size=4, color="lightgrey", opacity=0.4)))
-    yi = np.indices(y.shape).reshape(3, -1).T
-    traces.append(go.Scatter3d(x=yi[:, 2] + gap, y=yi[:, 1], z=-yi[:, 0], mode="markers+text",
-                               text=[fmt(v) for v in y.ravel()], name="OUTPUT y",
-                               marker=dict(size=9, color="orange", opacity=0.3),
-                               hovertext=[f"y[{a}, {b}, {c}] = {fmt(y[a, b, c])}" for a, b, c in yi],
-                               hoverinfo="text"))
+def interactive_html(pr: ConvProblem, path, n: int = 0) -> int:
+    """Write the explorer page with this problem's numbers and settings fixed (sample n).
 
-    def moving(pos):
-        _, _, od, oh, ow = pos
-        rf = pr.receptive_field(od, oh, ow)
-        cells = np.array([(a, b, c) for a in rf[0] for b in rf[1] for c in rf[2]])
-        return [go.Scatter3d(x=cells[:, 2], y=cells[:, 1], z=-cells[:, 0], mode="markers",
-                             name="kernel position (receptive field)",
-                             marker=dict(size=13, color="red", opacity=0.45, symbol="square")),
-                go.Scatter3d(x=[ow + gap], y=[oh], z=[-od], mode="markers", name="this output voxel",
-                             marker=dict(size=16, color="red", opacity=0.9, symbol="square"))]
-
-    n_static = len(traces)
-    fig = go.Figure(data=traces + moving(steps[0]))
-    fig.frames = [go.Frame(data=moving(p), traces=[n_static, n_static + 1], name=str(i),
-                           layout=go.Layout(title_text=_html_title(pr, p)))
-                  for i, p in enumerate(steps)]
-    slider = dict(active=0, currentvalue=dict(prefix="step "), steps=[
-        dict(label=f"({p[2]},{p[3]},{p[4]})", method="animate",
-             args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-        for i, p in enumerate(steps)])
-    fig.update_layout(
-        title_text=_html_title(pr, steps[0]), sliders=[slider],
-        updatemenus=[dict(type="buttons", showactive=False, y=0, x=0, xanchor="right", buttons=[
-            dict(label="Play", method="animate",
-                 args=[None, dict(frame=dict(duration=900, redraw=True), fromcurrent=True)]),
-            dict(label="Pause", method="animate",
-                 args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        scene=dict(xaxis_title="width w", yaxis_title="height h", zaxis_title="-depth d",
-                   aspectmode="data"), height=700)
-    fig.write_html(str(path), include_plotlyjs=True, full_html=True, auto_play=False)
-    return len(steps)
-
-
-def _html_title(pr: ConvProblem, pos) -> str:
-    _, _, od, oh, ow = pos
-    return (f"OUTPUT y[{od}, {oh}, {ow}] = {fmt(pr.value_at(pos))}: the sum of INPUT × WEIGHT over "
-            f"the red receptive field (left cube: INPUT, right cube: OUTPUT)")
+    One self-contained file (``conv3d.teach.explorer``: hand-written canvas and HTML, nothing
+    loaded from the network): a step slider and Play/Pause over every output voxel of every
+    output channel, hover or click to pick a voxel, its products and subtotals, and the backward
+    view. Returns the number of steps (K * OD * OH * OW).
+    """
+    from .explorer import write_explorer  # noqa: PLC0415
+    write_explorer(path, pr)
+    return pr.w.shape[0] * int(np.prod(pr.out_size))
 
 
 def gif_filmstrip(gif_path, png_path, columns: int = 4, max_frames: int = 4):
@@ -322,8 +268,8 @@ def gif_filmstrip(gif_path, png_path, columns: int = 4, max_frames: int = 4):
 def html_preview(pr: ConvProblem, at, path=None):
     """A still of the interactive page's scene, drawn with matplotlib.
 
-    The page itself is plotly in a browser; a PNG of it would need a headless browser, so this
-    draws the same markers: the INPUT voxels with their values, the receptive field in red, and
+    The page itself draws on a canvas in a browser; a PNG of it would need a headless browser, so
+    this draws the same content: the INPUT voxels with their values, the receptive field in red, and
     the OUTPUT cube to the right with the current voxel in red.
     """
     n, k, od, oh, ow = pr.check_at(at)
