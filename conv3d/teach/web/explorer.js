@@ -418,6 +418,7 @@
   // ---- the 3D view: an orthographic drawing of the padded input and the output ----------------
   var canvas = $("view3d"), ctx = canvas.getContext("2d");
   var picks = [];   // projected voxel centres, for hovering: [x, y, kind, index]
+  var labelAt = {};  // where the INPUT and OUTPUT labels were drawn (reported by state())
 
   function rotate(p) {
     var cy = Math.cos(view.yaw), sy = Math.sin(view.yaw), cp = Math.cos(view.pitch), sp = Math.sin(view.pitch);
@@ -557,11 +558,13 @@
     // labels: drawn where each box actually is, so they cannot disagree with the picture
     ctx.font = "bold 13px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.fillStyle = "#1f4f8f";
     var t0 = boxTop(boxes[0]);
+    labelAt = { input: t0 };
     ctx.fillText("INPUT x" + (P.C > 1 ? " (channel " + (fw ? 0 : bsel[0]) + ")" : "") + "  " + P.size.join("×") +
                  (P.pad.some(function (p) { return p[0] || p[1]; }) ? " + padding" : ""), t0[0], Math.max(t0[1] - 8, 14));
     if (!P.error) {
       ctx.fillStyle = "#a05a00";
       var t1 = boxTop(boxes[1]);
+      labelAt.output = t1;
       ctx.fillText("OUTPUT y" + (P.K > 1 ? " (channel " + (fw ? sel[0] : 0) + ")" : "") + "  " + P.out.join("×"), t1[0], Math.max(t1[1] - 8, 14));
     }
     // axis arrows at the input's first corner
@@ -666,7 +669,7 @@
                               padding_mode: P.paddingMode, dilation: P.dilation, channels: P.C, out_channels: P.K,
                               data: CFG.fixed ? "fixed" : S.data },
                   error: P.error, out_size: P.error ? null : P.out, mode: mode, playing: timer !== null,
-                  x: P.x, w: P.w, b: P.b, output: P.y, steps: steps() };
+                  x: P.x, w: P.w, b: P.b, output: P.y, steps: steps(), labels: labelAt };
       if (!P.error) {
         out.step = stepOf(sel);
         out.selected = sel.slice();
