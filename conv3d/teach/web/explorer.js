@@ -351,8 +351,8 @@
                  span + "/" + s + ") + 1 = " + (span < 0 ? "no output" : Math.floor(span / s) + 1);
       if (P.paddingMode === "same") {
         var o = Math.ceil(i / s);
-        line += "    [same: o = ceil(" + i + "/" + s + ") = " + o + ", total padding max((" + o + "-1)·" + s + " + " + d +
-                "·(" + k + "-1) + 1 - " + i + ", 0) = " + (lo + hi) + ": " + lo + " before, " + hi + " after]";
+        line += "\n       'same' (Keras): o = ceil(" + i + "/" + s + ") = " + o + ", total padding max((" + o + "-1)·" + s +
+                " + " + d + "·(" + k + "-1) + 1 - " + i + ", 0) = " + (lo + hi) + ": " + lo + " before, " + hi + " after";
       }
       lines.push(line);
     }
