@@ -51,7 +51,10 @@ class Log:
                 [f"external request (blocked): {u}" for u in self.external])
 
 
-def open_page(browser, path, width=1280, height=900):
+def open_page(browser, path, width=1280, height=900, server=None):
+    """Load ``path`` (a file), or ``server + path`` when a local ``server`` origin such as
+    http://127.0.0.1:8000 is given; that origin is the only one besides file: and data: that
+    is let through."""
     page = browser.new_page(viewport={"width": width, "height": height})
     log = Log()
     log.page = page
@@ -61,13 +64,13 @@ def open_page(browser, path, width=1280, height=900):
 
     def route(r):
         url = r.request.url
-        if url.startswith(("file:", "data:")):
+        if url.startswith(("file:", "data:")) or (server and url.startswith(server + "/")):
             r.continue_()
         else:
             log.external.append(url)
             r.abort()
     page.route("**/*", route)
-    page.goto(Path(path).resolve().as_uri())
+    page.goto(f"{server}/{path}" if server else Path(path).resolve().as_uri())
     page.wait_for_function("window.explorer !== undefined || document.readyState === 'complete'")
     return page, log
 
