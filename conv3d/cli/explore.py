@@ -35,7 +35,11 @@ def _limited(name, lo, hi):
 def _padding(text):
     if text.strip().lower() == "same":
         return "same"
-    return _limited("padding", 0, 3)(text)
+    try:
+        return _limited("padding", 0, 3)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--padding takes an int from 0 to 3 or 'same', got "
+                                         f"{text!r}") from None
 
 
 def register(subparsers) -> None:
