@@ -145,7 +145,13 @@ def test_explore_default_is_the_worked_cube(browser, tmp_path):
     state = page.evaluate("explorer.state()")
     assert state["settings"]["data"] == "cube"
     np.testing.assert_array_equal(state["x"], x)
-    check_page_numbers(page, x, w, np.zeros(1), 1, 0, 1, (0, 0, 0, 1))
+    y = check_page_numbers(page, x, w, np.zeros(1), 1, 0, 1, (0, 0, 0, 1))
+    # where the article's figure disagrees with conv3d, the page says so (and only there)
+    for at in np.ndindex(*y.shape):
+        page.hover("table.output td[data-k='%d'][data-d='%d'][data-h='%d'][data-w='%d']" % at)
+        published = cube["published_output"][at[1:]]
+        note = f"The published figure prints {int(published)} here"
+        assert (note in page.inner_text("#summary")) == (published != y[at]), at
     check_layout(page)
     check_play_pause(page, log)
     page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)

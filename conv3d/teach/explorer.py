@@ -36,7 +36,8 @@ def _asset(name: str) -> str:
 def _cube_config() -> dict:
     from .cube import load_cube  # noqa: PLC0415
     cube = load_cube()
-    return {"input": cube["input"].tolist(), "filter": cube["filter"].tolist()}
+    return {"input": cube["input"].tolist(), "filter": cube["filter"].tolist(),
+            "published": cube["published_output"].tolist()}
 
 
 def fixed_config(pr: ConvProblem, n: int = 0) -> dict:
@@ -56,7 +57,11 @@ def fixed_config(pr: ConvProblem, n: int = 0) -> dict:
             f"{'x'.join(map(str, pr.dilation))}, bias {', '.join(fmt(v) for v in pr.b)}. "
             f"Data: {pr.source}" + (f" (sample {n} of {pr.x.shape[0]})" if pr.x.shape[0] > 1 else "")
             + ". Run `conv3d explore` for the page with every setting on a slider.")
+    # the figure a problem was taken from, if any: the page says where it differs
+    published = (pr.published.tolist() if pr.published is not None and pr.w.shape[0] == 1
+                 and tuple(pr.published.shape) == pr.out_size else None)
     return {"x": pr.x[n].tolist(), "w": pr.w.tolist(), "b": [float(v) for v in pr.b],
+            "published": published,
             "stride": list(pr.stride), "dilation": list(pr.dilation),
             "padding": [list(p) for p in pr.padding], "padding_text": pads, "source": pr.source,
             "note": note}

@@ -78,15 +78,16 @@
       var xs = shapeOf(f.x), ws = shapeOf(f.w);
       return finish({ C: xs[0], K: ws[0], size: xs.slice(1), kernel: ws.slice(2), stride: f.stride,
                       dilation: f.dilation, pad: f.padding, x: f.x, w: f.w, b: f.b,
-                      paddingMode: f.padding_text, source: f.source });
+                      paddingMode: f.padding_text, source: f.source, published: f.published });
     }
     var n = S.input, k = S.kernel, s = S.stride, d = S.dilation, C = S.channels, K = S.outchannels;
     var size = [n, n, n], kernel = [k, k, k];
     var pad = size.map(function (i) { return S.padding === "same" ? samePadding(i, k, s, d) : [S.padding, S.padding]; });
-    var x, w, source;
+    var x, w, source, published = null;
     if (S.data === "cube") {
       x = [CFG.cube.input]; w = [[CFG.cube.filter]];
       source = "the worked 4x4x4 cube and its 3x3x3 filter (conv3d/data/cube4x4x4.json)";
+      published = CFG.cube.published;
     } else {
       x = build([C, n, n, n], function (i) { return formulaInput(i[0], i[1], i[2], i[3]); });
       w = build([K, C, k, k, k], function (i) { return formulaWeight(i[0], i[1], i[2], i[3], i[4]); });
@@ -95,7 +96,7 @@
     }
     return finish({ C: C, K: K, size: size, kernel: kernel, stride: [s, s, s], dilation: [d, d, d],
                     pad: pad, x: x, w: w, b: range(K).map(function () { return 0; }),
-                    paddingMode: String(S.padding), source: source });
+                    paddingMode: String(S.padding), source: source, published: published });
   }
 
   function finish(P) {
@@ -323,6 +324,10 @@
     if (fw) {
       $("summary").textContent = "OUTPUT y[" + sel.join(", ") + "] = " + fmt(val) + "   (the sum of the " +
         tp.length + " products input × weight under the coloured outlines" + (P.b[sel[0]] ? " + bias " + fmt(P.b[sel[0]]) : "") + ")";
+      var pub = P.published ? P.published[sel[1]][sel[2]][sel[3]] : val;
+      if (Math.abs(pub - val) > 1e-9) {
+        $("summary").textContent += ". The published figure prints " + fmt(pub) + " here: an arithmetic slip (add up the subtotals yourself).";
+      }
       buildProducts(P, tp, val);
       $("gradline").textContent = "";
     } else {
