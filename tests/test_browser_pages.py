@@ -214,8 +214,8 @@ def test_explore_backward_matches_autograd_and_hover_in_3d(browser, tmp_path):
     page.click("#mode-forward")
     box = page.locator("#view3d").bounding_box()
     seen = set()
-    for fx in np.linspace(0.5, 0.95, 16):
-        for fy in np.linspace(0.15, 0.9, 10):
+    for fx in np.linspace(0.5, 0.95, 9):
+        for fy in np.linspace(0.15, 0.9, 6):
             page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
             seen.add(tuple(page.evaluate("explorer.state().selected")))
     assert len(seen) >= 3, seen

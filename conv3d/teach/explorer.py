@@ -1,6 +1,7 @@
 """One self-contained HTML page that computes a 3D convolution in the browser, product by product.
 
-The page (``web/explorer.html`` + ``.css`` + ``.js``, inlined into one file) is the 3D counterpart
+The page (``web/explorer.html``, ``explorer.css`` and the scripts ``convmath.js`` (the
+arithmetic), ``view3d.js`` (the 3D drawing) and ``explorer.js`` (the page), inlined into one file) is the 3D counterpart
 of CNN Explainer: sliders for the input size, kernel, stride, padding (including 'same'),
 dilation and channels; hover or click an output voxel to see its receptive field in 3D, the depth
 slices side by side, the products with per-slice subtotals, the output-size formula with the
@@ -82,7 +83,9 @@ def explorer_html(problem: ConvProblem | None = None, title: str | None = None,
     # "</" would end the <script> element early; JSON allows "<\/" for it
     blob = json.dumps(config, separators=(",", ":")).replace("</", "<\\/")
     page = _asset("explorer.html")
-    for key, value in (("@@CSS@@", _asset("explorer.css")), ("@@JS@@", _asset("explorer.js")),
+    # the arithmetic first, then the drawing that uses it, then the page that uses both
+    script = "\n".join(_asset(name) for name in ("convmath.js", "view3d.js", "explorer.js"))
+    for key, value in (("@@CSS@@", _asset("explorer.css")), ("@@JS@@", script),
                        ("@@CONFIG@@", blob), ("@@TITLE@@", html.escape(title))):
         page = page.replace(key, value)
     return page

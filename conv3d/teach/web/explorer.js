@@ -1,11 +1,6 @@
-/* conv3d explorer: a 3D convolution, computed in the page, product by product.
- *
- * Layout conventions (the same as conv3d): x[c][d][h][w], weights w[k][c][kd][kh][kw], output
- * y[k][od][oh][ow]; cross-correlation, no kernel flip. Per axis
- *   o = floor((i + p_lo + p_hi - d*(k - 1) - 1) / s) + 1,
- * and kernel tap t of output o reads input index  o*s - p_lo + t*d  (outside 0..i-1: padding, 0).
- * padding 'same' is the TensorFlow/Keras rule: o = ceil(i/s), total padding
- * max((o - 1)*s + d*(k - 1) + 1 - i, 0), the smaller half before the data.
+/* conv3d explorer, the page: the sliders, the slices, the products, the formula and NumPy
+ * lines, the step slider and Play/Pause, hovering, and window.explorer.state() for tests.
+ * The arithmetic is in convmath.js, the 3D drawing in view3d.js.
  *
  * Nothing is loaded from anywhere: the data are the worked cube (embedded by the Python side) or
  * small integers from a fixed formula, so a test can recompute every number with conv3d.
@@ -13,42 +8,18 @@
 (function () {
   "use strict";
   var CFG = JSON.parse(document.getElementById("explorer-config").textContent);
-  var KD_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"];
-  var AXES = ["depth", "height", "width"];
   var $ = function (id) { return document.getElementById(id); };
+  var M = window.ConvMath, KD_COLOURS = window.Scene3D.KD_COLOURS, AXES = M.AXES;
+  var fmt = M.fmt, paren = M.paren, range = M.range, same = M.same, build = M.build, inside = M.inside;
+  var taps = M.taps, gradTerms = M.gradTerms, finish = M.finish, samePadding = M.samePadding;
+  var formulaInput = M.formulaInput, formulaWeight = M.formulaWeight, shapeOf = M.shapeOf;
 
-  function fmt(v) {
-    if (!isFinite(v)) { return String(v); }
-    if (Number.isInteger(v)) { return String(v); }
-    return String(parseFloat(v.toPrecision(6)));
-  }
-  function paren(v) { return v < 0 ? "(" + fmt(v) + ")" : fmt(v); }
-  function range(n) { var r = []; for (var i = 0; i < n; i++) { r.push(i); } return r; }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) { e.className = cls; }
     if (text !== undefined) { e.textContent = text; }
     return e;
   }
-
-  // ---- geometry -------------------------------------------------------------------------------
-  function outSize(i, k, s, lo, hi, d) { return Math.floor((i + lo + hi - d * (k - 1) - 1) / s) + 1; }
-  function samePadding(i, k, s, d) {
-    var o = Math.ceil(i / s);
-    var total = Math.max((o - 1) * s + d * (k - 1) + 1 - i, 0);
-    return [Math.floor(total / 2), total - Math.floor(total / 2)];
-  }
-
-  // The formula data: input 0..9, weights -2..2, zero bias (integers, so every sum is exact).
-  function formulaInput(c, d, h, w) { return (1 + 3 * d + 5 * h + 7 * w + 11 * c) % 10; }
-  function formulaWeight(k, c, kd, kh, kw) { return ((2 * kd + 3 * kh + 5 * kw + 7 * c + 11 * k) % 5) - 2; }
-  function build(shape, f) {
-    if (shape.length === 0) { return f([]); }
-    return range(shape[0]).map(function (i) {
-      return build(shape.slice(1), function (rest) { return f([i].concat(rest)); });
-    });
-  }
-  function shapeOf(a) { var s = []; while (Array.isArray(a)) { s.push(a.length); a = a[0]; } return s; }
 
   var S = {};           // slider settings (explore mode)
   var G = null;         // the problem: sizes, padding, data, output
@@ -97,69 +68,6 @@
     return finish({ C: C, K: K, size: size, kernel: kernel, stride: [s, s, s], dilation: [d, d, d],
                     pad: pad, x: x, w: w, b: range(K).map(function () { return 0; }),
                     paddingMode: String(S.padding), source: source, published: published });
-  }
-
-  function finish(P) {
-    P.error = null;
-    P.out = [0, 1, 2].map(function (a) {
-      return outSize(P.size[a], P.kernel[a], P.stride[a], P.pad[a][0], P.pad[a][1], P.dilation[a]);
-    });
-    [0, 1, 2].forEach(function (a) {
-      var span = P.dilation[a] * (P.kernel[a] - 1) + 1, padded = P.size[a] + P.pad[a][0] + P.pad[a][1];
-      if (!P.error && span > padded) {
-        P.error = "The " + AXES[a] + " kernel span d(k-1)+1 = " + span + " is larger than the padded " +
-                  AXES[a] + " " + padded + ": no output. Use a smaller kernel or dilation, or more padding.";
-      }
-    });
-    P.y = P.error ? [] : build([P.K].concat(P.out), function (i) { return value(P, i); });
-    return P;
-  }
-
-  function inside(P, i) { return i[0] >= 0 && i[0] < P.size[0] && i[1] >= 0 && i[1] < P.size[1] && i[2] >= 0 && i[2] < P.size[2]; }
-  function readIndex(P, a, o, t) { return o * P.stride[a] - P.pad[a][0] + t * P.dilation[a]; }
-
-  function taps(P, at) {   // at = (k, od, oh, ow): every product, in (c, kd, kh, kw) order
-    var out = [];
-    for (var c = 0; c < P.C; c++) {
-      for (var kd = 0; kd < P.kernel[0]; kd++) {
-        for (var kh = 0; kh < P.kernel[1]; kh++) {
-          for (var kw = 0; kw < P.kernel[2]; kw++) {
-            var i = [readIndex(P, 0, at[1], kd), readIndex(P, 1, at[2], kh), readIndex(P, 2, at[3], kw)];
-            var pad = !inside(P, i);
-            var xv = pad ? 0 : P.x[c][i[0]][i[1]][i[2]], wv = P.w[at[0]][c][kd][kh][kw];
-            out.push({ c: c, kd: kd, kh: kh, kw: kw, input: i, padding: pad, x: xv, w: wv, product: xv * wv });
-          }
-        }
-      }
-    }
-    return out;
-  }
-  function value(P, at) {
-    return taps(P, at).reduce(function (s, t) { return s + t.product; }, 0) + P.b[at[0]];
-  }
-
-  // Backward, with L = sum(y) (every dL/dy = 1): dL/dx[c,i] = sum of w[k,c,t] over every
-  // (output o, tap t) with o*s - p_lo + t*d = i on all three axes.
-  function gradTerms(P, v) {
-    var terms = [];
-    var per = [0, 1, 2].map(function (a) {
-      var pairs = [];
-      for (var t = 0; t < P.kernel[a]; t++) {
-        var num = v[a + 1] + P.pad[a][0] - t * P.dilation[a];
-        if (num % P.stride[a] === 0) {
-          var o = num / P.stride[a];
-          if (o >= 0 && o < P.out[a]) { pairs.push([o, t]); }
-        }
-      }
-      return pairs;
-    });
-    for (var k = 0; k < P.K; k++) {
-      per[0].forEach(function (pd) { per[1].forEach(function (ph) { per[2].forEach(function (pw) {
-        terms.push({ output: [k, pd[0], ph[0], pw[0]], tap: [pd[1], ph[1], pw[1]],
-                     w: P.w[k][v[0]][pd[1]][ph[1]][pw[1]] });
-      }); }); });
-    }
-    return terms;
   }
 
   function steps() { return G.error ? 0 : G.K * G.out[0] * G.out[1] * G.out[2]; }
@@ -277,8 +185,6 @@
       box.appendChild(row);
     }
   }
-
-  function same(a, b) { return a.length === b.length && a.every(function (v, i) { return v === b[i]; }); }
 
   function refresh() {
     var P = G;
@@ -421,165 +327,13 @@
   }
 
   // ---- the 3D view: an orthographic drawing of the padded input and the output ----------------
-  var canvas = $("view3d"), ctx = canvas.getContext("2d");
+  // ---- the 3D view (view3d.js) and hovering over it ------------------------------------------
+  var canvas = $("view3d");
   var picks = [];   // projected voxel centres, for hovering: [x, y, kind, index]
   var labelAt = {};  // where the INPUT and OUTPUT labels were drawn (reported by state())
-
-  function rotate(p) {
-    var cy = Math.cos(view.yaw), sy = Math.sin(view.yaw), cp = Math.cos(view.pitch), sp = Math.sin(view.pitch);
-    var x = cy * p[0] - sy * p[2], z = sy * p[0] + cy * p[2];
-    var y = cp * p[1] - sp * z, z2 = sp * p[1] + cp * z;
-    return [x, y, z2];
-  }
-
   function draw3d() {
-    var dpr = window.devicePixelRatio || 1, Wc = canvas.clientWidth, Hc = canvas.clientHeight;
-    canvas.width = Math.round(Wc * dpr); canvas.height = Math.round(Hc * dpr);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, Wc, Hc);
-    picks = [];
-    var P = G;
-    // world: x = w (right), y = h (down), z = d (away from the viewer); output placed right of the input
-    var inLo = P.pad.map(function (p) { return -p[0]; });
-    var inN = [0, 1, 2].map(function (a) { return P.size[a] + P.pad[a][0] + P.pad[a][1]; });
-    var gap = 3, ox = inLo[2] + inN[2] + gap;
-    var outN = P.error ? [0, 0, 0] : P.out;
-    var boxes = [{ lo: [inLo[2], inLo[1], inLo[0]], n: [inN[2], inN[1], inN[0]] },
-                 { lo: [ox, 0, 0], n: [outN[2], outN[1], outN[0]] }];
-    var corners = [];
-    boxes.forEach(function (b) { [0, 1].forEach(function (i) { [0, 1].forEach(function (j) { [0, 1].forEach(function (k) {
-      corners.push(rotate([b.lo[0] + i * b.n[0], b.lo[1] + j * b.n[1], b.lo[2] + k * b.n[2]]));
-    }); }); }); });
-    var minx = Math.min.apply(null, corners.map(function (c) { return c[0]; })), maxx = Math.max.apply(null, corners.map(function (c) { return c[0]; }));
-    var miny = Math.min.apply(null, corners.map(function (c) { return c[1]; })), maxy = Math.max.apply(null, corners.map(function (c) { return c[1]; }));
-    var scale = Math.min((Wc - 40) / (maxx - minx), (Hc - 60) / (maxy - miny));
-    var cx = Wc / 2 - scale * (minx + maxx) / 2, cyy = 40 + (Hc - 50) / 2 - scale * (miny + maxy) / 2;
-    function proj(p) { var r = rotate(p); return [cx + scale * r[0], cyy + scale * r[1], r[2]]; }
-    function boxTop(b) {   // screen point above a box, for its label
-      var pts = [];
-      [0, 1].forEach(function (i) { [0, 1].forEach(function (j) { [0, 1].forEach(function (k) {
-        pts.push(proj([b.lo[0] + i * b.n[0], b.lo[1] + j * b.n[1], b.lo[2] + k * b.n[2]]));
-      }); }); });
-      return [pts.reduce(function (a, p) { return a + p[0]; }, 0) / 8, Math.min.apply(null, pts.map(function (p) { return p[1]; }))];
-    }
-    var solids = [];   // [world lo corner, fill colour, stroke colour]
-    var dots = [];     // [screen x, y, depth, colour, radius]
-    // input voxels (channel 0 in the forward view, the picked channel in the backward view)
-    var fw = mode === "forward";
-    var tp = (!P.error && fw) ? taps(P, sel) : [];
-    var tapAt = {};
-    tp.forEach(function (t) { if (t.c === 0) { tapAt[t.input.join(",")] = t.kd; } });
-    var gterms = (!P.error && !fw) ? gradTerms(P, bsel) : [];
-    var feeds = {};
-    gterms.forEach(function (t) { if (t.output[0] === 0) { feeds[t.output.slice(1).join(",")] = true; } });  // the view shows output channel 0
-    for (var d = inLo[0]; d < inLo[0] + inN[0]; d++) {
-      for (var h = inLo[1]; h < inLo[1] + inN[1]; h++) {
-        for (var w = inLo[2]; w < inLo[2] + inN[2]; w++) {
-          var i = [d, h, w], key = i.join(","), pad = !inside(P, i);
-          if (fw && tapAt[key] !== undefined) {
-            solids.push([[w, h, d], KD_COLOURS[tapAt[key] % KD_COLOURS.length], pad ? 0.35 : 0.75]);
-          } else if (!fw && same(i, bsel.slice(1))) {
-            solids.push([[w, h, d], "#7b2cbf", 0.85]);
-          } else {
-            var pp = proj([w + 0.5, h + 0.5, d + 0.5]);
-            dots.push([pp[0], pp[1], pp[2], pad ? "#c8c8c8" : "#6f9fd8", pad ? 1.6 : 2.6]);
-          }
-          if (!pad) { var q = proj([w + 0.5, h + 0.5, d + 0.5]); picks.push([q[0], q[1], "input", [fw ? 0 : bsel[0], d, h, w]]); }
-        }
-      }
-    }
-    if (!P.error) {
-      var k = fw ? sel[0] : 0;
-      for (d = 0; d < P.out[0]; d++) {
-        for (h = 0; h < P.out[1]; h++) {
-          for (w = 0; w < P.out[2]; w++) {
-            if (fw && same([d, h, w], sel.slice(1))) {
-              solids.push([[ox + w, h, d], "#d62728", 0.9]);
-            } else if (!fw && feeds[[d, h, w].join(",")]) {
-              solids.push([[ox + w, h, d], "#7b2cbf", 0.6]);
-            } else {
-              pp = proj([ox + w + 0.5, h + 0.5, d + 0.5]);
-              dots.push([pp[0], pp[1], pp[2], "#f0a040", 3]);
-            }
-            q = proj([ox + w + 0.5, h + 0.5, d + 0.5]);
-            picks.push([q[0], q[1], "output", [k, d, h, w]]);
-          }
-        }
-      }
-    }
-    // box outlines
-    ctx.lineWidth = 1;
-    boxes.forEach(function (b, bi) {
-      if (b.n[0] === 0) { return; }
-      ctx.strokeStyle = bi === 0 ? "#6f9fd8" : "#f0a040";
-      var L = b.lo, N = b.n;
-      var edges = [[[0, 0, 0], [1, 0, 0]], [[0, 1, 0], [1, 1, 0]], [[0, 0, 1], [1, 0, 1]], [[0, 1, 1], [1, 1, 1]],
-                   [[0, 0, 0], [0, 1, 0]], [[1, 0, 0], [1, 1, 0]], [[0, 0, 1], [0, 1, 1]], [[1, 0, 1], [1, 1, 1]],
-                   [[0, 0, 0], [0, 0, 1]], [[1, 0, 0], [1, 0, 1]], [[0, 1, 0], [0, 1, 1]], [[1, 1, 0], [1, 1, 1]]];
-      edges.forEach(function (e) {
-        var a = proj([L[0] + e[0][0] * N[0], L[1] + e[0][1] * N[1], L[2] + e[0][2] * N[2]]);
-        var c = proj([L[0] + e[1][0] * N[0], L[1] + e[1][1] * N[1], L[2] + e[1][2] * N[2]]);
-        ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(c[0], c[1]); ctx.stroke();
-      });
-    });
-    if (P.pad.some(function (p) { return p[0] || p[1]; })) {   // the real input inside the padding
-      ctx.setLineDash([4, 3]); ctx.strokeStyle = "#3b6fb0";
-      var L = [0, 0, 0], N = [P.size[2], P.size[1], P.size[0]];
-      [[[0, 0, 0], [1, 0, 0]], [[0, 1, 0], [1, 1, 0]], [[0, 0, 0], [0, 1, 0]], [[1, 0, 0], [1, 1, 0]],
-       [[0, 0, 1], [1, 0, 1]], [[0, 1, 1], [1, 1, 1]], [[0, 0, 1], [0, 1, 1]], [[1, 0, 1], [1, 1, 1]],
-       [[0, 0, 0], [0, 0, 1]], [[1, 0, 0], [1, 0, 1]], [[0, 1, 0], [0, 1, 1]], [[1, 1, 0], [1, 1, 1]]].forEach(function (e) {
-        var a = proj([L[0] + e[0][0] * N[0], L[1] + e[0][1] * N[1], L[2] + e[0][2] * N[2]]);
-        var c = proj([L[0] + e[1][0] * N[0], L[1] + e[1][1] * N[1], L[2] + e[1][2] * N[2]]);
-        ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(c[0], c[1]); ctx.stroke();
-      });
-      ctx.setLineDash([]);
-    }
-    // painter's algorithm: far things first
-    var items = dots.map(function (p) { return { z: p[2], dot: p }; });
-    solids.forEach(function (s) { var c = proj([s[0][0] + 0.5, s[0][1] + 0.5, s[0][2] + 0.5]); items.push({ z: c[2], solid: s }); });
-    items.sort(function (a, b) { return b.z - a.z; });
-    items.forEach(function (it) {
-      if (it.dot) {
-        ctx.fillStyle = it.dot[3]; ctx.beginPath(); ctx.arc(it.dot[0], it.dot[1], it.dot[4], 0, 2 * Math.PI); ctx.fill();
-      } else { drawCube(it.solid); }
-    });
-    function drawCube(s) {
-      var o = s[0], sh = 0.08;
-      var faces = [[[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], [[0, 0, 1], [0, 1, 1], [1, 1, 1], [1, 0, 1]],
-                   [[0, 0, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1]], [[1, 0, 0], [1, 0, 1], [1, 1, 1], [1, 1, 0]],
-                   [[0, 0, 0], [0, 0, 1], [1, 0, 1], [1, 0, 0]], [[0, 1, 0], [1, 1, 0], [1, 1, 1], [0, 1, 1]]];
-      faces.forEach(function (f) {
-        var pts = f.map(function (c) { return proj([o[0] + sh + c[0] * (1 - 2 * sh), o[1] + sh + c[1] * (1 - 2 * sh), o[2] + sh + c[2] * (1 - 2 * sh)]); });
-        var cross = (pts[1][0] - pts[0][0]) * (pts[2][1] - pts[0][1]) - (pts[1][1] - pts[0][1]) * (pts[2][0] - pts[0][0]);
-        if (cross >= 0) { return; }   // faces turned away from the viewer
-        ctx.globalAlpha = s[2];
-        ctx.fillStyle = s[1];
-        ctx.beginPath(); ctx.moveTo(pts[0][0], pts[0][1]);
-        for (var j = 1; j < 4; j++) { ctx.lineTo(pts[j][0], pts[j][1]); }
-        ctx.closePath(); ctx.fill();
-        ctx.globalAlpha = 1; ctx.strokeStyle = "rgba(0,0,0,0.45)"; ctx.stroke();
-      });
-    }
-    // labels: drawn where each box actually is, so they cannot disagree with the picture
-    ctx.font = "bold 13px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.fillStyle = "#1f4f8f";
-    var t0 = boxTop(boxes[0]);
-    labelAt = { input: t0 };
-    ctx.fillText("INPUT x" + (P.C > 1 ? " (channel " + (fw ? 0 : bsel[0]) + ")" : "") + "  " + P.size.join("×") +
-                 (P.pad.some(function (p) { return p[0] || p[1]; }) ? " + padding" : ""), t0[0], Math.max(t0[1] - 8, 14));
-    if (!P.error) {
-      ctx.fillStyle = "#a05a00";
-      var t1 = boxTop(boxes[1]);
-      labelAt.output = t1;
-      ctx.fillText("OUTPUT y" + (P.K > 1 ? " (channel " + (fw ? sel[0] : 0) + ")" : "") + "  " + P.out.join("×"), t1[0], Math.max(t1[1] - 8, 14));
-    }
-    // axis arrows at the input's first corner
-    var a0 = proj([inLo[2], inLo[1], inLo[0]]);
-    ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#555"; ctx.strokeStyle = "#555";
-    [["w", [1.5, 0, 0]], ["h", [0, 1.5, 0]], ["d", [0, 0, 1.5]]].forEach(function (ax) {
-      var b = proj([inLo[2] + ax[1][0], inLo[1] + ax[1][1], inLo[0] + ax[1][2]]);
-      ctx.beginPath(); ctx.moveTo(a0[0], a0[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
-      ctx.fillText(ax[0], b[0] + (b[0] - a0[0]) * 0.4, b[1] + (b[1] - a0[1]) * 0.4 + 4);
-    });
+    var r = window.Scene3D.draw(canvas, G, { view: view, forward: mode === "forward", sel: sel, bsel: bsel });
+    picks = r.picks; labelAt = r.labels;
   }
 
   function pickAt(mx, my) {
