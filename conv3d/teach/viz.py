@@ -60,8 +60,14 @@ def _grid(ax, values, title, pad_mask=None, cmap="Blues", vmin=None, vmax=None, 
 
 def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
     """Draw the slice-grid picture of output voxel ``at`` into ``fig`` (cleared first)."""
-    n, k, od, oh, ow = pr.check_at(at)
+    n, k = pr.check_at(at)[:2]
     fig.clf()
+    _slice_grid_moment(fig, pr, at, _slice_grid_base(fig, pr, n, k))
+
+
+def _slice_grid_base(fig, pr: ConvProblem, n: int, k: int) -> dict:
+    """The part of the picture that is the same for every output voxel: the numbered slices of
+    the padded input, the weights and the output. Returns the axes for ``_slice_grid_moment``."""
     xpad = pr.padded_input()[n, 0]
     (pd, _), (ph, _), (pw, _) = pr.padding
     Dp, Hp, Wp = xpad.shape
@@ -72,58 +78,78 @@ def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
     kD = w.shape[0]
     y = pr.output()[n, k]
     OD = y.shape[0]
-    rf = pr.receptive_field(od, oh, ow)
     rows = max(Dp, kD, OD)
     gs = fig.add_gridspec(rows, 3, width_ratios=[1, 1, 1], hspace=0.5, wspace=0.35, top=0.86,
                           bottom=0.03, left=0.04, right=0.98)
     lo, hi = float(min(xpad.min(), 0)), float(xpad.max())
-    taps = pr.taps((n, k, od, oh, ow))
-    # INPUT depth slices, with the kernel's footprint outlined on the slices it reaches
+    base = dict(n=n, k=k, y=y, inputs=[], weights=[], outputs=[])
     for dp in range(Dp):
         ax = fig.add_subplot(gs[dp, 0])
         d_in = dp - pd
         label = f"INPUT x  depth d={d_in}" + ("  (padding)" if not 0 <= d_in < D else "")
         _grid(ax, xpad[dp], label, pad_mask[dp], "Blues", lo, hi, origin=(-ph, -pw))
-        if d_in in rf[0]:
-            kd = rf[0].index(d_in)
-            colour = SLICE_COLOURS[kd % len(SLICE_COLOURS)]
-            if pr.dilation[1:] != (1, 1):  # dilated: the taps are not neighbours, box each one
-                for i_h in rf[1]:
-                    for i_w in rf[2]:
-                        ax.add_patch(Rectangle((i_w + pw - 0.45, i_h + ph - 0.45), 0.9, 0.9,
-                                               fill=False, edgecolor=colour, linewidth=3))
-            hs = [i + ph for i in rf[1]]
-            ws = [i + pw for i in rf[2]]
-            ax.add_patch(Rectangle((min(ws) - 0.5, min(hs) - 0.5), max(ws) - min(ws) + 1,
-                                   max(hs) - min(hs) + 1, fill=False, edgecolor=colour, clip_on=False,
-                                   **(dict(linewidth=4) if pr.dilation[1:] == (1, 1) else
-                                      dict(linewidth=1.2, linestyle="--"))))
-            sub = sum(t["product"] for t in taps if t["kd"] == kd)
-            ax.set_title(label + f"\nread by kernel slice kd={kd}: subtotal {fmt(sub)}", fontsize=9,
-                         color=colour, fontweight="bold")
-    # WEIGHTS depth slices
+        base["inputs"].append((ax, d_in, label))
     wl, wh = float(min(w.min(), -1)), float(max(w.max(), 1))
     for kd in range(kD):
         ax = fig.add_subplot(gs[kd, 1])
         colour = SLICE_COLOURS[kd % len(SLICE_COLOURS)]
-        _grid(ax, w[kd], f"WEIGHTS w  kd={kd}\nreads input d={rf[0][kd]}", None, "RdBu", wl, wh)
+        _grid(ax, w[kd], f"WEIGHTS w  kd={kd}", None, "RdBu", wl, wh)
         ax.title.set_color(colour)
         for spine in ax.spines.values():
             spine.set_edgecolor(colour)
             spine.set_linewidth(2.5)
-    # OUTPUT depth slices, the computed voxel outlined
+        base["weights"].append(ax)
     ylo, yhi = float(y.min()), float(y.max())
     for o in range(OD):
         ax = fig.add_subplot(gs[o, 2])
-        title = f"OUTPUT y  depth od={o}"
-        if o == od:
-            title += f"\nred box: y[{od}, {oh}, {ow}]"
-        _grid(ax, y[o], title, None, "Oranges", ylo, yhi)
-        if o == od:
-            ax.add_patch(Rectangle((ow - 0.5, oh - 0.5), 1, 1, fill=False, edgecolor="#d62728",
-                                   linewidth=4, clip_on=False))
+        _grid(ax, y[o], f"OUTPUT y  depth od={o}", None, "Oranges", ylo, yhi)
+        base["outputs"].append(ax)
     for xpos, sign in ((0.345, "×"), (0.685, "Σ →")):
         fig.text(xpos, 0.5, sign, fontsize=26, ha="center", va="center", color="#444444")
+    return base
+
+
+def _slice_grid_moment(fig, pr: ConvProblem, at, base: dict) -> list:
+    """The part that belongs to output voxel ``at``: the kernel's footprint outlined on the input
+    slices it reaches, the titles, the red output box. Returns the outlines it added (a GIF
+    removes them before the next frame: redrawing every slice per frame is what made it slow)."""
+    n, k, od, oh, ow = pr.check_at(at)
+    (pd, _), (ph, _), (pw, _) = pr.padding
+    y = base["y"]
+    rf = pr.receptive_field(od, oh, ow)
+    taps = pr.taps((n, k, od, oh, ow))
+    added = []
+    for ax, d_in, label in base["inputs"]:
+        ax.set_title(label, fontsize=9, color="black", fontweight="normal")
+        if d_in not in rf[0]:
+            continue
+        kd = rf[0].index(d_in)
+        colour = SLICE_COLOURS[kd % len(SLICE_COLOURS)]
+        if pr.dilation[1:] != (1, 1):  # dilated: the taps are not neighbours, box each one
+            for i_h in rf[1]:
+                for i_w in rf[2]:
+                    added.append(ax.add_patch(Rectangle((i_w + pw - 0.45, i_h + ph - 0.45), 0.9,
+                                                        0.9, fill=False, edgecolor=colour,
+                                                        linewidth=3)))
+        hs = [i + ph for i in rf[1]]
+        ws = [i + pw for i in rf[2]]
+        added.append(ax.add_patch(Rectangle(
+            (min(ws) - 0.5, min(hs) - 0.5), max(ws) - min(ws) + 1, max(hs) - min(hs) + 1,
+            fill=False, edgecolor=colour, clip_on=False,
+            **(dict(linewidth=4) if pr.dilation[1:] == (1, 1) else
+               dict(linewidth=1.2, linestyle="--")))))
+        sub = sum(t["product"] for t in taps if t["kd"] == kd)
+        ax.set_title(label + f"\nread by kernel slice kd={kd}: subtotal {fmt(sub)}", fontsize=9,
+                     color=colour, fontweight="bold")
+    for kd, ax in enumerate(base["weights"]):
+        ax.set_title(f"WEIGHTS w  kd={kd}\nreads input d={rf[0][kd]}", fontsize=9,
+                     color=SLICE_COLOURS[kd % len(SLICE_COLOURS)])
+    for o, ax in enumerate(base["outputs"]):
+        ax.set_title(f"OUTPUT y  depth od={o}" + (f"\nred box: y[{od}, {oh}, {ow}]" if o == od
+                                                   else ""), fontsize=9)
+        if o == od:
+            added.append(ax.add_patch(Rectangle((ow - 0.5, oh - 0.5), 1, 1, fill=False,
+                                                edgecolor="#d62728", linewidth=4, clip_on=False)))
     value = sum(t["product"] for t in taps) + float(pr.b[k])
     bias = f" + bias {fmt(pr.b[k])}" if pr.b[k] else ""
     chan = "" if pr.x.shape[1] == 1 else f"  (channel 0 of {pr.x.shape[1]} shown)"
@@ -136,6 +162,7 @@ def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
                  f"Rows are depth slices. Each coloured kernel slice multiplies the input slice "
                  f"outlined in the same colour; grey hatched cells are zero padding.{chan}",
                  fontsize=10)
+    return added
 
 
 def slice_grid(pr: ConvProblem, at, path=None):
@@ -223,11 +250,16 @@ def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> 
                          f"--stride, or the interactive page (--html)")
     rows = max(pr.padded_input().shape[2], pr.kernel[0], pr.out_size[0])
     fig = Figure(figsize=(10, 2.4 * rows + 1.0), dpi=60)
+    base = _slice_grid_base(fig, pr, n, k)  # the numbered slices, drawn once for every frame
+    step_label = fig.text(0.01, 0.995, "", va="top", fontsize=13, fontweight="bold",
+                          color="#d62728")
+    added = []
 
     def frame(i):
-        draw_slice_grid(fig, pr, steps[i])
-        fig.text(0.01, 0.995, f"step {i + 1}/{len(steps)}", va="top", fontsize=13,
-                 fontweight="bold", color="#d62728")
+        for artist in added:
+            artist.remove()
+        added[:] = _slice_grid_moment(fig, pr, steps[i], base)
+        step_label.set_text(f"step {i + 1}/{len(steps)}")
 
     anim = FuncAnimation(fig, frame, frames=len(steps), interval=1000 / fps, repeat=True)
     anim.save(str(path), writer=PillowWriter(fps=fps))
