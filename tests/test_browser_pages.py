@@ -257,3 +257,23 @@ def test_animate_page_plays_pauses_and_matches_conv3d(browser, tmp_path, args, p
     page.screenshot(path=str(tmp_path / "animate.png"), full_page=True)
     assert not log.problems()
     page.close()
+
+
+def test_explore_says_when_the_kernel_does_not_fit(browser, tmp_path):
+    path = tmp_path / "explore.html"
+    assert main(["explore", "--out", str(path)]) == 0
+    page, log = open_page(browser, path)
+    set_slider(page, "#s-input", 2)
+    set_slider(page, "#s-kernel", 4)  # span 4 > input 2: no output
+    state = page.evaluate("explorer.state()")
+    assert state["error"] and state["steps"] == 0
+    assert "kernel span d(k-1)+1 = 4 is larger than the padded depth 2" in \
+        page.inner_text("#summary")
+    assert page.locator("table.output td").count() == 0
+    set_slider(page, "#s-padding", 1)  # padded 4: one output voxel per axis again
+    state = page.evaluate("explorer.state()")
+    assert state["error"] is None and state["out_size"] == [1, 1, 1]
+    x, w, b = formula_data(2, 4, 1, 1)
+    assert shown_outputs(page)[(0, 0, 0, 0)] == conv(x, w, b, 1, 1, 1)[0, 0, 0, 0]
+    assert not log.problems()
+    page.close()
