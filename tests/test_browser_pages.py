@@ -225,7 +225,8 @@ def test_explore_backward_matches_autograd_and_hover_in_3d(browser, tmp_path):
 
 ANIMATE = [  # CLI arguments, and the same convolution for conv3d (stride, padding, dilation)
     (["--input", "3x5x5", "--kernel", "3", "--padding", "1", "--stride", "2", "--random", "4"],
-     dict(input_size="3x5x5", kernel="3", padding="1", stride="2", seed=4), (2, 1, 1), (0, 1, 1, 2)),
+     dict(input_size="3x5x5", kernel="3", padding="1", stride="2", seed=4), (2, 1, 1),
+     (0, 1, 1, 2)),
     (["--input", "4x6x6", "--kernel", "3", "--padding", "same", "--stride", "2", "--random", "1"],
      dict(input_size="4x6x6", kernel="3", padding="same", stride="2", seed=1), (2, "same", 1),
      (0, 1, 2, 2)),

@@ -144,7 +144,8 @@ def test_site_loads_no_script_stylesheet_or_font_from_another_host(site):
         refs.feed(page.read_text(encoding="utf-8"))
         rel = page.relative_to(site)
         remote += [f"{rel}: <{tag}> {url}" for tag, url in refs.urls if REMOTE.match(url)]
-        remote += [f"{rel}: style {m.group(0)}" for s in refs.styles for m in CSS_REMOTE.finditer(s)]
+        remote += [f"{rel}: style {m.group(0)}"
+                   for s in refs.styles for m in CSS_REMOTE.finditer(s)]
     for css in site.rglob("*.css"):
         remote += [f"{css.relative_to(site)}: {m.group(0)}"
                    for m in CSS_REMOTE.finditer(css.read_text(encoding="utf-8", errors="replace"))]

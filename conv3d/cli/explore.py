@@ -49,8 +49,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="explore.html", help="the page to write (default explore.html)")
     p.add_argument("--input", type=_limited("input", 1, 8), default=4,
                    help="input size D=H=W, 1..8 (default 4)")
-    p.add_argument("--kernel", type=_limited("kernel", 1, 5), default=3, help="kernel, 1..5 (default 3)")
-    p.add_argument("--stride", type=_limited("stride", 1, 3), default=1, help="stride, 1..3 (default 1)")
+    p.add_argument("--kernel", type=_limited("kernel", 1, 5), default=3,
+                   help="kernel, 1..5 (default 3)")
+    p.add_argument("--stride", type=_limited("stride", 1, 3), default=1,
+                   help="stride, 1..3 (default 1)")
     p.add_argument("--padding", type=_padding, default=0, help="0..3 or 'same' (default 0)")
     p.add_argument("--dilation", type=_limited("dilation", 1, 3), default=1,
                    help="dilation, 1..3 (default 1)")

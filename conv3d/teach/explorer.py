@@ -1,8 +1,8 @@
 """One self-contained HTML page that computes a 3D convolution in the browser, product by product.
 
 The page (``web/explorer.html``, ``explorer.css`` and the scripts ``convmath.js`` (the
-arithmetic), ``view3d.js`` (the 3D drawing) and ``explorer.js`` (the page), inlined into one file) is the 3D counterpart
-of CNN Explainer: sliders for the input size, kernel, stride, padding (including 'same'),
+arithmetic), ``view3d.js`` (the 3D drawing) and ``explorer.js`` (the page), inlined into one
+file) is the 3D counterpart of CNN Explainer: sliders for the input size, kernel, stride, padding (including 'same'),
 dilation and channels; hover or click an output voxel to see its receptive field in 3D, the depth
 slices side by side, the products with per-slice subtotals, the output-size formula with the
 numbers filled in and the NumPy line that computes the same voxel; a step slider and Play walk
@@ -56,7 +56,8 @@ def fixed_config(pr: ConvProblem, n: int = 0) -> dict:
             f"{'x'.join(map(str, pr.kernel))}, {pr.w.shape[0]} filter(s), stride "
             f"{'x'.join(map(str, pr.stride))}, padding {pads} (depth, height, width), dilation "
             f"{'x'.join(map(str, pr.dilation))}, bias {', '.join(fmt(v) for v in pr.b)}. "
-            f"Data: {pr.source}" + (f" (sample {n} of {pr.x.shape[0]})" if pr.x.shape[0] > 1 else "")
+            f"Data: {pr.source}"
+            + (f" (sample {n} of {pr.x.shape[0]})" if pr.x.shape[0] > 1 else "")
             + ". Run `conv3d explore` for the page with every setting on a slider.")
     # the figure a problem was taken from, if any: the page says where it differs
     published = (pr.published.tolist() if pr.published is not None and pr.w.shape[0] == 1

@@ -241,7 +241,7 @@ def voxel_view(pr: ConvProblem, at, path=None):
 
 
 def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> int:
-    """Write a GIF with one frame per output voxel of sample n, channel k; returns the frame count."""
+    """Write a GIF with one frame per output voxel of sample n, channel k; returns the frames."""
     from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: PLC0415
     steps = [p for p in all_positions(pr) if p[0] == n and p[1] == k]
     if len(steps) > MAX_FRAMES:
