@@ -10,6 +10,7 @@ import pkgutil
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,118 @@ def test_every_public_subpackage_is_listed():
                 and f"conv3d.{name}" not in PUBLIC_MODULES]
     assert not unlisted, (f"new public module(s) {unlisted}: add an API page in docs/api/ and list "
                           f"them in PUBLIC_MODULES (or in INTERNAL with the reason)")
+
+
+# ---- offline: nothing from another host, math and fonts rendered from the site itself -----------
+class _References(HTMLParser):
+    """Every URL a page loads by itself (not the links a reader may follow)."""
+    LOADS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "audio": "src",
+             "video": "src", "embed": "src", "object": "data", "link": "href"}
+
+    def __init__(self):
+        super().__init__()
+        self.urls, self.styles = [], []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if self.LOADS.get(tag) in attrs:
+            self.urls.append((tag, attrs[self.LOADS[tag]]))
+        if "style" in attrs:
+            self.styles.append(attrs["style"] or "")
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.styles.append(data)
+
+
+REMOTE = re.compile(r"^\s*(https?:)?//", re.I)
+CSS_REMOTE = re.compile(r"(url\(\s*['\"]?\s*(https?:)?//|@import\s+['\"]?(https?:)?//)", re.I)
+
+
+def test_site_loads_no_script_stylesheet_or_font_from_another_host(site):
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 20
+    remote = []
+    for page in pages:
+        refs = _References()
+        refs.feed(page.read_text(encoding="utf-8"))
+        rel = page.relative_to(site)
+        remote += [f"{rel}: <{tag}> {url}" for tag, url in refs.urls if REMOTE.match(url)]
+        remote += [f"{rel}: style {m.group(0)}"
+                   for s in refs.styles for m in CSS_REMOTE.finditer(s)]
+    for css in site.rglob("*.css"):
+        remote += [f"{css.relative_to(site)}: {m.group(0)}"
+                   for m in CSS_REMOTE.finditer(css.read_text(encoding="utf-8", errors="replace"))]
+    assert not remote, "loaded from another host:\n" + "\n".join(remote[:30])
+    # and what the pages do load is there: KaTeX's script, style sheet and fonts
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for asset in ("vendor/katex/katex.min.js", "vendor/katex/katex.min.css",
+                  "javascripts/katex-init.js"):
+        assert asset in index and (site / asset).exists(), asset
+    assert list((site / "vendor" / "katex" / "fonts").glob("KaTeX_Main-Regular.woff2"))
+
+
+def test_the_explorer_page_in_the_docs_is_up_to_date(tmp_path):
+    """docs/explore/explore.html is what `conv3d explore --out docs/explore/explore.html` writes."""
+    from conv3d.cli import main
+    fresh = tmp_path / "explore.html"
+    assert main(["explore", "--out", str(fresh)]) == 0
+    committed = ROOT / "docs" / "explore" / "explore.html"
+    assert committed.read_text(encoding="utf-8") == fresh.read_text(encoding="utf-8"), (
+        "docs/explore/explore.html is stale: run conv3d explore --out docs/explore/explore.html")
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The built site over HTTP on 127.0.0.1 (as `mkdocs serve` or any web server shows it:
+    mkdocs-material's search does not run from file://)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from _browser import launch
+    pw, br = launch()
+    yield br
+    br.close()
+    pw.stop()
+
+
+@pytest.mark.parametrize("page_path", ["concepts/output-size/", "concepts/backward/", "explore/"])
+def test_formulas_render_offline(browser, served, page_path):
+    from _browser import open_page
+    page, log = open_page(browser, page_path, server=served)
+    page.wait_for_function("document.querySelectorAll('.arithmatex').length > 0 && "
+                           "document.querySelectorAll('.arithmatex').length === "
+                           "document.querySelectorAll('.arithmatex .katex').length",
+                           timeout=10_000)
+    assert page.evaluate("document.querySelectorAll('.katex-error').length") == 0
+    page.evaluate("document.fonts.ready.then(() => true)")
+    fonts = page.evaluate("[...document.fonts].filter(f => f.status === 'loaded')"
+                          ".map(f => f.family)")
+    assert "KaTeX_Main" in fonts and "KaTeX_Math" in fonts, fonts
+    if page_path == "explore/":   # the embedded explorer runs inside the docs page
+        frame = page.frame_locator("iframe").locator("#summary")
+        y00 = frame.inner_text(timeout=10_000)
+        from conv3d.teach.cube import engine_output, load_cube
+        assert f"y[0, 0, 0, 0] = {int(engine_output(load_cube())[0, 0, 0])}" in y00
+    assert not log.problems()
+    page.close()

@@ -25,8 +25,8 @@ def register(subparsers) -> None:
     add_problem_arguments(p)
     p.add_argument("--at", default="0,0,0", help="the output voxel d,h,w (default 0,0,0)")
     p.add_argument("--out-dir", default=".", help="where slices.png and voxels.png go (default .)")
-    p.add_argument("--html", metavar="FILE", help="write the interactive page (plotly, JS embedded) "
-                   "instead of the PNGs")
+    p.add_argument("--html", metavar="FILE", help="write the interactive page (one file, works "
+                   "offline) instead of the PNGs")
     p.add_argument("--mri", metavar="FILE", help="write the MRI edge-detection demo instead")
     p.add_argument("--all-figures", metavar="DIR", help="regenerate every documentation figure in DIR")
     p.set_defaults(func=run)

@@ -8,8 +8,8 @@ self-contained interactive HTML page.
 * ``draw_voxels``: the same moment in 3D (matplotlib voxels): the input cube with the receptive
   field lit up, the kernel, and the output cube with its one voxel lit up.
 * ``animate``: one GIF frame per output voxel (matplotlib's PillowWriter: no ffmpeg needed).
-* ``interactive_html``: a plotly page with a step slider and a play button; plotly.js is embedded,
-  so the file works offline in a lecture hall.
+* ``interactive_html``: the explorer page (``conv3d.teach.explorer``) with this problem fixed: a
+  step slider, Play/Pause and hovering; one self-contained file that works offline.
 
 Figures are built with matplotlib's object API (``matplotlib.figure.Figure``), never pyplot:
 nothing needs a display, no global backend is switched, and a notebook still shows the figure a
@@ -60,8 +60,14 @@ def _grid(ax, values, title, pad_mask=None, cmap="Blues", vmin=None, vmax=None, 
 
 def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
     """Draw the slice-grid picture of output voxel ``at`` into ``fig`` (cleared first)."""
-    n, k, od, oh, ow = pr.check_at(at)
+    n, k = pr.check_at(at)[:2]
     fig.clf()
+    _slice_grid_moment(fig, pr, at, _slice_grid_base(fig, pr, n, k))
+
+
+def _slice_grid_base(fig, pr: ConvProblem, n: int, k: int) -> dict:
+    """The part of the picture that is the same for every output voxel: the numbered slices of
+    the padded input, the weights and the output. Returns the axes for ``_slice_grid_moment``."""
     xpad = pr.padded_input()[n, 0]
     (pd, _), (ph, _), (pw, _) = pr.padding
     Dp, Hp, Wp = xpad.shape
@@ -72,58 +78,78 @@ def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
     kD = w.shape[0]
     y = pr.output()[n, k]
     OD = y.shape[0]
-    rf = pr.receptive_field(od, oh, ow)
     rows = max(Dp, kD, OD)
     gs = fig.add_gridspec(rows, 3, width_ratios=[1, 1, 1], hspace=0.5, wspace=0.35, top=0.86,
                           bottom=0.03, left=0.04, right=0.98)
     lo, hi = float(min(xpad.min(), 0)), float(xpad.max())
-    taps = pr.taps((n, k, od, oh, ow))
-    # INPUT depth slices, with the kernel's footprint outlined on the slices it reaches
+    base = dict(n=n, k=k, y=y, inputs=[], weights=[], outputs=[])
     for dp in range(Dp):
         ax = fig.add_subplot(gs[dp, 0])
         d_in = dp - pd
         label = f"INPUT x  depth d={d_in}" + ("  (padding)" if not 0 <= d_in < D else "")
         _grid(ax, xpad[dp], label, pad_mask[dp], "Blues", lo, hi, origin=(-ph, -pw))
-        if d_in in rf[0]:
-            kd = rf[0].index(d_in)
-            colour = SLICE_COLOURS[kd % len(SLICE_COLOURS)]
-            if pr.dilation[1:] != (1, 1):  # dilated: the taps are not neighbours, box each one
-                for i_h in rf[1]:
-                    for i_w in rf[2]:
-                        ax.add_patch(Rectangle((i_w + pw - 0.45, i_h + ph - 0.45), 0.9, 0.9,
-                                               fill=False, edgecolor=colour, linewidth=3))
-            hs = [i + ph for i in rf[1]]
-            ws = [i + pw for i in rf[2]]
-            ax.add_patch(Rectangle((min(ws) - 0.5, min(hs) - 0.5), max(ws) - min(ws) + 1,
-                                   max(hs) - min(hs) + 1, fill=False, edgecolor=colour, clip_on=False,
-                                   **(dict(linewidth=4) if pr.dilation[1:] == (1, 1) else
-                                      dict(linewidth=1.2, linestyle="--"))))
-            sub = sum(t["product"] for t in taps if t["kd"] == kd)
-            ax.set_title(label + f"\nread by kernel slice kd={kd}: subtotal {fmt(sub)}", fontsize=9,
-                         color=colour, fontweight="bold")
-    # WEIGHTS depth slices
+        base["inputs"].append((ax, d_in, label))
     wl, wh = float(min(w.min(), -1)), float(max(w.max(), 1))
     for kd in range(kD):
         ax = fig.add_subplot(gs[kd, 1])
         colour = SLICE_COLOURS[kd % len(SLICE_COLOURS)]
-        _grid(ax, w[kd], f"WEIGHTS w  kd={kd}\nreads input d={rf[0][kd]}", None, "RdBu", wl, wh)
+        _grid(ax, w[kd], f"WEIGHTS w  kd={kd}", None, "RdBu", wl, wh)
         ax.title.set_color(colour)
         for spine in ax.spines.values():
             spine.set_edgecolor(colour)
             spine.set_linewidth(2.5)
-    # OUTPUT depth slices, the computed voxel outlined
+        base["weights"].append(ax)
     ylo, yhi = float(y.min()), float(y.max())
     for o in range(OD):
         ax = fig.add_subplot(gs[o, 2])
-        title = f"OUTPUT y  depth od={o}"
-        if o == od:
-            title += f"\nred box: y[{od}, {oh}, {ow}]"
-        _grid(ax, y[o], title, None, "Oranges", ylo, yhi)
-        if o == od:
-            ax.add_patch(Rectangle((ow - 0.5, oh - 0.5), 1, 1, fill=False, edgecolor="#d62728",
-                                   linewidth=4, clip_on=False))
+        _grid(ax, y[o], f"OUTPUT y  depth od={o}", None, "Oranges", ylo, yhi)
+        base["outputs"].append(ax)
     for xpos, sign in ((0.345, "×"), (0.685, "Σ →")):
         fig.text(xpos, 0.5, sign, fontsize=26, ha="center", va="center", color="#444444")
+    return base
+
+
+def _slice_grid_moment(fig, pr: ConvProblem, at, base: dict) -> list:
+    """The part that belongs to output voxel ``at``: the kernel's footprint outlined on the input
+    slices it reaches, the titles, the red output box. Returns the outlines it added (a GIF
+    removes them before the next frame: redrawing every slice per frame is what made it slow)."""
+    n, k, od, oh, ow = pr.check_at(at)
+    (pd, _), (ph, _), (pw, _) = pr.padding
+    y = base["y"]
+    rf = pr.receptive_field(od, oh, ow)
+    taps = pr.taps((n, k, od, oh, ow))
+    added = []
+    for ax, d_in, label in base["inputs"]:
+        ax.set_title(label, fontsize=9, color="black", fontweight="normal")
+        if d_in not in rf[0]:
+            continue
+        kd = rf[0].index(d_in)
+        colour = SLICE_COLOURS[kd % len(SLICE_COLOURS)]
+        if pr.dilation[1:] != (1, 1):  # dilated: the taps are not neighbours, box each one
+            for i_h in rf[1]:
+                for i_w in rf[2]:
+                    added.append(ax.add_patch(Rectangle((i_w + pw - 0.45, i_h + ph - 0.45), 0.9,
+                                                        0.9, fill=False, edgecolor=colour,
+                                                        linewidth=3)))
+        hs = [i + ph for i in rf[1]]
+        ws = [i + pw for i in rf[2]]
+        added.append(ax.add_patch(Rectangle(
+            (min(ws) - 0.5, min(hs) - 0.5), max(ws) - min(ws) + 1, max(hs) - min(hs) + 1,
+            fill=False, edgecolor=colour, clip_on=False,
+            **(dict(linewidth=4) if pr.dilation[1:] == (1, 1) else
+               dict(linewidth=1.2, linestyle="--")))))
+        sub = sum(t["product"] for t in taps if t["kd"] == kd)
+        ax.set_title(label + f"\nread by kernel slice kd={kd}: subtotal {fmt(sub)}", fontsize=9,
+                     color=colour, fontweight="bold")
+    for kd, ax in enumerate(base["weights"]):
+        ax.set_title(f"WEIGHTS w  kd={kd}\nreads input d={rf[0][kd]}", fontsize=9,
+                     color=SLICE_COLOURS[kd % len(SLICE_COLOURS)])
+    for o, ax in enumerate(base["outputs"]):
+        ax.set_title(f"OUTPUT y  depth od={o}" + (f"\nred box: y[{od}, {oh}, {ow}]" if o == od
+                                                   else ""), fontsize=9)
+        if o == od:
+            added.append(ax.add_patch(Rectangle((ow - 0.5, oh - 0.5), 1, 1, fill=False,
+                                                edgecolor="#d62728", linewidth=4, clip_on=False)))
     value = sum(t["product"] for t in taps) + float(pr.b[k])
     bias = f" + bias {fmt(pr.b[k])}" if pr.b[k] else ""
     chan = "" if pr.x.shape[1] == 1 else f"  (channel 0 of {pr.x.shape[1]} shown)"
@@ -136,6 +162,7 @@ def draw_slice_grid(fig, pr: ConvProblem, at) -> None:
                  f"Rows are depth slices. Each coloured kernel slice multiplies the input slice "
                  f"outlined in the same colour; grey hatched cells are zero padding.{chan}",
                  fontsize=10)
+    return added
 
 
 def slice_grid(pr: ConvProblem, at, path=None):
@@ -214,7 +241,7 @@ def voxel_view(pr: ConvProblem, at, path=None):
 
 
 def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> int:
-    """Write a GIF with one frame per output voxel of sample n, channel k; returns the frame count."""
+    """Write a GIF with one frame per output voxel of sample n, channel k; returns the frames."""
     from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: PLC0415
     steps = [p for p in all_positions(pr) if p[0] == n and p[1] == k]
     if len(steps) > MAX_FRAMES:
@@ -223,82 +250,33 @@ def animate(pr: ConvProblem, path, fps: float = 1.5, n: int = 0, k: int = 0) -> 
                          f"--stride, or the interactive page (--html)")
     rows = max(pr.padded_input().shape[2], pr.kernel[0], pr.out_size[0])
     fig = Figure(figsize=(10, 2.4 * rows + 1.0), dpi=60)
+    base = _slice_grid_base(fig, pr, n, k)  # the numbered slices, drawn once for every frame
+    step_label = fig.text(0.01, 0.995, "", va="top", fontsize=13, fontweight="bold",
+                          color="#d62728")
+    added = []
 
     def frame(i):
-        draw_slice_grid(fig, pr, steps[i])
-        fig.text(0.01, 0.995, f"step {i + 1}/{len(steps)}", va="top", fontsize=13,
-                 fontweight="bold", color="#d62728")
+        for artist in added:
+            artist.remove()
+        added[:] = _slice_grid_moment(fig, pr, steps[i], base)
+        step_label.set_text(f"step {i + 1}/{len(steps)}")
 
     anim = FuncAnimation(fig, frame, frames=len(steps), interval=1000 / fps, repeat=True)
     anim.save(str(path), writer=PillowWriter(fps=fps))
     return len(steps)
 
 
-def interactive_html(pr: ConvProblem, path, n: int = 0, k: int = 0) -> int:
-    """A self-contained plotly page: slider + play over every output voxel. Returns the step count."""
-    import plotly.graph_objects as go  # noqa: PLC0415
-    steps = [p for p in all_positions(pr) if p[0] == n and p[1] == k]
-    (pd, _), (ph, _), (pw, _) = pr.padding
-    D, H, W = pr.in_size
-    y = pr.output()[n, k]
-    gap = W + pw + 3  # the output cube sits to the right of the input cube
-    grid = np.indices(pr.padded_input().shape[2:]).reshape(3, -1).T - np.array([pd, ph, pw])
-    inside = np.all((grid >= 0) & (grid < np.array(pr.in_size)), axis=1)
-    xin = grid[inside]
-    vals = pr.x[n, 0][tuple(xin.T)]
-    traces = [go.Scatter3d(x=xin[:, 2], y=xin[:, 1], z=-xin[:, 0], mode="markers+text",
-                           text=[fmt(v) for v in vals], name="INPUT x",
-                           marker=dict(size=9, color=vals, colorscale="Blues", opacity=0.35),
-                           hovertext=[f"x[{a}, {b}, {c}] = {fmt(v)}" for (a, b, c), v in zip(xin, vals)],
-                           hoverinfo="text")]
-    if (~inside).any():
-        pad = grid[~inside]
-        traces.append(go.Scatter3d(x=pad[:, 2], y=pad[:, 1], z=-pad[:, 0], mode="markers",
-                                   name="padding (zeros)", hoverinfo="name",
-                                   marker=dict(size=4, color="lightgrey", opacity=0.4)))
-    yi = np.indices(y.shape).reshape(3, -1).T
-    traces.append(go.Scatter3d(x=yi[:, 2] + gap, y=yi[:, 1], z=-yi[:, 0], mode="markers+text",
-                               text=[fmt(v) for v in y.ravel()], name="OUTPUT y",
-                               marker=dict(size=9, color="orange", opacity=0.3),
-                               hovertext=[f"y[{a}, {b}, {c}] = {fmt(y[a, b, c])}" for a, b, c in yi],
-                               hoverinfo="text"))
+def interactive_html(pr: ConvProblem, path, n: int = 0) -> int:
+    """Write the explorer page with this problem's numbers and settings fixed (sample n).
 
-    def moving(pos):
-        _, _, od, oh, ow = pos
-        rf = pr.receptive_field(od, oh, ow)
-        cells = np.array([(a, b, c) for a in rf[0] for b in rf[1] for c in rf[2]])
-        return [go.Scatter3d(x=cells[:, 2], y=cells[:, 1], z=-cells[:, 0], mode="markers",
-                             name="kernel position (receptive field)",
-                             marker=dict(size=13, color="red", opacity=0.45, symbol="square")),
-                go.Scatter3d(x=[ow + gap], y=[oh], z=[-od], mode="markers", name="this output voxel",
-                             marker=dict(size=16, color="red", opacity=0.9, symbol="square"))]
-
-    n_static = len(traces)
-    fig = go.Figure(data=traces + moving(steps[0]))
-    fig.frames = [go.Frame(data=moving(p), traces=[n_static, n_static + 1], name=str(i),
-                           layout=go.Layout(title_text=_html_title(pr, p)))
-                  for i, p in enumerate(steps)]
-    slider = dict(active=0, currentvalue=dict(prefix="step "), steps=[
-        dict(label=f"({p[2]},{p[3]},{p[4]})", method="animate",
-             args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-        for i, p in enumerate(steps)])
-    fig.update_layout(
-        title_text=_html_title(pr, steps[0]), sliders=[slider],
-        updatemenus=[dict(type="buttons", showactive=False, y=0, x=0, xanchor="right", buttons=[
-            dict(label="Play", method="animate",
-                 args=[None, dict(frame=dict(duration=900, redraw=True), fromcurrent=True)]),
-            dict(label="Pause", method="animate",
-                 args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        scene=dict(xaxis_title="width w", yaxis_title="height h", zaxis_title="-depth d",
-                   aspectmode="data"), height=700)
-    fig.write_html(str(path), include_plotlyjs=True, full_html=True, auto_play=False)
-    return len(steps)
-
-
-def _html_title(pr: ConvProblem, pos) -> str:
-    _, _, od, oh, ow = pos
-    return (f"OUTPUT y[{od}, {oh}, {ow}] = {fmt(pr.value_at(pos))}: the sum of INPUT × WEIGHT over "
-            f"the red receptive field (left cube: INPUT, right cube: OUTPUT)")
+    One self-contained file (``conv3d.teach.explorer``: hand-written canvas and HTML, nothing
+    loaded from the network): a step slider and Play/Pause over every output voxel of every
+    output channel, hover or click to pick a voxel, its products and subtotals, and the backward
+    view. Returns the number of steps (K * OD * OH * OW).
+    """
+    from .explorer import write_explorer  # noqa: PLC0415
+    write_explorer(path, pr)
+    return pr.w.shape[0] * int(np.prod(pr.out_size))
 
 
 def gif_filmstrip(gif_path, png_path, columns: int = 4, max_frames: int = 4):
@@ -322,8 +300,8 @@ def gif_filmstrip(gif_path, png_path, columns: int = 4, max_frames: int = 4):
 def html_preview(pr: ConvProblem, at, path=None):
     """A still of the interactive page's scene, drawn with matplotlib.
 
-    The page itself is plotly in a browser; a PNG of it would need a headless browser, so this
-    draws the same markers: the INPUT voxels with their values, the receptive field in red, and
+    The page itself draws on a canvas in a browser; a PNG of it would need a headless browser, so
+    this draws the same content: the INPUT voxels with their values, the receptive field in red, and
     the OUTPUT cube to the right with the current voxel in red.
     """
     n, k, od, oh, ow = pr.check_at(at)
