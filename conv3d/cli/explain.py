@@ -42,7 +42,25 @@ def register(subparsers) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown handout")
     fmt.add_argument("--latex", action="store_true", help="print a LaTeX handout (booktabs)")
+    add_width_argument(p)
     p.set_defaults(func=run)
+
+
+def add_width_argument(p) -> None:
+    """``--width N``: the columns to print at (for a projector); shared by the table commands."""
+    p.add_argument("--width", type=_width, default=None, metavar="N",
+                   help="print N columns wide (default: the terminal's width, 80 when the "
+                        "output is not a terminal; COLUMNS overrides both)")
+
+
+def _width(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of columns, got {text!r}") from None
+    if n < 20:
+        raise argparse.ArgumentTypeError(f"must be at least 20 columns, got {n}")
+    return n
 
 
 def add_problem_arguments(p) -> None:
@@ -101,7 +119,7 @@ def run(args, stdin=None, file=None) -> int:
             seed = args.random or 0
             if args.im2col:
                 from ..teach.im2col_view import explain_im2col  # noqa: PLC0415
-                render(explain_im2col(pr), fmt_name, file)
+                render(explain_im2col(pr), fmt_name, file, getattr(args, "width", None))
                 return 0
             if args.grad == "input":
                 build = lambda at, first=True: grad.explain_input_grad(pr, at, args.grad_output, seed, first)  # noqa: E731
@@ -119,10 +137,11 @@ def run(args, stdin=None, file=None) -> int:
                 rep = build(at, not first["done"])  # the problem description only once
                 first["done"] = True
                 return rep
-            explain.step_through(positions, build_step, fmt_name, file, stdin)
+            explain.step_through(positions, build_step, fmt_name, file, stdin,
+                                 width=getattr(args, "width", None))
         else:
             rep: Report = build(parse_at(args.at))
-            render(rep, fmt_name, file)
+            render(rep, fmt_name, file, getattr(args, "width", None))
     except ValueError as err:
         print(f"conv3d explain: error: {err}", file=sys.stderr)
         return 2
