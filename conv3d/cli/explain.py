@@ -14,8 +14,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-
+import json
 import sys
+
+from ._args import add_width_argument, count
 
 
 def register(subparsers) -> None:
@@ -46,23 +48,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def add_width_argument(p) -> None:
-    """``--width N``: the columns to print at (for a projector); shared by the table commands."""
-    p.add_argument("--width", type=_width, default=None, metavar="N",
-                   help="print N columns wide (default: the terminal's width, 80 when the "
-                        "output is not a terminal; COLUMNS overrides both)")
-
-
-def _width(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of columns, got {text!r}") from None
-    if n < 20:
-        raise argparse.ArgumentTypeError(f"must be at least 20 columns, got {n}")
-    return n
-
-
 def add_problem_arguments(p) -> None:
     """The data and geometry options shared by explain, visualize and animate."""
     src = p.add_argument_group("the data (default: random small integers, seed 0)")
@@ -77,9 +62,9 @@ def add_problem_arguments(p) -> None:
     geo.add_argument("--stride", default=None, help="int or DxHxW (default 1; for --pool: the kernel)")
     geo.add_argument("--padding", default="0", help="int, DxHxW, 'same' or 'valid' (default 0)")
     geo.add_argument("--dilation", default="1", help="int or DxHxW (default 1)")
-    geo.add_argument("--batch", type=int, default=1, help="N (default 1)")
-    geo.add_argument("--in-channels", type=int, default=1, help="C (default 1)")
-    geo.add_argument("--out-channels", type=int, default=1, help="K (default 1)")
+    geo.add_argument("--batch", type=count(1), default=1, help="N (default 1)")
+    geo.add_argument("--in-channels", type=count(1), default=1, help="C (default 1)")
+    geo.add_argument("--out-channels", type=count(1), default=1, help="K (default 1)")
     geo.add_argument("--bias", type=float, default=0.0, help="bias added to every output (default 0)")
 
 
@@ -99,11 +84,28 @@ def parse_at(text: str) -> tuple[int, ...]:
         raise ValueError(f"--at must be comma-separated ints such as 0,0,1, got {text!r}") from None
 
 
+def check_example_args(args) -> None:
+    """The cube brings its own data, so a size option given with it would be silently ignored:
+    refuse it instead (ValueError naming the option)."""
+    if args.example != "cube":
+        return
+    fixed = [("--input", args.input, "4x4x4"), ("--batch", args.batch, 1),
+             ("--in-channels", args.in_channels, 1)]
+    if not args.factorized:  # (2+1)D takes its output channels from --out-channels
+        fixed.append(("--out-channels", args.out_channels, 1))
+    for flag, value, cube in fixed:
+        if value != cube:
+            raise ValueError(f"{flag} {value}: the cube example is one 4x4x4 volume with 1 "
+                             f"channel and one 3x3x3 filter (N=1, C=1, K=1); drop {flag}, or "
+                             f"use --random SEED (or --input-file F) for other sizes")
+
+
 def run(args, stdin=None, file=None) -> int:
     from ..teach import explain, grad  # noqa: PLC0415
     from ..teach.report import Report, render  # noqa: PLC0415
     fmt_name = "markdown" if args.markdown else "latex" if args.latex else "rich"
     try:
+        check_example_args(args)
         if args.pool:
             from ..teach import pool_view  # noqa: PLC0415
             pp = pool_view.make_pool_problem(args)
@@ -142,6 +144,10 @@ def run(args, stdin=None, file=None) -> int:
         else:
             rep: Report = build(parse_at(args.at))
             render(rep, fmt_name, file, getattr(args, "width", None))
+    except json.JSONDecodeError as err:  # before ValueError, its base: name the file
+        print(f"conv3d explain: error: argument --input-file: {args.input_file} is not valid "
+              f"JSON: {err.msg} at line {err.lineno}, column {err.colno}", file=sys.stderr)
+        return 2
     except ValueError as err:
         print(f"conv3d explain: error: {err}", file=sys.stderr)
         return 2

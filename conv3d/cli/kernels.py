@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .explain import add_width_argument
+from ._args import add_width_argument
 
 ARCHS = ("sm_75", "sm_80", "sm_90")
 CONV_KERNELS = ("conv3d_direct", "conv3d_tiled", "im2col3d", "col2im3d", "conv3d_backward_input",

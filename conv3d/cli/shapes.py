@@ -12,7 +12,7 @@ import argparse
 
 import sys
 
-from .explain import add_width_argument
+from ._args import add_width_argument
 
 
 def register(subparsers) -> None:

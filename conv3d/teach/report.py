@@ -73,8 +73,16 @@ def terminal_width(file=None, width: int | None = None) -> int | None:
 def make_console(file=None, width: int | None = None):
     """A rich Console that prints at ``terminal_width(file, width)`` columns."""
     from rich.console import Console  # noqa: PLC0415
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich's default exits with status 1; a closed pipe (`| head`) is the caller's to
+            # handle (the conv3d command exits 0), so it stays an ordinary BrokenPipeError
+            self.quiet = True
+            raise BrokenPipeError
+
     out = file if file is not None else sys.stdout
-    return Console(file=out, width=terminal_width(out, width), highlight=False, soft_wrap=False)
+    return _Console(file=out, width=terminal_width(out, width), highlight=False, soft_wrap=False)
 
 
 def render_rich(report: Report, console) -> None:
