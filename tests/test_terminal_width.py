@@ -45,6 +45,7 @@ COMMANDS = {
     "explain": ["explain", "--example", "cube", "--at", "0,0,1"],
     "shapes": ["shapes", "keras-3d-mnist"],
     "kernels": ["kernels", "list"],
+    "demo": ["demo"],
 }
 
 
@@ -101,6 +102,18 @@ def test_kernels_list_names_every_kernel(capsys, monkeypatch):
     for name, description in KERNELS.items():
         assert re.search(rf"^\s+{name}\s", out, re.M)  # a whole name at the start of a line
         assert description.split()[0] in out
+
+
+def test_demo_wraps_its_sums_without_losing_a_term(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = words(run(capsys, COMMANDS["demo"]))
+    value, subtotals = naive_cube_voxel(0, 0, 1)
+    assert f"total = {' + '.join(f'({s})' for s in subtotals)} = {value}" in out
+    cube = json.loads(resources.files("conv3d").joinpath("data/cube4x4x4.json").read_text())
+    x, k = np.asarray(cube["input"]), np.asarray(cube["filter"])
+    products = " + ".join(f"{x[0, j, 1 + m]}*{k[0, j, m]}" if k[0, j, m] >= 0 else
+                          f"{x[0, j, 1 + m]}*({k[0, j, m]})" for j in range(3) for m in range(3))
+    assert f"{products} = {subtotals[0]}" in out  # slice kd=0 of voxel (0,0,1), all 9 terms
 
 
 def test_width_too_small_is_refused(capsys):
