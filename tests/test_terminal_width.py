@@ -91,7 +91,7 @@ def test_shapes_keeps_every_number(capsys, monkeypatch, width):
         assert f"{c}x{o}x{o}x{o}" in out
     assert str(32 * 1 * 27 + 32) in out and str(64 * 32 * 27 + 64) in out  # parameters
     assert "10x10x10" in out                                             # the last receptive field
-    assert "3/2" in out and "never visited" in out  # the last pool's flag (5 - 2 = 3 rows, stride 2)
+    assert "3/2" in out and "never visited" in out  # the last pool: (5 - 2) / 2 is not whole
 
 
 def test_kernels_list_names_every_kernel(capsys, monkeypatch):

@@ -43,7 +43,8 @@ def register(subparsers) -> None:
                    help="--pool avg: divide by the real cells only (PyTorch count_include_pad=False)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown handout")
-    fmt.add_argument("--latex", action="store_true", help="print a LaTeX handout (needs the booktabs and caption packages)")
+    fmt.add_argument("--latex", action="store_true",
+                     help="print a LaTeX handout (needs the booktabs and caption packages)")
     add_width_argument(p)
     p.set_defaults(func=run)
 
