@@ -86,9 +86,7 @@ def make_console(file=None, width: int | None = None):
 
 
 def render_rich(report: Report, console) -> None:
-    from rich import box  # noqa: PLC0415
     from rich.markup import escape  # noqa: PLC0415
-    from rich.table import Table as RichTable  # noqa: PLC0415
     for block in report.blocks:
         kind = block[0]
         if kind == "heading":
@@ -103,8 +101,7 @@ def render_rich(report: Report, console) -> None:
         elif kind == "code":
             console.print(f"[cyan]{escape(block[1])}[/cyan]")
         else:
-            t: Table = block[1]
-            _print_table(t, console)
+            _print_table(block[1], console)
 
 
 # A column may wrap down to this many characters; a table that cannot give every column at least
@@ -126,8 +123,8 @@ def _print_table(t: Table, console) -> None:
     squeezed = sum(min(n, MIN_WRAPPED_COLUMN) + 2 for n in natural) + 2  # 1 space each side
     caption = escape(t.caption) if t.caption else None
     if squeezed <= console.width:
-        # too wide for the console: cells wrap (at spaces, or fold a long word) instead of
-        # running past the edge; a number is never cut off behind an ellipsis
+        # a table wider than the console wraps its cells (at spaces, or folds a long word)
+        # instead of running past the edge; a number is never cut off behind an ellipsis
         rt = RichTable(title=escape(t.title), box=box.SIMPLE_HEAVY, caption=caption)
         for j, c in enumerate(t.columns):
             # numbers line up on the right; text long enough to wrap reads from the left
