@@ -7,6 +7,7 @@ import sys
 import pytest
 
 
+@pytest.mark.slow  # the whole benchmark harness, end to end: about a minute
 def test_bench_quick_writes_table_and_chart(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "bench"
@@ -40,6 +41,7 @@ def test_bench_rejects_unknown_shapes(tmp_path):
     assert proc.returncode == 2 and "unknown shape" in proc.stderr
 
 
+@pytest.mark.slow  # times three rounds of first calls in fresh processes
 def test_first_call_script_times_three_ways(tmp_path):
     """benchmarks/first_call.py (the numbers behind the harness's untimed call) runs and prints
     one line per way of timing, each with a ratio (times not asserted)."""

@@ -8,13 +8,15 @@ import pytest
 
 from conv3d.cli import main
 from conv3d.cuda import KERNELS, kernel_source
+from conv3d.cuda.sources import kernel_dir
 
 
 def test_list_names_every_kernel_file(capsys):
     assert main(["kernels", "list"]) == 0
     out = capsys.readouterr().out
+    assert "the source of NAME is kernels/NAME.cu" in " ".join(out.split())
     for name in KERNELS:
-        assert f"kernels/{name}.cu" in out
+        assert re.search(rf"^\s+{name}\s", out, re.M) and (kernel_dir() / f"{name}.cu").is_file()
 
 
 def test_show_prints_the_source(capsys):
@@ -105,6 +107,6 @@ def test_check_fails_with_nonzero_exit_when_a_kernel_is_wrong(capsys, monkeypatc
     original = _kernel_check.CASES["bias_add"]
     monkeypatch.setitem(_kernel_check.CASES, "bias_add", broken_case)
     code = main(["kernels", "check", "--kernel", "bias_add", "--arch", "sm_80",
-                 "--dtype", "float32"])
+                 "--dtype", "float32", "--width", "250"])  # wide: the message on one line
     out = capsys.readouterr().out
     assert code != 0 and "FAIL" in out and "max relative error" in out

@@ -33,6 +33,7 @@ def test_there_are_five_notebooks():
     assert len(names) == 5, names
 
 
+@pytest.mark.slow  # a kernel per notebook, 2 to 10 s each: not in the default run
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path):
     nb = jupytext.read(path)

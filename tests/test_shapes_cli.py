@@ -13,7 +13,7 @@ from conv3d.cli import main
 
 
 def run(capsys, spec, expect=0) -> str:
-    code = main(["shapes", spec])
+    code = main(["shapes", spec, "--width", "250"])  # wide enough for one table line per layer
     out = capsys.readouterr()
     assert code == expect, out.err
     return out.out

@@ -24,7 +24,8 @@ FINAL = re.compile(rf"^OUTPUT y\[(\d+), (\d+), (\d+), (\d+), (\d+)\] = ({NUM})\s
 
 
 def run_cli(capsys, *argv) -> str:
-    code = main(["explain", *argv])
+    # wide enough that every table row and sentence is one line, which the regexes below read
+    code = main(["explain", "--width", "250", *argv])
     out = capsys.readouterr()
     assert code == 0, out.err
     return out.out

@@ -18,7 +18,8 @@ TERM = re.compile(rf"({NUM}) × ({NUM}) = ({NUM})")
 
 
 def run_cli(capsys, *argv) -> str:
-    code = main(["explain", *argv])
+    # wide enough that every table row and sentence is one line, which the regexes below read
+    code = main(["explain", "--width", "250", *argv])
     out = capsys.readouterr()
     assert code == 0, out.err
     return out.out

@@ -212,6 +212,21 @@ def test_cli_runs_both_experiments(capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
+def test_motion_log_names_the_model_of_every_epoch(capsys):
+    """Three models train one after another: each metrics line opens with its model's name."""
+    import re
+
+    from conv3d.cli import main
+    from conv3d.train.recipes import motion_models
+    assert main(["train", "motion", "--n-train", "12", "--n-test", "8", "--epochs", "2",
+                 "--no-progress"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "epoch " in line]
+    found = [re.match(r"^\[(.+)\] epoch (\d)/2: loss=", line) for line in lines]
+    assert all(found), lines
+    assert [(m.group(1), int(m.group(2))) for m in found] == [
+        (name, e) for name in motion_models() for e in (1, 2)]
+
+
 @pytest.mark.slow
 def test_motion_done_when_3d_and_2plus1d_learn_and_late_fusion_stays_at_chance():
     """The issue's target, at the example's full size (several minutes: marked slow)."""

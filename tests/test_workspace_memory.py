@@ -3,7 +3,8 @@ default 256 MiB workspace limit, in a fresh subprocess whose peak RSS is measure
 strategy 'auto' chooses for it ('im2col-planes') and once with plain 'im2col'.
 
 The full shape, not a scaled one: its whole im2col matrix would be 1.32 GiB, so the test fails
-if the planner ever lets a chunk grow past the limit. It takes a few seconds on 2 cores.
+if the planner ever lets a chunk grow past the limit. About 20 s of CPU for the two runs, so
+marked slow (not in the default run; `-m slow` runs it).
 The subprocess first runs every op once on a tiny input (so numba's compiled kernels and
 OpenBLAS's buffers are loaded), allocates x, w and gy, then records its peak RSS. After the three
 convolution calls the peak may have grown only by the outputs (y, gx, gw) plus the limit (and a
@@ -19,6 +20,8 @@ import textwrap
 import pytest
 
 resource = pytest.importorskip("resource")  # getrusage: POSIX only
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = textwrap.dedent(r"""
     import json, resource, numpy as np

@@ -14,8 +14,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
-
+import json
 import sys
+
+from ._args import add_width_argument, count
 
 
 def register(subparsers) -> None:
@@ -41,7 +43,9 @@ def register(subparsers) -> None:
                    help="--pool avg: divide by the real cells only (PyTorch count_include_pad=False)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown handout")
-    fmt.add_argument("--latex", action="store_true", help="print a LaTeX handout (booktabs)")
+    fmt.add_argument("--latex", action="store_true",
+                     help="print a LaTeX handout (needs the booktabs and caption packages)")
+    add_width_argument(p)
     p.set_defaults(func=run)
 
 
@@ -59,9 +63,9 @@ def add_problem_arguments(p) -> None:
     geo.add_argument("--stride", default=None, help="int or DxHxW (default 1; for --pool: the kernel)")
     geo.add_argument("--padding", default="0", help="int, DxHxW, 'same' or 'valid' (default 0)")
     geo.add_argument("--dilation", default="1", help="int or DxHxW (default 1)")
-    geo.add_argument("--batch", type=int, default=1, help="N (default 1)")
-    geo.add_argument("--in-channels", type=int, default=1, help="C (default 1)")
-    geo.add_argument("--out-channels", type=int, default=1, help="K (default 1)")
+    geo.add_argument("--batch", type=count(1), default=1, help="N (default 1)")
+    geo.add_argument("--in-channels", type=count(1), default=1, help="C (default 1)")
+    geo.add_argument("--out-channels", type=count(1), default=1, help="K (default 1)")
     geo.add_argument("--bias", type=float, default=0.0, help="bias added to every output (default 0)")
 
 
@@ -81,11 +85,28 @@ def parse_at(text: str) -> tuple[int, ...]:
         raise ValueError(f"--at must be comma-separated ints such as 0,0,1, got {text!r}") from None
 
 
+def check_example_args(args) -> None:
+    """The cube brings its own data, so a size option given with it would be silently ignored:
+    refuse it instead (ValueError naming the option)."""
+    if args.example != "cube":
+        return
+    fixed = [("--input", args.input, "4x4x4"), ("--batch", args.batch, 1),
+             ("--in-channels", args.in_channels, 1)]
+    if not args.factorized:  # (2+1)D takes its output channels from --out-channels
+        fixed.append(("--out-channels", args.out_channels, 1))
+    for flag, value, cube in fixed:
+        if value != cube:
+            raise ValueError(f"{flag} {value}: the cube example is one 4x4x4 volume with 1 "
+                             f"channel and one 3x3x3 filter (N=1, C=1, K=1); drop {flag}, or "
+                             f"use --random SEED (or --input-file F) for other sizes")
+
+
 def run(args, stdin=None, file=None) -> int:
     from ..teach import explain, grad  # noqa: PLC0415
     from ..teach.report import Report, render  # noqa: PLC0415
     fmt_name = "markdown" if args.markdown else "latex" if args.latex else "rich"
     try:
+        check_example_args(args)
         if args.pool:
             from ..teach import pool_view  # noqa: PLC0415
             pp = pool_view.make_pool_problem(args)
@@ -101,7 +122,7 @@ def run(args, stdin=None, file=None) -> int:
             seed = args.random or 0
             if args.im2col:
                 from ..teach.im2col_view import explain_im2col  # noqa: PLC0415
-                render(explain_im2col(pr), fmt_name, file)
+                render(explain_im2col(pr), fmt_name, file, getattr(args, "width", None))
                 return 0
             if args.grad == "input":
                 build = lambda at, first=True: grad.explain_input_grad(pr, at, args.grad_output, seed, first)  # noqa: E731
@@ -119,10 +140,15 @@ def run(args, stdin=None, file=None) -> int:
                 rep = build(at, not first["done"])  # the problem description only once
                 first["done"] = True
                 return rep
-            explain.step_through(positions, build_step, fmt_name, file, stdin)
+            explain.step_through(positions, build_step, fmt_name, file, stdin,
+                                 width=getattr(args, "width", None))
         else:
             rep: Report = build(parse_at(args.at))
-            render(rep, fmt_name, file)
+            render(rep, fmt_name, file, getattr(args, "width", None))
+    except json.JSONDecodeError as err:  # before ValueError, its base: name the file
+        print(f"conv3d explain: error: argument --input-file: {args.input_file} is not valid "
+              f"JSON: {err.msg} at line {err.lineno}, column {err.colno}", file=sys.stderr)
+        return 2
     except ValueError as err:
         print(f"conv3d explain: error: {err}", file=sys.stderr)
         return 2

@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from ._args import add_width_argument
+
 ARCHS = ("sm_75", "sm_80", "sm_90")
 CONV_KERNELS = ("conv3d_direct", "conv3d_tiled", "im2col3d", "col2im3d", "conv3d_backward_input",
                 "conv3d_backward_weight", "bias_add")
@@ -30,7 +32,9 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="kernels_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
-    sub.add_parser("list", help="the kernels, one line each").set_defaults(func=run_list)
+    lst = sub.add_parser("list", help="the kernels, one line each")
+    add_width_argument(lst)
+    lst.set_defaults(func=run_list)
 
     show = sub.add_parser("show", help="print a kernel's CUDA C source (or a shared header's)")
     show.add_argument("name", choices=[*KERNELS, *HEADERS], metavar="NAME")
@@ -58,24 +62,20 @@ def register(subparsers) -> None:
                      help="check only these kernels (repeatable)")
     chk.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     chk.add_argument("--no-emulation", action="store_true", help="compile only")
+    add_width_argument(chk)
     chk.set_defaults(func=run_check)
 
 
 # ---- list / show ---------------------------------------------------------------------------
 
 def run_list(args) -> int:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from ..cuda.sources import KERNELS  # noqa: PLC0415
+    from ..teach.report import Report, render  # noqa: PLC0415
 
-    from ..cuda.sources import KERNELS, kernel_filename  # noqa: PLC0415
-
-    table = Table(title="CUDA kernels (each with _f32 and _f64 entry points)")
-    table.add_column("name", style="bold")
-    table.add_column("file")
-    table.add_column("what it does")
-    for name, description in KERNELS.items():
-        table.add_row(name, kernel_filename(name), description)
-    Console(width=140).print(table)
+    report = Report()
+    report.table("CUDA kernels: the source of NAME is kernels/NAME.cu (each with _f32 and _f64 "
+                 "entry points)", ["name", "what it does"], [list(kv) for kv in KERNELS.items()])
+    render(report, "rich", width=getattr(args, "width", None))
     return 0
 
 
@@ -220,16 +220,16 @@ def _emulate_all(names, dtypes):
 
 
 def run_check(args) -> int:
-    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     from ..cuda.sources import KERNELS  # noqa: PLC0415
+    from ..teach.report import make_console  # noqa: PLC0415
 
     names = args.kernel or list(KERNELS)
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     dtypes = {"float32": [np.float32], "float64": [np.float64],
               "both": [np.float32, np.float64]}[args.dtype]
-    console = Console(width=160)
+    console = make_console(width=getattr(args, "width", None))
     compiled = _compile_all(names, archs)
     emulated = {} if args.no_emulation else _emulate_all(names, dtypes)
 

@@ -12,6 +12,8 @@ import argparse
 
 import sys
 
+from ._args import add_width_argument
+
 
 def register(subparsers) -> None:
     from ..teach.shapes import MODELS  # noqa: PLC0415
@@ -30,6 +32,7 @@ def register(subparsers) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown table")
     fmt.add_argument("--latex", action="store_true", help="print a LaTeX table")
+    add_width_argument(p)
     p.set_defaults(func=run)
 
 
@@ -42,5 +45,6 @@ def run(args, file=None) -> int:
     except ValueError as err:
         print(f"conv3d shapes: error: {err}", file=sys.stderr)
         return 2
-    render(report, "markdown" if args.markdown else "latex" if args.latex else "rich", file)
+    render(report, "markdown" if args.markdown else "latex" if args.latex else "rich", file,
+           getattr(args, "width", None))
     return 0 if ok else 1

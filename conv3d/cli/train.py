@@ -8,6 +8,11 @@ The same code as examples/keras_3d_mnist.py and examples/motion_2d_vs_3d.py
 """
 from __future__ import annotations
 
+import os
+import sys
+
+from ._args import count
+
 DEFAULTS = {  # (n_train, n_test, epochs) of a full run and of --quick
     "keras-3d-mnist": ((6000, 1000, 25), (1000, 300, 2)),
     "motion": ((2000, 1000, 4), (600, 400, 2)),
@@ -21,9 +26,10 @@ def register(subparsers) -> None:
     parser.add_argument("experiment", choices=sorted(DEFAULTS),
                         help="keras-3d-mnist: the article's 3D CNN on voxel digits; motion: "
                              "late-fusion 2D vs (2+1)D vs 3D CNNs on moving shapes")
-    parser.add_argument("--epochs", type=int, default=None, help="number of epochs")
-    parser.add_argument("--n-train", type=int, default=None, help="training samples")
-    parser.add_argument("--n-test", type=int, default=None, help="test samples")
+    parser.add_argument("--epochs", type=count(0), default=None,
+                        help="number of epochs (the total: a resumed run trains the missing ones)")
+    parser.add_argument("--n-train", type=count(1), default=None, help="training samples")
+    parser.add_argument("--n-test", type=count(1), default=None, help="test samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a small, fast smoke run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -36,21 +42,53 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def check_args(args) -> str | None:
+    """The first contradiction among the options, as an error message, or None."""
+    if args.experiment != "keras-3d-mnist":
+        for flag in ("checkpoint", "kaggle"):
+            if getattr(args, flag) is not None:
+                return f"argument --{flag}: only keras-3d-mnist takes it, not {args.experiment}"
+        if args.resume:
+            return f"argument --resume: only keras-3d-mnist takes it, not {args.experiment}"
+    if args.resume and args.checkpoint is None:
+        return "argument --resume: needs --checkpoint F (the file to continue from)"
+    if args.checkpoint is not None:
+        folder = os.path.dirname(os.path.abspath(args.checkpoint))
+        if not os.path.isdir(folder):
+            return (f"argument --checkpoint: the folder {folder} does not exist; create it "
+                    f"first (mkdir -p {folder}) or pick another path")
+    if args.kaggle is not None and not os.path.isfile(args.kaggle):
+        return (f"argument --kaggle: no such file: {args.kaggle} (download "
+                f"full_dataset_vectors.h5 from Kaggle's 3D MNIST page)")
+    if args.kaggle is not None and (args.n_train is not None or args.n_test is not None):
+        return "argument --kaggle: the file fixes the sample counts; drop --n-train/--n-test"
+    return None
+
+
 def run(args) -> int:
     from ..train import recipes  # noqa: PLC0415 - keeps `conv3d --help` fast
 
+    error = check_args(args)
+    if error:
+        print(f"conv3d train: error: {error}", file=sys.stderr)
+        return 2
     n_train, n_test, epochs = DEFAULTS[args.experiment][1 if args.quick else 0]
-    n_train = args.n_train or n_train
-    n_test = args.n_test or n_test
+    # `is not None`, not `or`: an explicit value is used as given (argparse has checked it)
+    n_train = args.n_train if args.n_train is not None else n_train
+    n_test = args.n_test if args.n_test is not None else n_test
     epochs = args.epochs if args.epochs is not None else epochs
     progress = not args.no_progress
     if args.experiment == "motion":
         results = recipes.run_motion(n_train, n_test, epochs=epochs, seed=args.seed,
                                      progress=progress)
         print(recipes.motion_report(results, n_train, n_test, epochs))
-    else:
+        return 0
+    try:
         r = recipes.run_keras_3d_mnist(n_train, n_test, epochs=epochs, seed=args.seed,
                                        progress=progress, checkpoint=args.checkpoint,
                                        resume=args.resume, kaggle=args.kaggle)
-        print(recipes.keras_report(r))
+    except (OSError, KeyError) as err:  # an unreadable Kaggle file or checkpoint
+        print(f"conv3d train: error: {err}", file=sys.stderr)
+        return 2
+    print(recipes.keras_report(r))
     return 0

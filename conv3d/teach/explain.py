@@ -170,7 +170,7 @@ def _read_key(stdin) -> str:
 
 
 def step_through(positions, build, fmt_name: str = "rich", file=None, stdin=None,
-                 interactive: bool | None = None) -> int:
+                 interactive: bool | None = None, width: int | None = None) -> int:
     """Show ``build(position) -> Report`` for each position.
 
     Interactive (stdin is a terminal): keys n/Enter (next), p (previous), q (quit). Otherwise
@@ -184,13 +184,13 @@ def step_through(positions, build, fmt_name: str = "rich", file=None, stdin=None
     if not interactive:
         for i, pos in enumerate(positions):
             rep = Report().heading(f"step {i + 1}/{total}")
-            render(rep.extend(build(pos)), fmt_name, file)
+            render(rep.extend(build(pos)), fmt_name, file, width)
         return total
     i, shown = 0, 0
     while True:
         rep = Report().heading(f"step {i + 1}/{total}").extend(build(positions[i]))
         rep.text(KEYS_HELP, style="dim")
-        render(rep, fmt_name, file)
+        render(rep, fmt_name, file, width)
         shown += 1
         key = _read_key(stdin).lower()
         if key == "q":

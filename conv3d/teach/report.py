@@ -51,19 +51,42 @@ class Report:
 
 
 # ---- rich (terminal) -------------------------------------------------------------------------
-def make_console(file=None):
-    """A rich Console; wide enough not to fold tables when the output is not a terminal."""
-    from rich.console import Console  # noqa: PLC0415
+def terminal_width(file=None, width: int | None = None) -> int | None:
+    """The width to print at: ``width`` when given (``--width`` for a projector), else ``None``
+    in a terminal (rich measures it, and honours ``COLUMNS``), else ``COLUMNS`` or 80.
+
+    Output that is not a terminal (a pipe, a file, a test) gets 80 columns rather than the width
+    of whatever terminal happens to be attached to stderr: the same command prints the same text.
+    """
+    import os  # noqa: PLC0415
+    if width is not None:
+        if width < 20:
+            raise ValueError(f"--width must be at least 20 columns, got {width}")
+        return width
     out = file if file is not None else sys.stdout
-    is_tty = hasattr(out, "isatty") and out.isatty()
-    width = None if is_tty else 200
-    return Console(file=out, width=width, highlight=False, soft_wrap=False)
+    if hasattr(out, "isatty") and out.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) >= 20 else 80
+
+
+def make_console(file=None, width: int | None = None):
+    """A rich Console that prints at ``terminal_width(file, width)`` columns."""
+    from rich.console import Console  # noqa: PLC0415
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich's default exits with status 1; a closed pipe (`| head`) is the caller's to
+            # handle (the conv3d command exits 0), so it stays an ordinary BrokenPipeError
+            self.quiet = True
+            raise BrokenPipeError
+
+    out = file if file is not None else sys.stdout
+    return _Console(file=out, width=terminal_width(out, width), highlight=False, soft_wrap=False)
 
 
 def render_rich(report: Report, console) -> None:
-    from rich import box  # noqa: PLC0415
     from rich.markup import escape  # noqa: PLC0415
-    from rich.table import Table as RichTable  # noqa: PLC0415
     for block in report.blocks:
         kind = block[0]
         if kind == "heading":
@@ -78,24 +101,48 @@ def render_rich(report: Report, console) -> None:
         elif kind == "code":
             console.print(f"[cyan]{escape(block[1])}[/cyan]")
         else:
-            t: Table = block[1]
-            rt = RichTable(title=escape(t.title), box=box.SIMPLE_HEAVY, show_lines=False,
-                           caption=escape(t.caption) if t.caption else None,
-                           min_width=len(t.title) + 4)
-            for j, c in enumerate(t.columns):
-                rt.add_column(escape(c), justify="left" if (j == 0 and t.row_header) else "right",
-                              style="bold" if (j == 0 and t.row_header) else None, no_wrap=True)
-            for i, r in enumerate(t.rows):
-                cells = [f"[reverse]{escape(v)}[/reverse]" if (i, j) in t.highlight else escape(v)
-                         for j, v in enumerate(r)]
-                rt.add_row(*cells)
-            # never hide a number behind an ellipsis: give the table the width it needs
-            needed = sum(max([len(c)] + [len(r[j]) for r in t.rows if j < len(r)]) + 3
-                         for j, c in enumerate(t.columns)) + 4
-            old = console.width
-            console.width = max(old, needed)
-            console.print(rt)
-            console.width = old
+            _print_table(block[1], console)
+
+
+# A column may wrap down to this many characters; a table that cannot give every column at least
+# that (or its full width, if smaller) is printed as one record per row instead, so that a formula
+# is never squeezed into a column a few letters wide.
+MIN_WRAPPED_COLUMN = 16
+
+
+def _print_table(t: Table, console) -> None:
+    from rich import box  # noqa: PLC0415
+    from rich.markup import escape  # noqa: PLC0415
+    from rich.table import Table as RichTable  # noqa: PLC0415
+
+    def cell(i, j, v):
+        return f"[reverse]{escape(v)}[/reverse]" if (i, j) in t.highlight else escape(v)
+
+    natural = [max([len(c)] + [len(r[j]) for r in t.rows if j < len(r)])
+               for j, c in enumerate(t.columns)]
+    squeezed = sum(min(n, MIN_WRAPPED_COLUMN) + 2 for n in natural) + 2  # 1 space each side
+    caption = escape(t.caption) if t.caption else None
+    if squeezed <= console.width:
+        # a table wider than the console wraps its cells (at spaces, or folds a long word)
+        # instead of running past the edge; a number is never cut off behind an ellipsis
+        rt = RichTable(title=escape(t.title), box=box.SIMPLE_HEAVY, caption=caption)
+        for j, c in enumerate(t.columns):
+            # numbers line up on the right; text long enough to wrap reads from the left
+            left = (j == 0 and t.row_header) or natural[j] > MIN_WRAPPED_COLUMN
+            rt.add_column(escape(c), justify="left" if left else "right",
+                          style="bold" if (j == 0 and t.row_header) else None, overflow="fold")
+        for i, r in enumerate(t.rows):
+            rt.add_row(*(cell(i, j, v) for j, v in enumerate(r)))
+    else:
+        # one record per row: "column  value" lines, the value wrapping in the rest of the width
+        rt = RichTable(title=escape(t.title), box=box.SIMPLE_HEAVY, caption=caption,
+                       show_header=False)
+        rt.add_column(style="bold", no_wrap=True)
+        rt.add_column(overflow="fold")
+        for i, r in enumerate(t.rows):
+            for j, v in enumerate(r):
+                rt.add_row(escape(t.columns[j]), cell(i, j, v), end_section=j == len(r) - 1)
+    console.print(rt)
 
 
 # ---- Markdown --------------------------------------------------------------------------------
@@ -145,7 +192,9 @@ def latex_escape(text: str) -> str:
 
 
 def render_latex(report: Report) -> str:
-    out = ["% generated by `conv3d explain --latex`; needs \\usepackage{booktabs}"]
+    # \caption* (a table title without a number) comes from the caption package
+    out = ["% generated by `conv3d explain --latex`; needs \\usepackage{booktabs} and "
+           "\\usepackage{caption}"]
     for block in report.blocks:
         kind = block[0]
         if kind == "heading":
@@ -173,20 +222,21 @@ def render_latex(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def render(report: Report, fmt: str = "rich", file=None) -> None:
-    """Write ``report`` to ``file`` (default stdout) in one of ``FORMATS``."""
+def render(report: Report, fmt: str = "rich", file=None, width: int | None = None) -> None:
+    """Write ``report`` to ``file`` (default stdout) in one of ``FORMATS``; ``width``: the
+    terminal columns (``terminal_width``; Markdown and LaTeX ignore it)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     out = file if file is not None else sys.stdout
     if fmt == "rich":
-        render_rich(report, make_console(out))
+        render_rich(report, make_console(out, width))
     elif fmt == "markdown":
         out.write(render_markdown(report))
     else:
         out.write(render_latex(report))
 
 
-def render_to_string(report: Report, fmt: str = "rich") -> str:
+def render_to_string(report: Report, fmt: str = "rich", width: int | None = None) -> str:
     buf = io.StringIO()
-    render(report, fmt, buf)
+    render(report, fmt, buf, width)
     return buf.getvalue()

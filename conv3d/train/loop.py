@@ -102,7 +102,7 @@ def _progress(iterable, total, desc, enabled):
 def fit(model, train_data, val_data=None, validation_split=None, epochs: int = 1,
         batch_size: int = 32, optimizer=None, loss="cross_entropy", checkpoint=None,
         resume: bool = False, progress: bool = True, seed: int = 0, scheduler=None,
-        shuffle: bool = True, verbose: bool | None = None) -> History:
+        shuffle: bool = True, verbose: bool | None = None, name: str | None = None) -> History:
     """Train ``model`` and return its ``History``.
 
     Args:
@@ -121,6 +121,8 @@ def fit(model, train_data, val_data=None, validation_split=None, epochs: int = 1
         progress: show a tqdm progress bar per epoch.
         verbose: print one line of metrics per epoch (default: the same as ``progress``).
         scheduler: a ``conv3d.optim`` lr schedule, stepped after every epoch.
+        name: the model's name, opening every progress bar and metrics line as ``[name]``, so a
+            log of several models says which model each epoch belongs to.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
@@ -146,7 +148,8 @@ def fit(model, train_data, val_data=None, validation_split=None, epochs: int = 1
         model.train()
         loader.set_epoch(epoch)
         total_loss = correct = seen = 0.0
-        bar = _progress(loader, len(loader), f"epoch {epoch + 1}/{epochs}", progress)
+        label = f"[{name}] epoch {epoch + 1}/{epochs}" if name else f"epoch {epoch + 1}/{epochs}"
+        bar = _progress(loader, len(loader), label, progress)
         for xb, yb in bar:
             out = model(_to_input(model, xb))
             batch_loss = loss_fn(out, yb)
@@ -177,7 +180,7 @@ def fit(model, train_data, val_data=None, validation_split=None, epochs: int = 1
         if progress:
             bar.close()
         if verbose if verbose is not None else progress:
-            print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(
+            print(f"{label}: " + ", ".join(
                 f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer, epoch + 1, history.history, scheduler)

@@ -123,7 +123,7 @@ def run_motion(n_train: int = 2000, n_test: int = 1000, epochs: int = 4, batch_s
         t0 = time.perf_counter()
         fit(model, (x, y), epochs=epochs, batch_size=batch_size,
             optimizer=Adam(model.parameters(), lr=lr), progress=progress, seed=seed,
-            verbose=True)
+            verbose=True, name=name)
         seconds = time.perf_counter() - t0
         test = evaluate(model, (xt, yt))
         reversed_pred = predict(model, xt[:, :, ::-1].copy()).argmax(axis=1)
