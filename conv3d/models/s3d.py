@@ -12,8 +12,8 @@ feature gating (the paper's S3D-G adds a sigmoid gate per channel; torchvision d
       avgpool AvgPool3d((2, 7, 7), stride 1) -> dropout -> 1x1x1 conv to num_classes (with bias)
       -> mean over the remaining (D/8 - 1, H/32 - 6, W/32 - 6) positions -> (N, num_classes)
 
-So the clip must be at least about 14 x 224 x 224 (torchvision's documented minimum: the
-features need D/8 >= 2 and H/32, W/32 >= 7, rounding up). Every BatchNorm is
+So the features need D/8 >= 2 and H/32, W/32 >= 7 (rounding up; ``feature_size``): the
+smallest clip is 13 x 209 x 209, and torchvision documents 14 x 224 x 224. Every BatchNorm is
 torchvision's ``BatchNorm3d(eps=0.001, momentum=0.001)``. Layer names and the state-dict layout
 are torchvision's, so its weights load as they are.
 """
@@ -133,14 +133,26 @@ class S3D(Module):
     def forward(self, x):
         if x.ndim != 5 or x.shape[1] != 3:
             raise ValueError(f"S3D expects clips (N, 3, D, H, W), got shape {tuple(x.shape)}")
-        features = self.features(x)
-        if features.shape[2] < 2 or min(features.shape[3:]) < 7:
-            raise ValueError(f"S3D: a clip of shape {tuple(x.shape)} gives features of shape "
-                             f"{tuple(features.shape)}, smaller than the final "
-                             f"AvgPool3d((2, 7, 7)): use clips of at least 14 x 224 x 224 "
-                             f"(D x H x W)")
-        x = self.classifier(self.avgpool(features))
+        size = feature_size(*x.shape[2:])
+        if size[0] < 2 or min(size[1:]) < 7:
+            raise ValueError(f"S3D: a clip of shape {tuple(x.shape)} gives features of size "
+                             f"{size}, smaller than the final AvgPool3d((2, 7, 7)): use clips of "
+                             f"at least 14 x 224 x 224 (D x H x W)")
+        x = self.classifier(self.avgpool(self.features(x)))
         return x.mean(axis=(2, 3, 4))
+
+
+def feature_size(D: int, H: int, W: int) -> tuple[int, int, int]:
+    """(D, H, W) of the features for a D x H x W clip, from o = floor((i + 2p - k)/s) + 1 for
+    the strided layers: the 7-conv (s 2, p 3), the two 1x3x3 pools (s 2, p 1, space only), the
+    3x3x3 pool (s 2, p 1) and the 2x2x2 pool (s 2)."""
+    def out(i, k, s, p):
+        return (i + 2 * p - k) // s + 1 if i + 2 * p >= k else 0
+
+    D = out(out(out(D, 7, 2, 3), 3, 2, 1), 2, 2, 0)
+    H, W = (out(out(out(out(out(i, 7, 2, 3), 3, 2, 1), 3, 2, 1), 3, 2, 1), 2, 2, 0)
+            for i in (H, W))
+    return D, H, W
 
 
 @register_model
