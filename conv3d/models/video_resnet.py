@@ -4,13 +4,11 @@ torchvision builds them: ``r3d_18``, ``mc3_18`` and ``r2plus1d_18``.
 One generic ``VideoResNet``; the three networks differ only in the convolution used inside the
 residual blocks of each of the four stages (``conv_makers``) and in the stem:
 
-=============  ==============================  ===================================
-network        blocks of stages 1, 2, 3, 4     stem
-=============  ==============================  ===================================
-r3d_18         3x3x3, 3x3x3, 3x3x3, 3x3x3      3x7x7 conv (``BasicStem``)
-mc3_18         3x3x3, 1x3x3, 1x3x3, 1x3x3      3x7x7 conv (``BasicStem``)
-r2plus1d_18    (2+1)D in all four              1x7x7 then 3x1x1 (``R2Plus1dStem``)
-=============  ==============================  ===================================
+| network     | blocks of stages 1, 2, 3, 4 | stem                                 |
+|-------------|-----------------------------|--------------------------------------|
+| r3d_18      | 3x3x3, 3x3x3, 3x3x3, 3x3x3  | 3x7x7 conv (``BasicStem``)           |
+| mc3_18      | 3x3x3, 1x3x3, 1x3x3, 1x3x3  | 3x7x7 conv (``BasicStem``)           |
+| r2plus1d_18 | (2+1)D in all four          | 1x7x7 then 3x1x1 (``R2Plus1dStem``) |
 
 Shapes for a clip (N, 3, D, H, W): the stem halves H and W (stride (1, 2, 2)); stages 2, 3 and
 4 halve D, H and W (stride 2; 1x3x3 convs halve only H and W); a global average pool and a
@@ -162,9 +160,9 @@ class BasicStem(Sequential):
 
 class R2Plus1dStem(Sequential):
     """The stem's 3x7x7 conv factorized: 1x7x7 (stride (1, 2, 2)) to 45 channels -> BN -> ReLU
-    -> 3x1x1 to ``width`` -> BN -> ReLU. 45 is torchvision's (and the authors' code's) fixed
-    value, not the mid-channel rule (which would give 83 for 3 -> 64 channels); a narrower
-    network scales it with ``width``: ``45 * width // 64``."""
+    -> 3x1x1 to ``width`` -> BN -> ReLU. 45 is torchvision's fixed value, not the mid-channel
+    rule (which would give 83 for 3 -> 64 channels); a narrower network scales it with
+    ``width``: ``45 * width // 64``."""
 
     def __init__(self, width: int = 64, dtype=np.float32):
         mid = max(1, 45 * width // 64)
