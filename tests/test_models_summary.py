@@ -108,3 +108,14 @@ def test_depth_rows_of_a_resnet_add_up():
 def test_bad_depth():
     with pytest.raises(ValueError, match="depth must be None"):
         conv3d.summary(nn.ReLU(), (1,), depth=0)
+
+
+@pytest.mark.slow
+def test_s3d_summary_at_reduced_width():
+    model = models.s3d(width_mult=0.0625, num_classes=5)
+    text = conv3d.summary(model, (3, 14, 224, 224), print_fn=None, depth=2)
+    rows = rows_of(text)
+    assert total(text, "Trainable") == model.num_parameters(trainable_only=True)
+    assert sum(r[1] for r in rows.values()) == model.num_parameters(trainable_only=True)
+    assert rows["features.15 (SepInceptionBlock3D)"][0] == "(None, 64, 2, 7, 7)"
+    assert max(len(line) for line in text.splitlines()) <= 80

@@ -122,6 +122,31 @@ def test_block_training_step_matches_torchvision_float64(maker):
     assert out_err < 1e-10 and max(errors.values()) < 1e-9
 
 
+def test_bottleneck_training_step_matches_torchvision_float64():
+    resnet, _ = video_models()
+    torch.manual_seed(11)
+    t_down = torch.nn.Sequential(torch.nn.Conv3d(8, 16, 1, stride=2, bias=False),
+                                 torch.nn.BatchNorm3d(16))
+    theirs = randomize_batchnorm(
+        resnet.Bottleneck(8, 4, resnet.Conv2Plus1D, 2, t_down), 11)
+    o_down = Sequential(vr.Conv3d(8, 16, 1, stride=2, bias=False), vr.BatchNorm3d(16))
+    ours = vr.Bottleneck(8, 4, vr.Conv2Plus1D, 2, o_down)
+    load_torch_state_dict(ours, theirs.state_dict(), strict=True)
+    x = np.random.default_rng(12).standard_normal((2, 8, 4, 6, 6))
+    out_err, errors = compare_training_step(ours, theirs, x)
+    assert out_err < 1e-10 and max(errors.values()) < 1e-9
+
+
+def test_zero_init_residual_zeroes_the_last_batchnorm_of_each_bottleneck():
+    model = vr.VideoResNet(vr.Bottleneck, [vr.Conv3DSimple] * 4, [1, 1, 1, 1], vr.BasicStem,
+                           num_classes=2, base_width=2, zero_init_residual=True)
+    blocks = [m for m in model.modules() if isinstance(m, vr.Bottleneck)]
+    assert len(blocks) == 4 and model.fc.weight.shape == (2, 8 * 2 * 4)
+    for block in blocks:
+        assert not block.conv3[1].weight.numpy().any()
+        assert block.conv2[1].weight.numpy().all()
+
+
 @pytest.mark.parametrize("stem", ["BasicStem", "R2Plus1dStem"])
 def test_stem_training_step_matches_torchvision_float64(stem):
     resnet, _ = video_models()

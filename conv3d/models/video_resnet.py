@@ -184,8 +184,10 @@ class VideoResNet(Module):
         layers: blocks per stage, e.g. [2, 2, 2, 2] for the 18-layer networks.
         stem: ``BasicStem`` or ``R2Plus1dStem`` (called with the width and dtype).
         num_classes: outputs of the final Linear layer.
-        zero_init_residual: start each Bottleneck's last BatchNorm at weight 0 (torchvision's
-            option; BasicBlocks are left as they are, as torchvision does).
+        zero_init_residual: start each Bottleneck's last BatchNorm (``conv3[1]``) at weight 0,
+            so each residual branch starts as zero. torchvision's option, which in its 0.29
+            code fails (it refers to a ``bn3`` its Bottleneck does not have); BasicBlocks are
+            left as they are, as torchvision does.
         base_width: channels of the stem and of stage 1; stages 2-4 double it each time.
         mid_channels: 'torchvision' or 'paper', the (2+1)D width rule (``block_mid_channels``).
         dtype: float32 or float64.
