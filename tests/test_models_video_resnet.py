@@ -176,15 +176,20 @@ def test_mc3_uses_1x3x3_kernels_above_stage_1():
 
 def test_mid_channel_rules():
     # torchvision: one M per block from (inplanes, planes), used by both of its convs;
-    # layer2.0 maps 64 -> 128: M = 64*128*27 // (64*9 + 3*128) = 221184 // 960 = 230
-    tv = models.r2plus1d_18(num_classes=2)
-    assert tv.layer2[0].conv1[0].mid_channels == 221184 // 960 == 230
-    assert tv.layer2[0].conv2[0].mid_channels == 230
-    # the paper's rule per conv: the second conv maps 128 -> 128: 128*128*27 // (128*9 + 384)
-    paper = models.r2plus1d_18(num_classes=2, mid_channels="paper")
-    assert paper.layer2[0].conv1[0].mid_channels == 230
-    assert paper.layer2[0].conv2[0].mid_channels == 442368 // 1536 == 288
+    # the paper: the rule per conv. At the published width, layer2.0 maps 64 -> 128:
+    # M = 64*128*27 // (64*9 + 3*128) = 221184 // 960 = 230 for conv1 under both rules, and
+    # for conv2 (128 -> 128) torchvision keeps 230, the paper gives 128*128*27 // (128*9 + 384)
+    assert vr.block_mid_channels(64, 128, "torchvision") == (221184 // 960,) * 2 == (230, 230)
+    assert vr.block_mid_channels(64, 128, "paper") == (230, 442368 // 1536) == (230, 288)
     assert mid_channels_rule(128, 128, 3) == 288
+    # the built networks use them: at base_width 8, layer2.0 maps 8 -> 16
+    tv = models.r2plus1d_18(num_classes=2, base_width=8)
+    paper = models.r2plus1d_18(num_classes=2, base_width=8, mid_channels="paper")
+    m_tv, m_paper = 8 * 16 * 27 // (8 * 9 + 3 * 16), 16 * 16 * 27 // (16 * 9 + 3 * 16)
+    assert (m_tv, m_paper) == (28, 36)
+    assert tv.layer2[0].conv1[0].mid_channels == tv.layer2[0].conv2[0].mid_channels == m_tv
+    assert paper.layer2[0].conv1[0].mid_channels == m_tv
+    assert paper.layer2[0].conv2[0].mid_channels == m_paper
     # where inplanes == planes both rules agree
     assert paper.layer3[1].conv2[0].mid_channels == tv.layer3[1].conv2[0].mid_channels
     with pytest.raises(ValueError, match="mid_channels"):
