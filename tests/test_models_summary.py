@@ -3,7 +3,6 @@ counts, a conv row's MACs against K * C/groups * kD*kH*kW * OD*OH*OW computed he
 output-size formula, ``depth=`` rows against the leaf rows, and the 80-column width."""
 import re
 
-import numpy as np
 import pytest
 
 import conv3d
