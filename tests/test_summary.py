@@ -75,7 +75,8 @@ def test_summary_prints_restores_mode_and_shows_the_2plus1d_rule(capsys):
     text = conv3d.summary(model, (64, 3, 4, 4))
     assert capsys.readouterr().out.strip() == text.strip()
     assert model.training and model[0].bn.training
-    assert "mid_channels=144: conv weights 110,592 vs 110,592 for the full 3x3x3 Conv3d" in text
+    words = " ".join(text.split())  # footer lines wrap at 80 columns
+    assert "mid_channels=144: conv weights 110,592 vs 110,592 for the full 3x3x3 Conv3d" in words
     assert "0.spatial (Conv3d)" in text and "0.temporal (Conv3d)" in text
 
 

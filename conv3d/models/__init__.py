@@ -8,5 +8,8 @@ This package sits above ``conv3d.interop`` (it loads PyTorch-layout weights) and
 teaching tools and the CLI.
 """
 from ._registry import get_model, list_models, register_model
+from .s3d import S3D, s3d
+from .video_resnet import VideoResNet, mc3_18, r2plus1d_18, r3d_18
 
-__all__ = ["get_model", "list_models", "register_model"]
+__all__ = ["get_model", "list_models", "register_model", "VideoResNet", "r3d_18", "mc3_18",
+           "r2plus1d_18", "S3D", "s3d"]

@@ -13,7 +13,8 @@ _MODELS: dict[str, Callable] = {}
 def register_model(builder: Callable) -> Callable:
     """Add ``builder`` to the table under its function name; returns it unchanged."""
     if builder.__name__ in _MODELS:
-        raise ValueError(f"register_model: a model named {builder.__name__!r} is already registered")
+        raise ValueError(f"register_model: a model named {builder.__name__!r} is already "
+                         f"registered")
     _MODELS[builder.__name__] = builder
     return builder
 

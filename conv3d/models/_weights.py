@@ -1,7 +1,7 @@
 """``weights=`` for every model builder: a PyTorch state-dict file, a ``.npz`` or a dict of arrays.
 
 The library never downloads weights (the machine may be offline): users fetch a file themselves
-(docs/models.md says where) and pass its path. Keys are PyTorch's (``layer1.0.conv1.0.weight``),
+(docs/models/index.md says how) and pass its path. Keys are PyTorch's (``layer1.0.conv1.0.weight``),
 loaded strictly through ``conv3d.interop.load_torch_state_dict``, so a file saved from the
 matching torchvision model loads as it is.
 """
