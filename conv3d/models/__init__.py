@@ -8,5 +8,6 @@ This package sits above ``conv3d.interop`` (it loads PyTorch-layout weights) and
 teaching tools and the CLI.
 """
 from ._registry import get_model, list_models, register_model
+from .c3d import C3D, c3d
 
-__all__ = ["get_model", "list_models", "register_model"]
+__all__ = ["get_model", "list_models", "register_model", "C3D", "c3d"]
