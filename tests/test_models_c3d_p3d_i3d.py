@@ -112,3 +112,111 @@ def test_c3d_rejects_a_clip_of_another_size_and_a_too_short_one():
         model(Tensor(np.zeros((1, 3, 16, 32, 32), np.float32)))
     with pytest.raises(ValueError, match="too small"):
         get_model("c3d", input_size=(8, 112, 112))
+
+
+# ---- P3D ---------------------------------------------------------------------------------------
+
+class TorchP3DBlock(tnn.Module):
+    """The paper's bottleneck with S = 1x3x3 and T = 3x1x1 (Qiu et al. 2017, Fig. 3 and 4)."""
+
+    def __init__(self, c_in, planes, kind, stride):
+        super().__init__()
+        s = (1, stride, stride)
+        self.kind = kind
+        self.conv1 = tnn.Conv3d(c_in, planes, 1, stride=s, bias=False)
+        self.bn1 = tnn.BatchNorm3d(planes)
+        self.conv2 = tnn.Conv3d(planes, planes, (1, 3, 3), padding=(0, 1, 1), bias=False)
+        self.bn2 = tnn.BatchNorm3d(planes)
+        self.conv3 = tnn.Conv3d(planes, planes, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        self.bn3 = tnn.BatchNorm3d(planes)
+        self.conv4 = tnn.Conv3d(planes, 4 * planes, 1, bias=False)
+        self.bn4 = tnn.BatchNorm3d(4 * planes)
+        self.downsample = None
+        if stride != 1 or c_in != 4 * planes:
+            self.downsample = tnn.Sequential(tnn.Conv3d(c_in, 4 * planes, 1, stride=s, bias=False),
+                                             tnn.BatchNorm3d(4 * planes))
+
+    def forward(self, x):
+        S = lambda z: torch.relu(self.bn2(self.conv2(z)))  # noqa: E731
+        T = lambda z: torch.relu(self.bn3(self.conv3(z)))  # noqa: E731
+        h = torch.relu(self.bn1(self.conv1(x)))
+        if self.kind == "A":
+            h = T(S(h))
+        elif self.kind == "B":
+            h = S(h) + T(h)
+        else:  # S + T(S), with S computed once (twice would update bn2's statistics twice)
+            s = S(h)
+            h = s + T(s)
+        h = self.bn4(self.conv4(h))
+        return torch.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+@pytest.mark.parametrize("kind, c_in, planes, stride", [
+    ("A", 16, 4, 1), ("B", 8, 4, 2), ("C", 16, 4, 1), ("C", 6, 3, 2)])
+def test_p3d_block_forward_and_every_gradient_match_torch_float64(kind, c_in, planes, stride):
+    from conv3d.models.p3d import P3DBottleneck
+    block = _randomize(P3DBottleneck(c_in, planes, kind, stride, dtype=np.float64), seed=3)
+    theirs = _load_into_torch(TorchP3DBlock(c_in, planes, kind, stride).double(), block)
+    assert (block.downsample is None) == (theirs.downsample is None)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, c_in, 5, 7, 6))
+    gy = rng.standard_normal((2, 4 * planes, 5, (7 - 1) // stride + 1, (6 - 1) // stride + 1))
+    for training in (True, False):
+        block.train(training), theirs.train(training)
+        xs, xt = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        for p in block.parameters():
+            p.grad = None
+        theirs.zero_grad()
+        ys, yt = block(xs), theirs(xt)
+        np.testing.assert_allclose(ys.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-10)
+        ys.backward(gy)
+        yt.backward(torch.from_numpy(gy))
+        np.testing.assert_allclose(xs.grad.numpy() if hasattr(xs.grad, "numpy") else xs.grad,
+                                   xt.grad.numpy(), rtol=1e-9, atol=1e-10)
+        ours = dict(block.named_parameters())
+        for name, p in theirs.named_parameters():
+            g = ours[name].grad
+            g = g.numpy() if hasattr(g, "numpy") else g
+            assert np.abs(p.grad.numpy()).max() > 0, name
+            np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-9, atol=1e-10, err_msg=name)
+    # training mode updated the running statistics the same way
+    for name, value in theirs.state_dict().items():
+        if "running" in name:
+            np.testing.assert_allclose(block.state_dict()[name], value.numpy(), rtol=1e-12)
+
+
+def test_p3d_blocks_cycle_a_b_c_across_stages_and_the_shapes_are_the_ports():
+    model = get_model("p3d", num_classes=5, layers=(2, 2, 1, 1), width=4).eval()
+    kinds = [b.kind for stage in (model.layer1, model.layer2, model.layer3, model.layer4)
+             for b in stage]
+    assert kinds == ["A", "B", "C", "A", "B", "C"]
+    assert model.fc.in_features == 4 * 8 * 4
+    # 16 frames: stem pool 8, then the time pools after layer1-3: 4, 2, 1; 32 px: 16, 8, 8, 4, 2, 1
+    assert tuple(model.features(Tensor(np.zeros((1, 3, 16, 32, 32), np.float32))).shape) == \
+        (1, 128, 1, 1, 1)
+    blocks199 = get_model("p3d199", num_classes=2, width=2).layers
+    assert blocks199 == (3, 8, 36, 3)
+
+
+def test_p3d_trains_a_step_and_prints_its_summary():
+    from conv3d.optim import SGD
+    model = get_model("p3d", num_classes=3, layers=(1, 1, 1, 1), width=4, time_pools=1)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 3, 4, 16, 16)).astype(np.float32))
+    labels = np.array([0, 1, 2, 1])
+    opt = SGD(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), labels)
+        loss.backward()
+        grads = [p.grad for p in model.parameters()]
+        assert all(g is not None and np.isfinite(np.asarray(g)).all() for g in grads)
+        assert sum(float(np.abs(np.asarray(g)).sum()) for g in grads) > 0
+        opt.step()
+        losses.append(float(loss.numpy()))
+    assert losses[-1] < losses[0]
+    text = conv3d.summary(model, (3, 4, 16, 16), print_fn=None)
+    trainable = sum(int(p.size) for p in model.parameters())
+    assert f"Trainable params: {trainable:,}" in text
+    assert "layer4.0.conv3 (Conv3d)" in text and "(None, 3)" in text

@@ -9,5 +9,7 @@ teaching tools and the CLI.
 """
 from ._registry import get_model, list_models, register_model
 from .c3d import C3D, c3d
+from .p3d import P3D, P3DBottleneck, p3d, p3d199
 
-__all__ = ["get_model", "list_models", "register_model", "C3D", "c3d"]
+__all__ = ["get_model", "list_models", "register_model", "C3D", "c3d", "P3D",
+           "P3DBottleneck", "p3d", "p3d199"]
