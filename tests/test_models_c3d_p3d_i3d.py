@@ -50,6 +50,28 @@ def _load_into_torch(torch_model, model):
     return torch_model
 
 
+def _one_sgd_step_lowers_the_loss(model, x, labels):
+    """Every gradient finite and non-zero, and one SGD step lowers the training loss.
+
+    Random BatchNorm networks on a batch of 4 are steep (|g| in the hundreds), so the step size
+    is set from the gradient: lr = 0.05 * loss / |g|^2 moves the loss by about -5% to first
+    order; a wrong gradient is not a descent direction and the loss does not drop.
+    """
+    from conv3d.optim import SGD
+    model.train()
+    opt = SGD(model.parameters(), lr=1.0)
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), labels)
+    loss.backward()
+    grads = [np.asarray(p.grad) for p in model.parameters()]
+    assert all(np.isfinite(g).all() for g in grads)
+    assert all(np.abs(g).max() > 0 for g in grads)
+    opt.lr = 0.05 * float(loss.numpy()) / sum(float((g.astype(np.float64) ** 2).sum())
+                                              for g in grads)
+    opt.step()
+    assert float(F.cross_entropy(model(x), labels).numpy()) < float(loss.numpy())
+
+
 # ---- C3D ---------------------------------------------------------------------------------------
 
 class TorchC3D(tnn.Module):
@@ -199,24 +221,164 @@ def test_p3d_blocks_cycle_a_b_c_across_stages_and_the_shapes_are_the_ports():
 
 
 def test_p3d_trains_a_step_and_prints_its_summary():
-    from conv3d.optim import SGD
-    model = get_model("p3d", num_classes=3, layers=(1, 1, 1, 1), width=4, time_pools=1)
+    model = get_model("p3d", num_classes=3, layers=(1, 1, 1, 1), width=4, time_pools=1,
+                      dropout=0.0)
+    _randomize(model, seed=5)  # deterministic weights: the step below is the same every run
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((4, 3, 4, 16, 16)).astype(np.float32))
     labels = np.array([0, 1, 2, 1])
-    opt = SGD(model.parameters(), lr=0.05)
-    losses = []
-    for _ in range(3):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), labels)
-        loss.backward()
-        grads = [p.grad for p in model.parameters()]
-        assert all(g is not None and np.isfinite(np.asarray(g)).all() for g in grads)
-        assert sum(float(np.abs(np.asarray(g)).sum()) for g in grads) > 0
-        opt.step()
-        losses.append(float(loss.numpy()))
-    assert losses[-1] < losses[0]
+    _one_sgd_step_lowers_the_loss(model, x, labels)
     text = conv3d.summary(model, (3, 4, 16, 16), print_fn=None)
     trainable = sum(int(p.size) for p in model.parameters())
     assert f"Trainable params: {trainable:,}" in text
     assert "layer4.0.conv3 (Conv3d)" in text and "(None, 3)" in text
+
+
+# ---- I3D ResNet-18 -----------------------------------------------------------------------------
+
+def _torchvision_resnet():
+    """torchvision.models.resnet without running torchvision's __init__ (its compiled ops need
+    a matching torch build): stub the packages above it, import the pure-Python module."""
+    import importlib.util
+    import os
+    try:
+        spec = importlib.util.find_spec("torchvision")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None:
+        pytest.skip("torchvision is not installed (the 2-D reference network is its resnet18)")
+    root = os.path.dirname(spec.origin)
+    saved = {k: v for k, v in sys.modules.items() if k == "torchvision" or
+             k.startswith("torchvision.")}
+    try:
+        for name in ("torchvision", "torchvision.models", "torchvision.models.video",
+                     "torchvision.ops"):
+            stub = types.ModuleType(name)
+            stub.__path__ = [os.path.join(root, *name.split(".")[1:])]
+            sys.modules[name] = stub
+        return importlib.import_module("torchvision.models.resnet")
+    except Exception as exc:  # noqa: BLE001 - any failure means the oracle is unavailable
+        pytest.skip(f"torchvision.models.resnet could not be imported ({exc})")
+    finally:
+        for k in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+def _resnet18_2d(num_classes, seed=0):
+    """torchvision's resnet18 with random weights AND BatchNorm statistics, in eval mode."""
+    resnet = _torchvision_resnet()
+    torch.manual_seed(seed)
+    net = resnet.resnet18(num_classes=num_classes)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, tnn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def resnet2d():
+    """One random 2-D resnet18 (10 classes) for the I3D tests: building it is the slow part."""
+    return _resnet18_2d(num_classes=10)
+
+
+def _features_2d(net, image):
+    with torch.no_grad():
+        h = net.maxpool(net.relu(net.bn1(net.conv1(image))))
+        h = net.layer4(net.layer3(net.layer2(net.layer1(h))))
+        return h.numpy(), net.fc(torch.flatten(net.avgpool(h), 1)).numpy()
+
+
+def _static_clip(image, frames):
+    return np.repeat(image[:, :, None], frames, axis=2)  # (N, C, H, W) -> (N, C, T, H, W)
+
+
+@pytest.mark.slow  # a 35-frame clip through the 3-D ResNet-18 (about 10-20 s on a loaded CPU)
+def test_i3d_boring_video_interior_frames_are_the_2d_features_and_the_ends_are_not(resnet2d):
+    net = resnet2d
+    model = get_model("i3d_resnet18", num_classes=10, weights2d=net.state_dict()).eval()
+    margin = 17 * (3 // 2)  # stem + 2 convs in each of 8 blocks, one frame each for kT = 3
+    assert model.temporal_margin == margin
+    T = 2 * margin + 1  # one frame in the middle is out of reach of both ends
+    # 16 x 16 keeps the 35-frame clip cheap; the center test below covers 32 x 32
+    image = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    want, logits_2d = _features_2d(net, torch.from_numpy(image))
+    got = model.features(Tensor(_static_clip(image, T))).numpy()  # (1, 512, T, 1, 1)
+    assert got.shape == (1, 512, T) + want.shape[2:]
+    scale = np.abs(want).max()
+    assert scale > 1e-2
+    for t in range(margin, T - margin):
+        np.testing.assert_allclose(got[:, :, t], want, rtol=1e-4, atol=1e-4 * scale,
+                                   err_msg=f"frame {t}")
+    # the zero time padding reaches the frames nearer the ends (its effect decays towards the
+    # margin, which is a bound: near it the difference can fall below float32 rounding)
+    for t in (0, 1, T - 2, T - 1):
+        assert np.abs(got[:, :, t] - want).max() > 1e-3 * scale, f"frame {t}"
+    logits = model(Tensor(_static_clip(image, T))).numpy()
+    assert not np.allclose(logits, logits_2d, rtol=1e-4, atol=1e-4)
+
+
+def test_i3d_center_inflation_gives_the_2d_logits_on_every_frame(resnet2d):
+    net = resnet2d
+    model = get_model("i3d_resnet18", num_classes=10, weights2d=net.state_dict(), center=True)
+    model.eval()
+    images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    want, logits_2d = _features_2d(net, torch.from_numpy(images))
+    clip = _static_clip(images, 4)
+    feats = model.features(Tensor(clip)).numpy()
+    scale = np.abs(want).max()
+    for t in range(4):
+        np.testing.assert_allclose(feats[:, :, t], want, rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(model(Tensor(clip)).numpy(), logits_2d, rtol=1e-4,
+                               atol=1e-4 * np.abs(logits_2d).max())
+
+
+def test_i3d_inflation_is_the_mean_rule_and_copies_batchnorm_and_fc(resnet2d):
+    net = resnet2d
+    model = get_model("i3d_resnet18", num_classes=10, weights2d=net.state_dict(), time_kernel=5)
+    sd = to_torch_state_dict(model)
+    w2 = net.layer2[0].conv1.weight.detach().numpy()
+    assert sd["layer2.0.conv1.weight"].shape == (128, 64, 5, 3, 3)
+    for t in range(5):  # written here as the rule says: w3[:, :, t] = w2 / T
+        np.testing.assert_allclose(sd["layer2.0.conv1.weight"][:, :, t], w2 / 5, rtol=1e-6)
+    assert sd["layer2.0.downsample.0.weight"].shape == (128, 64, 1, 1, 1)
+    np.testing.assert_array_equal(sd["layer3.1.bn2.running_var"],
+                                  net.layer3[1].bn2.running_var.numpy())
+    np.testing.assert_array_equal(sd["fc.weight"], net.fc.weight.detach().numpy())
+
+
+@pytest.mark.slow  # builds three ResNet-18s
+def test_i3d_loads_weights2d_from_pth_and_npz_files_and_rejects_mismatches(tmp_path, resnet2d):
+    net = resnet2d
+    torch.save(net.state_dict(), tmp_path / "resnet18.pth")
+    np.savez(tmp_path / "resnet18.npz", **{k: v.numpy() for k, v in net.state_dict().items()})
+    a = get_model("i3d_resnet18", num_classes=10, weights2d=tmp_path / "resnet18.pth")
+    b = get_model("i3d_resnet18", num_classes=10, weights2d=str(tmp_path / "resnet18.npz"))
+    for key, value in a.state_dict().items():
+        np.testing.assert_array_equal(value, b.state_dict()[key], err_msg=key)
+    with pytest.raises((KeyError, ValueError), match="fc"):  # 1000 classes vs 10
+        get_model("i3d_resnet18", num_classes=1000, weights2d=net.state_dict())
+    with pytest.raises(ValueError, match="not both"):
+        get_model("i3d_resnet18", weights2d=net.state_dict(), weights=net.state_dict())
+    with pytest.raises(ValueError, match="odd"):
+        get_model("i3d_resnet18", time_kernel=2)
+
+
+@pytest.mark.slow  # forward, backward and summary of the 11.7M-weight 3-D ResNet-18
+def test_i3d_trains_a_step_and_prints_its_summary():
+    model = _randomize(get_model("i3d_resnet18", num_classes=3, time_kernel=3), seed=6)
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 2, 16, 16)).astype(np.float32))
+    labels = np.array([0, 2])
+    _one_sgd_step_lowers_the_loss(model, x, labels)
+    text = conv3d.summary(model, (3, 2, 16, 16), print_fn=None)
+    assert f"Trainable params: {sum(int(p.size) for p in model.parameters()):,}" in text
+    assert "layer4.1.conv2 (Conv3d)" in text
+
+
+def test_the_three_builders_are_registered():
+    assert {"c3d", "p3d", "p3d199", "i3d_resnet18"} <= set(list_models())

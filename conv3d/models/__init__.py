@@ -9,7 +9,9 @@ teaching tools and the CLI.
 """
 from ._registry import get_model, list_models, register_model
 from .c3d import C3D, c3d
+from .i3d import BasicBlock3d, I3DResNet, i3d_resnet18, inflate_state_dict
 from .p3d import P3D, P3DBottleneck, p3d, p3d199
 
 __all__ = ["get_model", "list_models", "register_model", "C3D", "c3d", "P3D",
-           "P3DBottleneck", "p3d", "p3d199"]
+           "P3DBottleneck", "p3d", "p3d199", "I3DResNet",
+           "BasicBlock3d", "i3d_resnet18", "inflate_state_dict"]
