@@ -45,7 +45,8 @@ def _canvas(width, height, xlim, ylim):
 
 def box(ax, x, y, text, kind="conv3d", w=2.6, h=0.62, fontsize=9):
     """A rounded box centred at (x, y); returns its (top, bottom, left, right) anchor points."""
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
+                                boxstyle="round,pad=0.02,rounding_size=0.08",
                                 facecolor=COLORS[kind], edgecolor="black", linewidth=1.0))
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
     return {"top": (x, y + h / 2), "bottom": (x, y - h / 2), "left": (x - w / 2, y),

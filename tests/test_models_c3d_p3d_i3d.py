@@ -16,7 +16,7 @@ import pytest
 
 import conv3d
 import conv3d.functional as F
-from conv3d import Tensor, nn
+from conv3d import Tensor
 from conv3d.interop import to_torch_state_dict
 from conv3d.models import get_model, list_models
 
@@ -382,3 +382,20 @@ def test_i3d_trains_a_step_and_prints_its_summary():
 
 def test_the_three_builders_are_registered():
     assert {"c3d", "p3d", "p3d199", "i3d_resnet18"} <= set(list_models())
+
+
+def test_the_model_pages_figures_are_pngs_written_by_the_figure_script():
+    import re
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    script = (docs / "gen_model_figures.py").read_text()
+    page = docs / "models" / "c3d-p3d-i3d.md"
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", page.read_text())
+    assert len(images) == 3
+    for rel in images:
+        png = (page.parent / rel).resolve()
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", rel
+        assert f'"{png.stem}"' in script, f"{png.name} is not in docs/gen_model_figures.py"
+    # all seven networks' figures exist (the other four are shown on the other model pages)
+    for name in ("c3d", "p3d_blocks", "i3d_inflation", "r3d_block", "mc3", "r2plus1d_block",
+                 "s3d_block"):
+        assert (docs / "figures" / "models" / f"{name}.png").exists(), name
