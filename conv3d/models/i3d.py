@@ -19,8 +19,10 @@ by frame, so every frame of ``features`` and the logits are the 2-D ones. With t
 of the same input times 1/time_kernel: exactly the 2-D response. Each of the 17 inflated convs
 on the longest path (the stem and two per block) lets the zero padding at the clip's ends reach
 ``time_kernel // 2`` frames further in, so the frames ``temporal_margin <= t < T -
-temporal_margin`` of ``features`` (layer4, before pooling) are exact and the ones nearer the
-ends are not; the logits average all frames and so are close to, not equal to, the 2-D logits.
+temporal_margin`` of ``features`` (layer4, before pooling) are exact. Nearer the ends they are
+not guaranteed: the end frames are far off, and the difference shrinks frame by frame inwards
+(below float32 rounding well before the margin, with typical weights). The logits average all
+frames and so are close to, not equal to, the 2-D logits.
 """
 from __future__ import annotations
 
