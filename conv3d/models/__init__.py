@@ -8,8 +8,12 @@ This package sits above ``conv3d.interop`` (it loads PyTorch-layout weights) and
 teaching tools and the CLI.
 """
 from ._registry import get_model, list_models, register_model
+from .c3d import C3D, c3d
+from .i3d import BasicBlock3d, I3DResNet, i3d_resnet18, inflate_state_dict
+from .p3d import P3D, P3DBottleneck, p3d, p3d199
 from .s3d import S3D, s3d
 from .video_resnet import VideoResNet, mc3_18, r2plus1d_18, r3d_18
 
 __all__ = ["get_model", "list_models", "register_model", "VideoResNet", "r3d_18", "mc3_18",
-           "r2plus1d_18", "S3D", "s3d"]
+           "r2plus1d_18", "S3D", "s3d", "C3D", "c3d", "P3D", "P3DBottleneck", "p3d", "p3d199",
+           "I3DResNet", "BasicBlock3d", "i3d_resnet18", "inflate_state_dict"]
