@@ -62,10 +62,12 @@ def test_pth_and_nested_checkpoint(tmp_path):
     torch = pytest.importorskip("torch", reason="reading .pth files needs torch")
     state = saved_state()
     tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
-    plain, nested = tmp_path / "w.pth", tmp_path / "ckpt.pt"
+    plain, nested, pickled = tmp_path / "w.pth", tmp_path / "ckpt.pt", tmp_path / "w.pickle"
     torch.save(tensors, plain)
     torch.save({"epoch": 3, "state_dict": tensors}, nested)
+    torch.save(tensors, pickled)  # the C3D port's c3d.pickle is a torch.save file
     assert_loaded(load_weights(small_model(), plain), state)
+    assert_loaded(load_weights(small_model(), pickled), state)
     assert_loaded(load_weights(small_model(), nested), state)
     assert set(read_state_dict(nested)) == set(state)
 
@@ -78,7 +80,7 @@ def test_missing_file(tmp_path):
 def test_wrong_suffix(tmp_path):
     path = tmp_path / "w.safetensors"
     path.write_bytes(b"not weights")
-    with pytest.raises(ValueError, match=r"neither \.pth/\.pt \(PyTorch\) nor \.npz"):
+    with pytest.raises(ValueError, match=r"neither a torch\.save file \(\.pth/\.pt/\.pickle/\.pkl\) nor \.npz"):
         load_weights(small_model(), path)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 from ..interop import load_torch_state_dict
 from ..nn import Module
 
+#: files written by ``torch.save`` (the C3D port ships its weights as ``c3d.pickle``)
+TORCH_SUFFIXES = (".pth", ".pt", ".pickle", ".pkl")
 #: keys under which training scripts commonly nest the state dict inside a checkpoint
 NESTED_KEYS = ("state_dict", "model_state_dict", "model")
 
@@ -33,7 +35,7 @@ def read_state_dict(weights) -> Mapping:
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    if path.endswith((".pth", ".pt")):
+    if path.endswith(TORCH_SUFFIXES):
         try:
             import torch  # noqa: PLC0415 - optional dependency
         except ImportError as exc:
@@ -45,7 +47,8 @@ def read_state_dict(weights) -> Mapping:
             if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
                 state = state[key]
         return state
-    raise ValueError(f"weights: {path!r} is neither .pth/.pt (PyTorch) nor .npz (NumPy)")
+    raise ValueError(f"weights: {path!r} is neither a torch.save file ({'/'.join(TORCH_SUFFIXES)}) "
+                     f"nor .npz (NumPy)")
 
 
 def load_weights(model: Module, weights) -> Module:
