@@ -259,6 +259,20 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class Identity(Module):
+    """Returns its input unchanged, as ``torch.nn.Identity`` (extra arguments are ignored).
+
+    The shortcut of a residual block whose shapes already match, or a stand-in for a removed
+    layer (``model.fc = nn.Identity()`` to read features).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
 class ReLU(Module):
     """max(x, 0), elementwise."""
 
