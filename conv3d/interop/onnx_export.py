@@ -115,6 +115,10 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
                    strides=list(m.stride), pads=list(m.padding) * 2, ceil_mode=int(m.ceil_mode),
                    count_include_pad=int(m.count_include_pad))
     elif isinstance(m, BatchNorm3d):
+        if not m.track_running_stats:
+            raise ValueError(f"ONNX export: {hint} is BatchNorm3d(track_running_stats=False), "
+                             f"which normalizes with each batch's statistics even in eval mode; "
+                             f"ONNX inference BatchNormalization needs fixed statistics")
         C = m.num_features
         scale = m.weight.numpy() if m.affine else np.ones(C)
         shift = m.bias.numpy() if m.affine else np.zeros(C)
@@ -122,7 +126,8 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
                    [x, g.weight(f"{hint}_scale", scale), g.weight(f"{hint}_bias", shift),
                     g.weight(f"{hint}_mean", np.asarray(m.running_mean)),
                     g.weight(f"{hint}_var", np.asarray(m.running_var))],
-                   hint, epsilon=m.eps, momentum=1.0 - m.momentum)
+                   hint, epsilon=m.eps,  # momentum: only training reads it; None -> torch's 0.1
+                   momentum=1.0 - (0.1 if m.momentum is None else m.momentum))
     elif isinstance(m, ReLU):
         y = g.node("Relu", [x], hint)
     elif isinstance(m, Linear):
