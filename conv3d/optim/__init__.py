@@ -1,5 +1,6 @@
-"""Optimizers and learning-rate schedules: ``SGD``, ``Adam``, ``StepLR``, ``CosineAnnealingLR``."""
+"""Optimizers and learning-rate schedules: ``SGD``, ``Adam``, ``AdamW``, ``StepLR``,
+``CosineAnnealingLR``."""
 from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR
-from .optimizer import SGD, Adam, Optimizer
+from .optimizer import SGD, Adam, AdamW, Optimizer
 
-__all__ = ["Optimizer", "SGD", "Adam", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
