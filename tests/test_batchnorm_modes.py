@@ -114,3 +114,23 @@ def test_matches_torch_over_training_steps_then_eval(kw, dtype):
         assert set(ours.state_dict()) == set(tstate)
         for name, value in ours.state_dict().items():
             np.testing.assert_allclose(value, tstate[name].numpy(), err_msg=name, **tol)
+
+
+def test_torch_module_builds_the_new_layers_with_their_settings():
+    torch = pytest.importorskip("torch")
+    from conv3d.interop.torch_layout import torch_module
+    model = nn.Sequential(nn.Conv3d(2, 3, 1, dtype=np.float64),
+                          nn.BatchNorm3d(3, momentum=None, dtype=np.float64),
+                          nn.BatchNorm3d(3, track_running_stats=False, dtype=np.float64),
+                          nn.AdaptiveMaxPool3d((None, 2, 2)), nn.Identity(),
+                          nn.AdaptiveAvgPool3d(1))
+    for x in batches(2, np.float64):
+        model(conv3d.Tensor(x))
+    tm = torch_module(model)
+    assert tm[1].momentum is None and int(tm[1].num_batches_tracked) == 2
+    assert tm[2].track_running_stats is False and isinstance(tm[4], torch.nn.Identity)
+    model.eval()
+    tm.eval()
+    x = batches(1, np.float64, seed=9)[0]
+    np.testing.assert_allclose(model(conv3d.Tensor(x)).numpy(),
+                               tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
