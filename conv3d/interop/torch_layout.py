@@ -2,12 +2,10 @@
 
 conv3d already follows ``torch.nn``: the same layer names, weight shapes (Conv3d
 ``(K, C/groups, kD, kH, kW)``, Linear ``(out, in)``) and dotted state-dict keys. So the mapping
-is the identity except for three things:
+is the identity except for two things (``BatchNorm3d``'s weight, bias, running_mean,
+running_var and int64 0-d num_batches_tracked are PyTorch's five, so its count travels both
+ways):
 
-* ``BatchNorm3d`` has weight, bias, running_mean, running_var and num_batches_tracked (int64,
-  0-d), as in PyTorch: the identity. Loading a conv3d model from a state dict that predates
-  ``num_batches_tracked`` keeps the model's own count (PyTorch reads it only with
-  ``momentum=None``).
 * ``Dropout`` keeps a buffer ``rng_state`` (seed and call count, for reproducible masks); torch
   has nothing there (it draws from its global RNG). Export drops it; load keeps the model's own.
 * ``Conv2Plus1d`` has the sub-layers ``spatial``, ``bn``, ``relu``, ``temporal``; its PyTorch
