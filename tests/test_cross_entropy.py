@@ -111,9 +111,9 @@ def test_matches_torch(case):
     w = rng.uniform(0.2, 3.0, C).astype(dtype) if weighted else None
     a, t = conv3d.Tensor(z.copy(), requires_grad=True), torch.tensor(z, requires_grad=True)
     ours = nn.CrossEntropyLoss(w, ignore, reduction, eps)(a, labels)
-    theirs = torch.nn.CrossEntropyLoss(None if w is None else torch.from_numpy(w), ignore_index=ignore,
-                                       reduction=reduction, label_smoothing=eps)(
-        t, torch.from_numpy(labels))
+    theirs = torch.nn.CrossEntropyLoss(None if w is None else torch.from_numpy(w),
+                                       ignore_index=ignore, reduction=reduction,
+                                       label_smoothing=eps)(t, torch.from_numpy(labels))
     tol = dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
     assert ours.dtype == dtype and ours.shape == tuple(theirs.shape)
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), equal_nan=True, **tol)

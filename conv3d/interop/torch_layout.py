@@ -142,8 +142,9 @@ def torch_module(model: Module):
     """The equivalent ``torch.nn`` model, with this model's weights loaded (needs PyTorch).
 
     Supported: Conv3d, Linear, BatchNorm3d, MaxPool3d, AvgPool3d, AdaptiveAvgPool3d,
-    AdaptiveMaxPool3d, ReLU, Identity, Flatten, Dropout, GlobalAvgPool3d, Conv2Plus1d (as torchvision's Sequential layout) and Sequential of them. It
-    is in the same train/eval mode as ``model``.
+    AdaptiveMaxPool3d, ReLU, Identity, Flatten, Dropout, GlobalAvgPool3d, Conv2Plus1d (as
+    torchvision's Sequential layout) and Sequential of them. It is in the same train/eval mode
+    as ``model``.
     """
     try:
         import torch  # noqa: PLC0415 - optional dependency

@@ -1,7 +1,7 @@
 """Layers, initializers and inflation, in the style of ``torch.nn``.
 
-``Module`` and ``Parameter`` (module.py), the layers (layers.py, pooling.py, loss.py), the factorized
-``Conv2Plus1d`` block (conv2plus1d.py), ``init`` (initializers) and ``inflate`` (I3D).
+``Module`` and ``Parameter`` (module.py), the layers (layers.py, pooling.py, loss.py), the
+factorized ``Conv2Plus1d`` block (conv2plus1d.py), ``init`` (initializers) and ``inflate`` (I3D).
 ``conv3d.summary`` is a tool built on top of this package (conv3d/nn/summary.py), imported by
 ``conv3d`` itself, never by ``conv3d.nn``.
 """

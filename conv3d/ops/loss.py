@@ -90,13 +90,13 @@ def cross_entropy(logits, labels, weight=None, ignore_index: int = -100,
     """
     logits = as_tensor(logits)
     if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must be 2-D (N, classes), got shape {logits.shape}; "
-                         f"flatten the model output first")
+        raise ValueError(f"cross_entropy: logits must be 2-D (N, classes), got shape "
+                         f"{logits.shape}; flatten the model output first")
     raw = _host(labels)
     if raw.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: labels must be integer class indices, got dtype {raw.dtype}; "
-                        f"convert with labels.astype(np.int64) (probability targets are not "
-                        f"supported)")
+        raise TypeError(f"cross_entropy: labels must be integer class indices, got dtype "
+                        f"{raw.dtype}; convert with labels.astype(np.int64) (probability targets "
+                        f"are not supported)")
     N, C = logits.shape
     if raw.shape != (N,):
         raise ValueError(f"cross_entropy: labels must have shape ({N},) to match logits "
@@ -106,8 +106,8 @@ def cross_entropy(logits, labels, weight=None, ignore_index: int = -100,
     kept = raw != ignore_index
     bad = raw[kept & ((raw < 0) | (raw >= C))]
     if bad.size:
-        raise ValueError(f"cross_entropy: labels must lie in [0, {C - 1}] for {C} classes (or equal "
-                         f"ignore_index={ignore_index}), found {bad[:5].tolist()}; check the "
+        raise ValueError(f"cross_entropy: labels must lie in [0, {C - 1}] for {C} classes (or "
+                         f"equal ignore_index={ignore_index}), found {bad[:5].tolist()}; check the "
                          f"number of output units or the label encoding")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got "
