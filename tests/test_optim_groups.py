@@ -4,7 +4,8 @@ checkpointing with groups and loading the single-group format of earlier version
 import numpy as np
 import pytest
 
-from conv3d import Tensor
+import conv3d
+from conv3d import Tensor, nn
 from conv3d.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 
 torch = pytest.importorskip("torch")
@@ -190,3 +191,40 @@ def test_group_errors():
     with pytest.raises(ValueError, match="group 0 had 2 parameters when saved"):
         SGD([{"params": params[:3]}, {"params": params[3:]}], lr=0.1).load_state_dict(
             two.state_dict())
+
+
+def test_a_frozen_backbone_stays_put_while_the_head_trains_as_in_torch():
+    rng = np.random.default_rng(3)
+    backbone, head = nn.Conv3d(2, 3, 2, dtype=np.float64), nn.Linear(3, 4, dtype=np.float64)
+    tb, th = torch.nn.Conv3d(2, 3, 2).double(), torch.nn.Linear(3, 4).double()
+    with torch.no_grad():
+        for ours, theirs in ((backbone, tb), (head, th)):
+            theirs.weight.copy_(torch.from_numpy(ours.weight.numpy()))
+            theirs.bias.copy_(torch.from_numpy(ours.bias.numpy()))
+    frozen = [p.numpy().copy() for p in backbone.parameters()]
+    full = backbone.num_parameters(trainable_only=True)
+    assert backbone.requires_grad_(False) is backbone
+    assert backbone.num_parameters(trainable_only=True) == 0 and full == 2 * 2 * 2 * 2 * 3 + 3
+    tb.requires_grad_(False)
+    x = conv3d.Tensor(rng.standard_normal((2, 2, 3, 3, 3)), requires_grad=True)
+    tx = torch.tensor(x.numpy(), requires_grad=True)
+    opt = SGD(list(backbone.parameters()) + list(head.parameters()), lr=0.1, momentum=0.9,
+              weight_decay=0.1)
+    topt = torch.optim.SGD(list(tb.parameters()) + list(th.parameters()), lr=0.1, momentum=0.9,
+                           weight_decay=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        topt.zero_grad()
+        x.grad, tx.grad = None, None
+        head(backbone(x).mean(axis=(2, 3, 4))).sum().backward()
+        th(tb(tx).mean(dim=(2, 3, 4))).sum().backward()
+        opt.step()
+        topt.step()
+    assert all(p.grad is None for p in backbone.parameters())
+    for p, before in zip(backbone.parameters(), frozen):
+        np.testing.assert_array_equal(p.numpy(), before)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10)  # flows through the frozen
+    np.testing.assert_allclose(head.weight.numpy(), th.weight.detach().numpy(), rtol=1e-10,
+                               atol=1e-10)
+    np.testing.assert_allclose(head.bias.numpy(), th.bias.detach().numpy(), rtol=1e-10,
+                               atol=1e-10)

@@ -23,7 +23,8 @@ from ..core.tensor import Tensor
 
 
 class Parameter(Tensor):
-    """A tensor that a module trains: ``requires_grad`` is always on."""
+    """A tensor that a module trains: ``requires_grad`` is on (``Module.requires_grad_(False)``
+    freezes it)."""
 
     def __init__(self, data, device: str | None = None):
         if isinstance(data, Tensor):
@@ -157,13 +158,25 @@ class Module:
         """Inference mode: the same as ``train(False)``."""
         return self.train(False)
 
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Switch gradients on or off for every parameter, in place; returns ``self``.
+
+        ``model.backbone.requires_grad_(False)`` freezes a pretrained backbone for fine-tuning:
+        backward then computes no gradient for it and optimizers skip it (its ``.grad`` stays
+        None), while the gradient still flows through it to earlier layers that want one.
+        """
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
     def zero_grad(self) -> None:
         """Forget the gradients of every parameter (``backward`` adds into ``.grad``)."""
         for p in self.parameters():
             p.grad = None
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        count = sum(int(p.size) for p in self.parameters())
+        count = sum(int(p.size) for p in self.parameters()
+                    if p.requires_grad or not trainable_only)  # frozen ones are not trainable
         if not trainable_only:
             count += sum(int(b.size) for b in self.buffers() if b.dtype.kind == "f")
         return count

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from ..core.backend import get_array_module, move_array
+from ..core.tensor import Tensor
 
 
 class Optimizer:
@@ -58,14 +59,15 @@ class Optimizer:
                             f"{type(group).__name__}; pass e.g. {{'params': head.parameters(), "
                             f"'lr': 0.01}}")
         params = group["params"]
-        params = [params] if hasattr(params, "requires_grad") else list(params)
+        params = [params] if isinstance(params, Tensor) else list(params)
         if not params:
             raise ValueError(f"{name}: parameter group {len(self.param_groups)} is empty")
         for p in params:
-            if not getattr(p, "requires_grad", False):
-                raise TypeError(f"{name}: parameter {len(self.params)} is not a tensor with "
-                                f"requires_grad=True (got {type(p).__name__}); pass "
-                                f"model.parameters()")
+            # as torch: a frozen parameter (requires_grad False) is accepted and skipped, since
+            # it never gets a gradient; unfreezing it later makes it train
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: parameter {len(self.params)} is not a conv3d Tensor "
+                                f"(got {type(p).__name__}); pass model.parameters()")
         seen = {id(p) for p in self.params}
         if len({id(p) for p in params}) != len(params) or seen & {id(p) for p in params}:
             raise ValueError(f"{name}: a parameter appears more than once (within a group or "
