@@ -17,7 +17,7 @@ class Block(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv3d(C, K, 3, stride=stride, padding=1, bias=False, dtype=np.float64)
         self.bn1 = nn.BatchNorm3d(K, dtype=np.float64)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)  # as torchvision writes it
         self.conv2 = nn.Conv3d(K, K, 3, padding=1, bias=False, dtype=np.float64)
         self.bn2 = nn.BatchNorm3d(K, dtype=np.float64)
         if stride != 1 or C != K:
@@ -38,7 +38,7 @@ class TorchBlock(torch.nn.Module):
         tnn = torch.nn
         self.conv1 = tnn.Conv3d(C, K, 3, stride=stride, padding=1, bias=False)
         self.bn1 = tnn.BatchNorm3d(K)
-        self.relu = tnn.ReLU()
+        self.relu = tnn.ReLU(inplace=True)
         self.conv2 = tnn.Conv3d(K, K, 3, padding=1, bias=False)
         self.bn2 = tnn.BatchNorm3d(K)
         if stride != 1 or C != K:
@@ -71,6 +71,7 @@ def test_residual_block_matches_torch(C, K, stride, training):
     x = rng.standard_normal((2, C, 4, 5, 5))
     a, t = conv3d.Tensor(x.copy(), requires_grad=True), torch.tensor(x, requires_grad=True)
     y, ty = ours(a), theirs(t)
+    np.testing.assert_array_equal(a.numpy(), x)  # inplace=True never overwrites conv3d's input
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
     gy = rng.standard_normal(y.shape)
     y.backward(gy)

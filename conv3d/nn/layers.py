@@ -297,7 +297,15 @@ class Identity(Module):
 
 
 class ReLU(Module):
-    """max(x, 0), elementwise."""
+    """max(x, 0), elementwise.
+
+    ``inplace`` is accepted so that torch code (``nn.ReLU(inplace=True)``, as torchvision writes
+    it) ports unchanged; conv3d always returns a new array, which has the same values.
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
 
     def forward(self, x):
         return F.relu(x)
