@@ -4,6 +4,8 @@ then eval (float32 and float64), against the cumulative-average formula written 
 against finite differences. Torch tests are skipped when torch is not installed."""
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import conv3d
 from conv3d import nn
@@ -134,3 +136,30 @@ def test_torch_module_builds_the_new_layers_with_their_settings():
     x = batches(1, np.float64, seed=9)[0]
     np.testing.assert_allclose(model(conv3d.Tensor(x)).numpy(),
                                tm(torch.from_numpy(x)).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=15)
+@given(st.integers(1, 3), st.integers(1, 3), st.tuples(*[st.integers(1, 3)] * 3),
+       st.sampled_from([0.1, 0.5, None]), st.booleans(), st.booleans(), st.integers(0, 2**31 - 1))
+def test_drawn_shapes_and_modes_match_torch(N, C, spatial, momentum, track, affine, seed):
+    torch = pytest.importorskip("torch")
+    assume(N * np.prod(spatial) > 1)  # training needs more than one value per channel
+    rng = np.random.default_rng(seed)
+    kw = dict(momentum=momentum, track_running_stats=track, affine=affine)
+    ours, theirs = nn.BatchNorm3d(C, dtype=np.float64, **kw), torch.nn.BatchNorm3d(C, **kw).double()
+    for step in range(3):
+        if step == 2:
+            ours.eval()
+            theirs.eval()
+        x = rng.standard_normal((N, C) + spatial) * 2 + 1
+        a, t = conv3d.Tensor(x.copy(), requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, ty = ours(a), theirs(t)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+        gy = rng.standard_normal(y.shape)  # not ones: in training their input gradient is 0
+        y.backward(gy)
+        ty.backward(torch.from_numpy(gy))
+        np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-9, atol=1e-9)
+    tstate = theirs.state_dict()
+    assert set(ours.state_dict()) == set(tstate)
+    for name, value in ours.state_dict().items():
+        np.testing.assert_allclose(value, tstate[name].numpy(), rtol=1e-10, atol=1e-12)

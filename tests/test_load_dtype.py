@@ -51,3 +51,11 @@ def test_same_dtype_loads_without_a_warning_and_torch_layout_follows_the_rule():
                               dtype=np.float64)
     with pytest.warns(UserWarning, match="converted from float64 to the model's float32"):
         load_torch_state_dict(model(np.float32), to_torch_state_dict(model(np.float64)))
+
+
+def test_a_refused_checkpoint_leaves_the_model_in_its_dtype():
+    target = model(np.float64)
+    with pytest.raises(KeyError, match="missing keys"):
+        target.load_state_dict({"0.weight": np.zeros((2, 1, 3, 3, 3), np.float32)},
+                               dtype=np.float32)
+    assert all(p.dtype == np.float64 for p in target.parameters())

@@ -251,7 +251,6 @@ class Module:
             if dtype.kind != "f":
                 raise TypeError(f"load_state_dict: dtype must be a floating dtype such as "
                                 f"np.float32 or np.float64, got {dtype}")
-            self.astype(dtype)
         own = OrderedDict(self.named_parameters())
         own_buffers = OrderedDict(self.named_buffers())
         targets = {**own, **own_buffers}
@@ -289,6 +288,8 @@ class Module:
                 f"to the model's {ours}, the first being {key!r}. To keep the checkpoint's "
                 f"precision convert the model first (model.astype(np.{theirs})); to convert on "
                 f"purpose pass dtype=np.{ours}.", UserWarning, stacklevel=2)
+        if dtype is not None:  # only now: a refused checkpoint leaves the model as it was
+            self.astype(dtype)
         for k, p in own.items():
             if k in state_dict:
                 value = _to_numpy(state_dict[k])
