@@ -73,7 +73,7 @@ def pad(x, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     pairs = [(int(pad[2 * i]), int(pad[2 * i + 1])) for i in range(axes)][::-1]
     pairs = [(0, 0)] * (x.ndim - axes) + pairs  # now first axis to last
     for axis, (size, (lo, hi)) in enumerate(zip(x.shape, pairs)):
-        if size + lo + hi < 0 or -lo > size or -hi > size:
+        if size + min(lo, 0) + min(hi, 0) < 0:  # the crops together exceed the axis
             raise ValueError(f"pad: cropping ({lo}, {hi}) on axis {axis} of size {size} removes "
                              f"more than the axis holds")
     return PadFunction(tuple(pairs), value)(x)
