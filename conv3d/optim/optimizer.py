@@ -62,11 +62,11 @@ class Optimizer:
         params = [params] if isinstance(params, Tensor) else list(params)
         if not params:
             raise ValueError(f"{name}: parameter group {len(self.param_groups)} is empty")
-        for p in params:
+        for j, p in enumerate(params):
             # as torch: a frozen parameter (requires_grad False) is accepted and skipped, since
             # it never gets a gradient; unfreezing it later makes it train
             if not isinstance(p, Tensor):
-                raise TypeError(f"{name}: parameter {len(self.params)} is not a conv3d Tensor "
+                raise TypeError(f"{name}: parameter {len(self.params) + j} is not a conv3d Tensor "
                                 f"(got {type(p).__name__}); pass model.parameters()")
         seen = {id(p) for p in self.params}
         if len({id(p) for p in params}) != len(params) or seen & {id(p) for p in params}:
