@@ -6,7 +6,7 @@ import pytest
 
 import conv3d
 from conv3d import Tensor, nn
-from conv3d.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
+from conv3d.optim import SGD, Adam, AdamW, CosineAnnealingLR, LinearLR, MultiStepLR, StepLR
 
 torch = pytest.importorskip("torch")
 STEPS = 6
@@ -109,13 +109,16 @@ def test_add_param_group_after_some_steps():
 
 
 @pytest.mark.parametrize("sched, kw", [(StepLR, dict(step_size=2, gamma=0.5)),
-                                       (CosineAnnealingLR, dict(T_max=4, eta_min=1e-3))])
+                                       (CosineAnnealingLR, dict(T_max=4, eta_min=1e-3)),
+                                       (MultiStepLR, dict(milestones=[1, 3, 3], gamma=0.3)),
+                                       (LinearLR, dict(start_factor=0.1, total_iters=4))])
 def test_schedulers_work_per_group(sched, kw):
     ours_p = [Tensor(a, requires_grad=True) for a in make_params()]
     theirs_p = [torch.tensor(a, requires_grad=True) for a in make_params()]
     ours = SGD(groups_of(ours_p, [dict(lr=1e-3), dict()]), lr=0.1)
     theirs = torch.optim.SGD(groups_of(theirs_p, [dict(lr=1e-3), dict()]), lr=0.1)
     s, ts = sched(ours, **kw), getattr(torch.optim.lr_scheduler, sched.__name__)(theirs, **kw)
+    assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-12)
     for _ in range(6):
         theirs.step()
         ts.step()
@@ -228,3 +231,13 @@ def test_a_frozen_backbone_stays_put_while_the_head_trains_as_in_torch():
                                atol=1e-10)
     np.testing.assert_allclose(head.bias.numpy(), th.bias.detach().numpy(), rtol=1e-10,
                                atol=1e-10)
+
+
+def test_scheduler_argument_errors():
+    opt = SGD([Tensor(np.ones(2), requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match="milestones must be ints >= 1"):
+        MultiStepLR(opt, milestones=[0, 2])
+    with pytest.raises(ValueError, match="start_factor must lie in"):
+        LinearLR(opt, start_factor=0.0)
+    with pytest.raises(ValueError, match="total_iters must be an int >= 1"):
+        LinearLR(opt, total_iters=0)

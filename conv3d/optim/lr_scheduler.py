@@ -4,12 +4,16 @@
 * ``CosineAnnealingLR``: lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2
   (SGDR's cosine without restarts, Loshchilov & Hutter 2017; PyTorch computes the same values
   recursively).
+* ``MultiStepLR``: lr = base_lr * gamma ** (number of milestones <= epoch)
+* ``LinearLR``: lr = base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters),
+  a warm-up
 
-Both write every parameter group's ``lr`` (each from its own base lr) and keep ``last_epoch`` so
+All write every parameter group's ``lr`` (each from its own base lr) and keep ``last_epoch`` so
 they can be checkpointed.
 """
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -90,3 +94,42 @@ class CosineAnnealingLR(LRScheduler):
     def lr_at(self, epoch: int, base_lr: float) -> float:
         return self.eta_min + (base_lr - self.eta_min) * (
             1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the lr by ``gamma`` at each epoch in ``milestones``:
+    lr = base_lr * gamma ** (number of milestones <= epoch), as torch's MultiStepLR (a
+    milestone listed twice counts twice)."""
+
+    def __init__(self, optimizer, milestones, gamma: float = 0.1):
+        milestones = list(milestones)
+        if not milestones or any(isinstance(m, bool) or not isinstance(m, int) or m < 1
+                                 for m in milestones):
+            raise ValueError(f"MultiStepLR: milestones must be ints >= 1, got {milestones!r}")
+        self.milestones, self.gamma = sorted(milestones), float(gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int, base_lr: float) -> float:
+        return base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+class LinearLR(LRScheduler):
+    """Scale the lr linearly from ``start_factor * base_lr`` to ``end_factor * base_lr`` over
+    ``total_iters`` epochs, then hold it (a warm-up), as torch's LinearLR::
+
+        lr = base_lr * (start + (end - start) * min(epoch, total_iters) / total_iters)
+    """
+
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5):
+        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
+            raise ValueError(f"LinearLR: start_factor must lie in (0, 1] and end_factor in "
+                             f"[0, 1], got {start_factor} and {end_factor}")
+        if not isinstance(total_iters, int) or total_iters < 1:
+            raise ValueError(f"LinearLR: total_iters must be an int >= 1, got {total_iters!r}")
+        self.start, self.end, self.total_iters = float(start_factor), float(end_factor), total_iters
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int, base_lr: float) -> float:
+        done = min(epoch, self.total_iters) / self.total_iters
+        return base_lr * (self.start + (self.end - self.start) * done)
