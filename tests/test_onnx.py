@@ -110,3 +110,15 @@ def test_export_restores_training_mode_and_rejects_unknown_layers(tmp_path):
         conv3d_onnx.export(nn.Sequential(Custom()), (1, 1, 2, 2, 2), tmp_path / "c.onnx")
     with pytest.raises(ValueError, match="input_shape must hold the batch size"):
         conv3d_onnx.export(article_model(), (3,), tmp_path / "d.onnx")
+
+
+def test_adaptive_pools_with_equal_bins_and_identity_export(tmp_path):
+    model = nn.Sequential(nn.Conv3d(2, 3, 3, padding=1), nn.AdaptiveMaxPool3d((None, 2, 3)),
+                          nn.Identity(), nn.AdaptiveAvgPool3d(1), nn.Flatten())
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 6, 9)).astype(np.float32)
+    conv3d_onnx.export(model, x.shape, tmp_path / "m.onnx")
+    np.testing.assert_allclose(_run(tmp_path / "m.onnx", x), _engine(model, x), rtol=1e-4,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="only an output size that divides"):
+        conv3d_onnx.export(nn.Sequential(nn.AdaptiveAvgPool3d(2)), (1, 1, 3, 4, 4),
+                           tmp_path / "bad.onnx")

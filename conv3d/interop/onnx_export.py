@@ -16,6 +16,9 @@ Linear              ``Gemm`` (transB=1) on a 2-D input, else ``MatMul`` + ``Add`
 Flatten             ``Flatten`` (axis=1) for the default (N, rest), else ``Reshape``
 Dropout             ``Dropout`` in inference mode: the identity
 GlobalAvgPool3d     ``GlobalAveragePool`` + ``Flatten``
+AdaptiveAvgPool3d   ``AveragePool`` / ``MaxPool`` with kernel = stride = input / output size,
+AdaptiveMaxPool3d   when that divides on every axis (equal bins; else a ValueError)
+Identity            ``Identity``
 Conv2Plus1d         its parts: ``Conv`` (1 x d x d), ``BatchNormalization``, ``Relu``,
                     ``Conv`` (t x 1 x 1)
 Sequential          its children, in order
@@ -33,8 +36,9 @@ import numpy as np
 
 from ..core.shapes import same_padding
 from ..core.tensor import Tensor, no_grad
-from ..nn import (AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d, Dropout, Flatten, GlobalAvgPool3d,
-                  Linear, MaxPool3d, Module, ReLU, Sequential)
+from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
+                  Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
+                  Sequential)
 
 OPSET = 17
 #: ONNX IR version written: 8 goes with opset 17 and loads in every onnxruntime >= 1.14
@@ -115,6 +119,10 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
                    strides=list(m.stride), pads=list(m.padding) * 2, ceil_mode=int(m.ceil_mode),
                    count_include_pad=int(m.count_include_pad))
     elif isinstance(m, BatchNorm3d):
+        if not m.track_running_stats:
+            raise ValueError(f"ONNX export: {hint} is BatchNorm3d(track_running_stats=False), "
+                             f"which normalizes with each batch's statistics even in eval mode; "
+                             f"ONNX inference BatchNormalization needs fixed statistics")
         C = m.num_features
         scale = m.weight.numpy() if m.affine else np.ones(C)
         shift = m.bias.numpy() if m.affine else np.zeros(C)
@@ -122,7 +130,8 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
                    [x, g.weight(f"{hint}_scale", scale), g.weight(f"{hint}_bias", shift),
                     g.weight(f"{hint}_mean", np.asarray(m.running_mean)),
                     g.weight(f"{hint}_var", np.asarray(m.running_var))],
-                   hint, epsilon=m.eps, momentum=1.0 - m.momentum)
+                   hint, epsilon=m.eps,  # momentum: only training reads it; None -> torch's 0.1
+                   momentum=1.0 - (0.1 if m.momentum is None else m.momentum))
     elif isinstance(m, ReLU):
         y = g.node("Relu", [x], hint)
     elif isinstance(m, Linear):
@@ -147,11 +156,25 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
         y = g.node("Dropout", [x], hint)  # training_mode defaults to false: the identity
     elif isinstance(m, GlobalAvgPool3d):
         y = g.node("Flatten", [g.node("GlobalAveragePool", [x], hint + "_gap")], hint, axis=1)
+    elif isinstance(m, (AdaptiveAvgPool3d, AdaptiveMaxPool3d)):
+        # equal bins are an ordinary pooling; unequal ones (torch's overlapping bins) are not
+        sizes = list(zip(xv.shape[2:], yv.shape[2:]))
+        if any(i % o for i, o in sizes):
+            raise ValueError(f"conv3d.onnx.export: {type(m).__name__} at {path or 'the top level'} "
+                             f"maps input {tuple(xv.shape[2:])} to output {tuple(yv.shape[2:])}; "
+                             f"ONNX has no adaptive pooling, and only an output size that divides "
+                             f"the input on every axis is a plain pooling")
+        kernel = [i // o for i, o in sizes]
+        op = "AveragePool" if isinstance(m, AdaptiveAvgPool3d) else "MaxPool"
+        y = g.node(op, [x], hint, kernel_shape=kernel, strides=kernel)
+    elif isinstance(m, Identity):
+        y = g.node("Identity", [x], hint)
     else:
         raise TypeError(f"conv3d.onnx.export: no ONNX mapping for {type(m).__name__} (at "
                         f"{path or 'the top level'}); supported: Sequential, Conv2Plus1d, Conv3d, "
-                        f"MaxPool3d, AvgPool3d, BatchNorm3d, ReLU, Linear, Flatten, Dropout, "
-                        f"GlobalAvgPool3d. Rebuild the model as a Sequential of these layers")
+                        f"MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool3d, BatchNorm3d, "
+                        f"ReLU, Linear, Flatten, Dropout, GlobalAvgPool3d, Identity. Rebuild the "
+                        f"model as a Sequential of these layers")
     return y, yv
 
 

@@ -2,11 +2,10 @@
 
 conv3d already follows ``torch.nn``: the same layer names, weight shapes (Conv3d
 ``(K, C/groups, kD, kH, kW)``, Linear ``(out, in)``) and dotted state-dict keys. So the mapping
-is the identity except for three things:
+is the identity except for two things (``BatchNorm3d``'s weight, bias, running_mean,
+running_var and int64 0-d num_batches_tracked are PyTorch's five, so its count travels both
+ways):
 
-* ``BatchNorm3d`` has weight, bias, running_mean and running_var, as in PyTorch, which adds
-  ``num_batches_tracked`` (int64, 0-d). Export writes ``num_batches_tracked = 0``; load ignores
-  it (PyTorch only reads it when ``momentum=None``).
 * ``Dropout`` keeps a buffer ``rng_state`` (seed and call count, for reproducible masks); torch
   has nothing there (it draws from its global RNG). Export drops it; load keeps the model's own.
 * ``Conv2Plus1d`` has the sub-layers ``spatial``, ``bn``, ``relu``, ``temporal``; its PyTorch
@@ -24,8 +23,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..nn import (AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d, Dropout, Flatten, GlobalAvgPool3d,
-                  Linear, MaxPool3d, Module, ReLU, Sequential)
+from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
+                  Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
+                  Sequential)
 
 #: conv3d sub-layer name -> torchvision Conv2Plus1D (nn.Sequential) index
 CONV2PLUS1D_NAMES = {"spatial": "0", "bn": "1", "relu": "2", "temporal": "3"}
@@ -55,14 +55,15 @@ def name_map(model: Module) -> OrderedDict:
     >>> from conv3d import nn
     >>> block = nn.Sequential(nn.Conv2Plus1d(2, 4, 3), nn.Dropout(0.5))
     >>> for ours, theirs in name_map(block).items():
-    ...     print(f"{ours:22s} -> {theirs}")
-    0.spatial.weight       -> 0.0.weight
-    0.bn.weight            -> 0.1.weight
-    0.bn.bias              -> 0.1.bias
-    0.temporal.weight      -> 0.3.weight
-    0.bn.running_mean      -> 0.1.running_mean
-    0.bn.running_var       -> 0.1.running_var
-    1.rng_state            -> None
+    ...     print(f"{ours:24s} -> {theirs}")
+    0.spatial.weight         -> 0.0.weight
+    0.bn.weight              -> 0.1.weight
+    0.bn.bias                -> 0.1.bias
+    0.temporal.weight        -> 0.3.weight
+    0.bn.running_mean        -> 0.1.running_mean
+    0.bn.running_var         -> 0.1.running_var
+    0.bn.num_batches_tracked -> 0.1.num_batches_tracked
+    1.rng_state              -> None
     """
     return OrderedDict((k, torch_name(model, k)) for k in model.state_dict())
 
@@ -83,10 +84,6 @@ def to_torch_state_dict(model: Module) -> OrderedDict:
     for key, theirs in name_map(model).items():
         if theirs is not None:
             out[theirs] = np.array(state[key], copy=True)
-    for name, module in model.named_modules():
-        if isinstance(module, BatchNorm3d):
-            theirs = torch_name(model, f"{name}.running_mean" if name else "running_mean")
-            out[theirs[:-len("running_mean")] + "num_batches_tracked"] = np.array(0, np.int64)
     return out
 
 
@@ -96,13 +93,14 @@ def _as_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def load_torch_state_dict(model: Module, state_dict, strict: bool = True):
+def load_torch_state_dict(model: Module, state_dict, strict: bool = True, dtype=None):
     """Load a state dict in PyTorch's layout (NumPy arrays or torch tensors) into ``model``.
 
-    ``num_batches_tracked`` entries are ignored and Dropout keeps its own ``rng_state``. With
-    ``strict`` every other key must match, as in ``Module.load_state_dict``, whose errors
-    (missing, unexpected or misshaped keys) name the conv3d keys. Returns
-    ``(missing_keys, unexpected_keys)`` in PyTorch's names.
+    Dropout keeps its own ``rng_state``. With ``strict`` every other key must match, as in
+    ``Module.load_state_dict``, whose errors (misshaped keys) name the conv3d keys and whose
+    ``dtype`` rule applies: a float64 torch state dict in a float32 model warns unless
+    ``dtype`` says which to cast to. Returns ``(missing_keys, unexpected_keys)`` in PyTorch's
+    names.
     """
     if not hasattr(state_dict, "items"):
         raise TypeError(f"load_torch_state_dict: state_dict must be a mapping of names to arrays "
@@ -111,8 +109,6 @@ def load_torch_state_dict(model: Module, state_dict, strict: bool = True):
     own_state = model.state_dict()
     ours, unexpected = OrderedDict(), []
     for key, value in state_dict.items():
-        if key.endswith("num_batches_tracked"):
-            continue
         if key in back:
             ours[back[key]] = _as_numpy(value)
         else:
@@ -126,7 +122,7 @@ def load_torch_state_dict(model: Module, state_dict, strict: bool = True):
         raise KeyError(f"load_torch_state_dict(strict=True): missing keys {missing}, unexpected "
                        f"keys {unexpected}. Build the same architecture as the torch model (same "
                        f"layer order and names), or pass strict=False")
-    model.load_state_dict(ours, strict=False)
+    model.load_state_dict(ours, strict=False, dtype=dtype)
     return missing, unexpected
 
 
@@ -145,9 +141,10 @@ def _conv_padding(layer: Conv3d):
 def torch_module(model: Module):
     """The equivalent ``torch.nn`` model, with this model's weights loaded (needs PyTorch).
 
-    Supported: Conv3d, Linear, BatchNorm3d, MaxPool3d, AvgPool3d, ReLU, Flatten, Dropout,
-    GlobalAvgPool3d, Conv2Plus1d (as torchvision's Sequential layout) and Sequential of them. It
-    is in the same train/eval mode as ``model``.
+    Supported: Conv3d, Linear, BatchNorm3d, MaxPool3d, AvgPool3d, AdaptiveAvgPool3d,
+    AdaptiveMaxPool3d, ReLU, Identity, Flatten, Dropout, GlobalAvgPool3d, Conv2Plus1d (as
+    torchvision's Sequential layout) and Sequential of them. It is in the same train/eval mode
+    as ``model``.
     """
     try:
         import torch  # noqa: PLC0415 - optional dependency
@@ -176,7 +173,8 @@ def _build(tnn, m: Module):
     if isinstance(m, Linear):
         return tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
     if isinstance(m, BatchNorm3d):
-        return tnn.BatchNorm3d(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine)
+        return tnn.BatchNorm3d(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                               track_running_stats=m.track_running_stats)
     if isinstance(m, MaxPool3d):
         return tnn.MaxPool3d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
     if isinstance(m, AvgPool3d):
@@ -184,6 +182,12 @@ def _build(tnn, m: Module):
                              count_include_pad=m.count_include_pad)
     if isinstance(m, ReLU):
         return tnn.ReLU()
+    if isinstance(m, Identity):
+        return tnn.Identity()
+    if isinstance(m, AdaptiveAvgPool3d):
+        return tnn.AdaptiveAvgPool3d(m.output_size)
+    if isinstance(m, AdaptiveMaxPool3d):
+        return tnn.AdaptiveMaxPool3d(m.output_size)
     if isinstance(m, Flatten):
         return tnn.Flatten(m.start_dim, m.end_dim)
     if isinstance(m, Dropout):

@@ -196,37 +196,60 @@ class GlobalAvgPool3d(Module):
 class BatchNorm3d(Module):
     """Batch normalization over the channels of (N, C, D, H, W), as ``torch.nn.BatchNorm3d``.
 
-    Training mode normalizes with the batch's statistics and updates the running ones,
-    ``running = (1 - momentum) * running + momentum * batch``; eval mode uses the running ones.
-    Keras's ``BatchNormalization()`` defaults correspond to ``momentum=0.01, eps=1e-3``.
-    Parameters: weight (gamma, ones) and bias (beta, zeros), trainable; buffers running_mean
-    (zeros) and running_var (ones), not trainable.
+    Training mode normalizes with the batch's statistics and, with ``track_running_stats``
+    (the default), updates the running ones, ``running = (1 - m) * running + m * batch``, where
+    ``m = momentum``, or ``m = 1 / num_batches_tracked`` with ``momentum=None`` (the running
+    statistics are then the plain average over every training batch so far). Eval mode uses the
+    running statistics. With ``track_running_stats=False`` there are no running buffers and
+    both modes normalize with the batch's statistics.
+
+    Parameters (with ``affine``, the default): weight (gamma, ones) and bias (beta, zeros).
+    Buffers (when tracking): running_mean (zeros), running_var (ones) and num_batches_tracked
+    (int64, 0-d, +1 every training forward). Keras's ``BatchNormalization()`` defaults
+    correspond to ``momentum=0.01, eps=1e-3``.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, dtype=np.float32):
+    # state dicts saved before num_batches_tracked existed still load (the count stays 0)
+    _optional_buffers = ("num_batches_tracked",)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features", "BatchNorm3d")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm3d: momentum must lie in [0, 1], got {momentum}")
-        self.eps, self.momentum, self.affine = float(eps), float(momentum), bool(affine)
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm3d: momentum must lie in [0, 1] or be None (cumulative "
+                             f"average), got {momentum}")
+        self.eps, self.affine = float(eps), bool(affine)
+        self.momentum = None if momentum is None else float(momentum)
+        self.track_running_stats = bool(track_running_stats)
         dtype = _float_dtype(dtype, "BatchNorm3d")
         C = self.num_features
         self.weight = Parameter(np.ones(C, dtype=dtype)) if affine else None
         self.bias = Parameter(np.zeros(C, dtype=dtype)) if affine else None
-        self.register_buffer("running_mean", np.zeros(C, dtype=dtype))
-        self.register_buffer("running_var", np.ones(C, dtype=dtype))
+        tracking = self.track_running_stats
+        self.register_buffer("running_mean", np.zeros(C, dtype=dtype) if tracking else None)
+        self.register_buffer("running_var", np.ones(C, dtype=dtype) if tracking else None)
+        self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracking else None)
 
     def forward(self, x):
         if x.ndim != 5 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm3d({self.num_features}) expects (N, {self.num_features}, "
                              f"D, H, W), got shape {tuple(x.shape)}")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            count = self._buffers["num_batches_tracked"]
+            count += 1  # in place: the buffer stays registered (and on its device)
+            if self.momentum is None:
+                momentum = 1.0 / int(count)
+        # without running statistics both modes use the batch's (torch's rule)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=self.momentum, eps=self.eps)
+                            training=self.training or not self.track_running_stats,
+                            momentum=momentum, eps=self.eps)
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}" + (
-            "" if self.affine else ", affine=False")
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+                + ("" if self.affine else ", affine=False")
+                + ("" if self.track_running_stats else ", track_running_stats=False"))
 
 
 class Dropout(Module):
@@ -259,8 +282,30 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
+class Identity(Module):
+    """Returns its input unchanged, as ``torch.nn.Identity`` (extra arguments are ignored).
+
+    The shortcut of a residual block whose shapes already match, or a stand-in for a removed
+    layer (``model.fc = nn.Identity()`` to read features).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
 class ReLU(Module):
-    """max(x, 0), elementwise."""
+    """max(x, 0), elementwise.
+
+    ``inplace`` is accepted so that torch code (``nn.ReLU(inplace=True)``, as torchvision writes
+    it) ports unchanged; conv3d always returns a new array, which has the same values.
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
 
     def forward(self, x):
         return F.relu(x)

@@ -13,6 +13,7 @@ A ``Module`` owns three kinds of state, registered simply by assigning attribute
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -22,7 +23,8 @@ from ..core.tensor import Tensor
 
 
 class Parameter(Tensor):
-    """A tensor that a module trains: ``requires_grad`` is always on."""
+    """A tensor that a module trains: ``requires_grad`` is on (``Module.requires_grad_(False)``
+    freezes it)."""
 
     def __init__(self, data, device: str | None = None):
         if isinstance(data, Tensor):
@@ -156,13 +158,25 @@ class Module:
         """Inference mode: the same as ``train(False)``."""
         return self.train(False)
 
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Switch gradients on or off for every parameter, in place; returns ``self``.
+
+        ``model.backbone.requires_grad_(False)`` freezes a pretrained backbone for fine-tuning:
+        backward then computes no gradient for it and optimizers skip it (its ``.grad`` stays
+        None), while the gradient still flows through it to earlier layers that want one.
+        """
+        for p in self.parameters():
+            p.requires_grad = bool(requires_grad)
+        return self
+
     def zero_grad(self) -> None:
         """Forget the gradients of every parameter (``backward`` adds into ``.grad``)."""
         for p in self.parameters():
             p.grad = None
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        count = sum(int(p.size) for p in self.parameters())
+        count = sum(int(p.size) for p in self.parameters()
+                    if p.requires_grad or not trainable_only)  # frozen ones are not trainable
         if not trainable_only:
             count += sum(int(b.size) for b in self.buffers() if b.dtype.kind == "f")
         return count
@@ -217,25 +231,43 @@ class Module:
             state[name] = move_array(b, "cpu")
         return state
 
-    def load_state_dict(self, state_dict, strict: bool = True):
+    def load_state_dict(self, state_dict, strict: bool = True, dtype=None):
         """Copy arrays from ``state_dict`` into this module's parameters and buffers.
 
         With ``strict`` (the default) every key must match: a missing key, an unexpected key or
         a shape that differs raises one ``KeyError``/``ValueError`` listing all the problems.
-        Values are converted to the parameter's dtype and device. Returns
-        ``(missing_keys, unexpected_keys)``.
+        (A buffer a layer lists in ``_optional_buffers``, such as BatchNorm3d's
+        ``num_batches_tracked``, may be missing: older checkpoints lack it.)
+
+        Floating-point values whose dtype differs from the model's (a float32 checkpoint in a
+        float64 model) are converted, with a ``UserWarning`` naming the first such key, since a
+        silent cast would hide that the model and the checkpoint disagree. Pass ``dtype`` to
+        cast on purpose and silently: every floating parameter and buffer of the module then
+        becomes ``dtype`` (as ``astype(dtype)``) and holds the checkpoint's values in it.
+        Returns ``(missing_keys, unexpected_keys)``.
         """
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"load_state_dict: dtype must be a floating dtype such as "
+                                f"np.float32 or np.float64, got {dtype}")
         own = OrderedDict(self.named_parameters())
         own_buffers = OrderedDict(self.named_buffers())
         targets = {**own, **own_buffers}
-        missing = [k for k in targets if k not in state_dict]
+        optional = {f"{name}.{b}" if name else b for name, m in self.named_modules()
+                    for b in getattr(m, "_optional_buffers", ())}
+        missing = [k for k in targets if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in targets]
-        misshaped = []
+        misshaped, recast = [], []
         for k, target in targets.items():
             if k in state_dict:
-                shape = tuple(_to_numpy(state_dict[k]).shape)
-                if shape != tuple(target.shape):
-                    misshaped.append(f"{k}: checkpoint {shape} vs model {tuple(target.shape)}")
+                value = _to_numpy(state_dict[k])
+                if tuple(value.shape) != tuple(target.shape):
+                    misshaped.append(f"{k}: checkpoint {tuple(value.shape)} vs model "
+                                     f"{tuple(target.shape)}")
+                elif value.dtype.kind == "f" and target.dtype.kind == "f" \
+                        and value.dtype != target.dtype:
+                    recast.append((k, value.dtype, target.dtype))
         if misshaped:
             raise ValueError(f"load_state_dict: shapes differ for {len(misshaped)} key(s): "
                              + "; ".join(misshaped) + ". The checkpoint was made for a different "
@@ -249,6 +281,15 @@ class Module:
             raise KeyError(f"load_state_dict(strict=True): {' and '.join(parts)}. Build the same "
                            f"architecture as the saved one, or pass strict=False to load the keys "
                            f"that match.")
+        if recast and dtype is None:
+            key, theirs, ours = recast[0]
+            warnings.warn(
+                f"load_state_dict: {len(recast)} checkpoint value(s) are converted from {theirs} "
+                f"to the model's {ours}, the first being {key!r}. To keep the checkpoint's "
+                f"precision convert the model first (model.astype(np.{theirs})); to convert on "
+                f"purpose pass dtype=np.{ours}.", UserWarning, stacklevel=2)
+        if dtype is not None:  # only now: a refused checkpoint leaves the model as it was
+            self.astype(dtype)
         for k, p in own.items():
             if k in state_dict:
                 value = _to_numpy(state_dict[k])

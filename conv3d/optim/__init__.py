@@ -1,5 +1,7 @@
-"""Optimizers and learning-rate schedules: ``SGD``, ``Adam``, ``StepLR``, ``CosineAnnealingLR``."""
-from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR
-from .optimizer import SGD, Adam, Optimizer
+"""Optimizers and learning-rate schedules: ``SGD``, ``Adam``, ``AdamW``, ``StepLR``,
+``MultiStepLR``, ``LinearLR``, ``CosineAnnealingLR``."""
+from .lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, StepLR
+from .optimizer import SGD, Adam, AdamW, Optimizer
 
-__all__ = ["Optimizer", "SGD", "Adam", "LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "MultiStepLR",
+           "LinearLR", "CosineAnnealingLR"]
