@@ -12,8 +12,8 @@ from .ops.loss import cross_entropy
 from .ops.normalization import batch_norm
 from .ops.pad import pad
 from .ops.pool import avg_pool3d, max_pool3d
-from .ops.shape import flatten
+from .ops.shape import cat, flatten
 
 __all__ = ["conv3d", "max_pool3d", "avg_pool3d", "adaptive_avg_pool3d",
            "adaptive_max_pool3d", "linear", "relu", "softmax", "log_softmax",
-           "cross_entropy", "dropout", "batch_norm", "flatten", "pad"]
+           "cross_entropy", "dropout", "batch_norm", "flatten", "cat", "pad"]

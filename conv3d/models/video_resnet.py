@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn import (BatchNorm3d, Conv2Plus1d, Conv3d, GlobalAvgPool3d, Linear, Module, ReLU,
+from ..nn import (AdaptiveAvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d, Linear, Module, ReLU,
                   Sequential, init, mid_channels_rule)
 from ._registry import register_model
 from ._weights import load_weights
@@ -214,8 +214,7 @@ class VideoResNet(Module):
             planes, stride = base_width * 2 ** i, 1 if i == 0 else 2
             setattr(self, f"layer{i + 1}", self._make_layer(block, maker, planes, blocks, stride,
                                                             mid_channels, dtype))
-        # parameter-free: the mean over D, H, W (torchvision's AdaptiveAvgPool3d((1, 1, 1)))
-        self.avgpool = GlobalAvgPool3d()
+        self.avgpool = AdaptiveAvgPool3d((1, 1, 1))  # as torchvision: (N, C, 1, 1, 1)
         self.fc = Linear(8 * base_width * block.expansion, num_classes, dtype=dtype)
         for m in self.modules():
             if isinstance(m, Conv3d):
