@@ -1,10 +1,9 @@
 """Strategy ``'channels-last'``: 2D im2col of each input plane in NDHWC layout, summed over kd.
 
-In NCDHW, one im2col copy per tap moves rows of OW floats: 5 floats per row for a 5x5x5
-output (a2), so NumPy spends its time on per-row overhead, not on bytes. In channels-last
-layout the innermost run is the C channels of one voxel, and with stride 1 and dilation 1
-along W the kW taps of a row are *adjacent* voxels, so one copy moves kW*C contiguous floats
-(96 for a2) per output voxel and kernel row.
+In NCDHW, one im2col copy per tap moves rows of OW floats, and when OW is small NumPy spends
+its time on per-row overhead, not on bytes. In channels-last layout the innermost run is the C
+channels of one voxel, and with stride 1 and dilation 1 along W the kW taps of a row are
+*adjacent* voxels, so one copy moves kW*C contiguous floats per output voxel and kernel row.
 
 The 2D columns of every input plane a chunk of samples reads are built once, planes outermost
 (``xpad``: x zero-padded, channels last), by a compiled loop (``numba_copy``) that transposes
@@ -26,7 +25,7 @@ columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
 
 with ``gy`` copied as (K, voxels) (``_gy_wide``); BLAS reads the transposed operands in place.
 ``backward`` computes both gradients in one pass over the chunks, so ``gy`` is reordered once
-for both (``FastCPUKernels.conv3d_backward``, like PyTorch's ``convolution_backward``).
+for both.
 
 (With a depth stride or dilation > 1 a kd block is every s-th plane and NumPy copies it
 together for the GEMM.) Only the layout and the order of the sums change; the mathematics is
@@ -36,9 +35,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...core.geometry import ConvGeometry
 from . import numba_copy
-from .geometry import ConvGeometry
-from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
+from .workspace import Workspace, chunks, output, plan_chunks
 
 
 def _slab_depth(geo, odc):
@@ -53,21 +52,19 @@ def _padded_hw(geo):
 def _plan(geo, itemsize, workspace_limit, what):
     """Chunk (n samples, od output planes): the 2D columns (or the input gradient's columns),
     the padded slab of the input gradient, y/gy of the chunk and a GEMM product."""
-    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     Hp, Wp = _padded_hw(geo)
     taps2d = geo.kernel[1] * geo.kernel[2]
 
     def bytes_for(n, od):
         planes, voxels = _slab_depth(geo, od), od * n * geo.plane
         slab = (planes * n + 1) * Hp * Wp * geo.Cg  # gx's slab; one plane: im2col's tile
-        # cols, or the dcols of *all* od planes (backward makes them one plane at a time): the
-        # chunks this sizes ran faster than the larger ones that one plane's dcols would allow
-        # (a2, 64-sample slice, forward + backward on one thread: 43.2 against 46.8 ms)
+        # cols, or the dcols of *all* od planes although backward makes them one plane at a
+        # time: smaller chunks that stay in cache (docs/benchmarks/notes.md)
         cols = max(planes * n * geo.plane * taps2d, voxels * geo.taps) * geo.Cg
         outs = 2 * voxels * geo.Kg                  # y_cl and a GEMM product; gy_wide
         return (slab + cols + outs) * itemsize
-    n, od = plan_chunks(geo.N, geo.out_size[0], bytes_for, limit, what)
-    return n, od, Workspace(limit)
+    n, od = plan_chunks(geo.N, geo.OD, bytes_for, workspace_limit, what)
+    return n, od, Workspace(workspace_limit)
 
 
 def _depth_window(geo, od0, odc):
@@ -114,7 +111,7 @@ def _gy_wide(ws, gyg, n0, n1, od0, od1):
 
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
-    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (channels-last)")
     y = output((geo.N, geo.K) + geo.out_size, x.dtype, out)
     g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
@@ -142,7 +139,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
     wanted (``x`` is read only for ``gw``, ``w`` only for ``gx``): each chunk's ``gy`` is
     reordered once and feeds the GEMMs of both gradients. ``out``: the array for ``gx``."""
     need_x, need_w = output_mask
-    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (channels-last)")
     gx = output(x.shape, gy.dtype, out, zero=True) if need_x else None
     gw = np.empty(w.shape, dtype=gy.dtype) if need_w else None
@@ -180,15 +177,3 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
             gw[g * Kg:(g + 1) * Kg] = gw_cl.reshape(kD, Kg, kH, kW, Cg).transpose(1, 4, 0, 2, 3)
     return gx, gw
 
-
-def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace_limit=None):
-    w = np.broadcast_to(np.zeros((), dtype=gy.dtype), w_shape)  # not read: only its shape
-    return backward(gy, x, w, stride, padding, dilation, groups, (False, True),
-                    workspace_limit)[1]
-
-
-def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None,
-                   out=None):
-    x = np.broadcast_to(np.zeros((), dtype=gy.dtype), x_shape)  # not read: only its shape
-    return backward(gy, x, w, stride, padding, dilation, groups, (True, False),
-                    workspace_limit, out)[0]

@@ -1,18 +1,18 @@
-"""Copies as numba loops: the col2im scatter-add of ``geometry.col2im_add`` (NCDHW, for
-``'im2col'``), and the im2col and col2im of ``'channels-last'``; ``kernels()`` compiles them on
-first use.
+"""Copies as compiled numba loops, for the copies that NumPy does slowly: the im2col and col2im
+of ``'channels-last'``, and the NCDHW col2im that ``'im2col-planes'`` uses for a depth stride > 1.
+``kernels()`` compiles them on first use.
 
-NumPy's ``gx[window] += col[tap]`` reads and writes a strided window with a generic loop that
-pays a few nanoseconds per *row*; for a 5x5x5 output that row is 5 floats long (a2), and each of
-the 27 taps makes another pass. These kernels do the same additions with plain compiled loops,
-one (sample, channel) input plane at a time. They are deliberately single-threaded: they run between
-two multi-threaded BLAS calls, and on a 2-core machine numba's OpenMP threads and OpenBLAS's
-threads, each spin-waiting for work after their turn, slowed each other down by up to 7x.
-The NCDHW im2col stays a NumPy copy (it only writes, and measured faster than a numba loop).
-The channels-last im2col is compiled because it also *transposes*: NCDHW planes into
-channels-last tiles, then windows of C floats out of them. NumPy needed two passes for that
-(a padded transposed copy, then the windows); the loop does both per (plane, sample) while the
-tile is in L1 cache (a2: 2.5 against 3.5 ms per pass, 4.9 against 7.4 ms with padding 1).
+* col2im: ``gx[window] += col[tap]`` in NumPy is a generic strided loop that pays a fixed cost
+  per *row*; when output rows are short that cost, once per tap, dominates. The loop does the
+  same additions one (sample, channel) input plane at a time.
+* channels-last im2col also *transposes* (NCDHW planes into channels-last tiles, then windows
+  of C floats out of them). NumPy needs two passes for that; the loop does both per (plane,
+  sample) while the tile is in L1 cache.
+
+The loops are serial on purpose: they run between two multi-threaded BLAS calls, and numba's
+worker threads and the BLAS threads, each spin-waiting after its turn, slow each other down.
+The NCDHW im2col stays a NumPy copy: it only writes, and a strided copy does that well.
+(Measurements: docs/benchmarks/notes.md.)
 """
 from __future__ import annotations
 

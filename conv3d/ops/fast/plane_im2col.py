@@ -15,23 +15,24 @@ exactly the im2col matrix of that plane with its rows in (kd, c, kh, kw) order, 
 
 where ``W_r`` is the weight with its kd and c axes swapped. Each input voxel is copied kH*kW
 times (9) instead of kD*kH*kW (27): a third of the copying, and the GEMMs are the same size as
-plain im2col's. It pays off when one output plane is a long GEMM (shape b: 56x56 = 3136
-columns). With a depth dilation d > 1 the kD planes are d apart and ``_rows`` copies them
-together (correct, and no faster than ``'im2col'``).
+plain im2col's. It pays off when one output plane is a long GEMM (many OH*OW columns). With a
+depth dilation d > 1 the kD planes are d apart and ``_rows`` copies them together (correct,
+and no faster than ``'im2col'``).
 
-The input gradient is the same idea read backwards (``backward_input``): the kD output planes
+The input gradient is the same idea read backwards (``_backward_input``): the kD output planes
 that read one input plane are adjacent too, so one GEMM gathers all their contributions to that
 plane's 2D columns, and one 2D col2im adds them into ``gx`` (with a depth stride > 1 the
 output planes that read an input plane are not the same pattern for every plane, and the
-input gradient uses the col2im of ``'im2col'`` instead).
+input gradient is that of ``'im2col'``, with its compiled col2im).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ...core.geometry import ConvGeometry, tap_range
 from . import im2col_gemm
-from .geometry import ConvGeometry, _span, _zero_outside, tap_range
-from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
+from .columns import span, zero_outside
+from .workspace import Workspace, chunks, output, plan_chunks
 
 CHUNK_TARGET = 64 * 2**20  # bytes of columns per chunk: a few output planes share their inputs
 
@@ -42,13 +43,12 @@ def _slab_depth(geo, odc):
 
 
 def _plan(geo, itemsize, workspace_limit, what):
-    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     row = geo.Cg * geo.kernel[1] * geo.kernel[2] * geo.plane * itemsize  # one plane's 2D columns
 
     def bytes_for(n, od):
         return n * _slab_depth(geo, od) * row
-    (n, od) = plan_chunks(geo.N, geo.out_size[0], bytes_for, limit, what, target=CHUNK_TARGET)
-    return n, od, Workspace(limit)
+    n, od = plan_chunks(geo.N, geo.OD, bytes_for, workspace_limit, what, target=CHUNK_TARGET)
+    return n, od, Workspace(workspace_limit)
 
 
 def _plane_taps(geo):
@@ -66,7 +66,7 @@ def _plane_taps(geo):
                 yield kh, kw, None, None
                 continue
             yield (kh, kw, (slice(h_lo, h_hi), slice(w_lo, w_hi)),
-                   (_span(h_lo, h_hi, ih, s_h), _span(w_lo, w_hi, iw, s_w)))
+                   (span(h_lo, h_hi, ih, s_h), span(w_lo, w_hi, iw, s_w)))
 
 
 def _fill(cols, x, geo, n, od0, odc):
@@ -86,7 +86,7 @@ def _fill(cols, x, geo, n, od0, odc):
             dst.fill(0)
             continue
         (h, w) = out_box
-        _zero_outside(dst[:, :, None], ((0, 1, 0), (h.start, h.stop, 0), (w.start, w.stop, 0)))
+        zero_outside(dst[:, :, None], ((0, 1, 0), (h.start, h.stop, 0), (w.start, w.stop, 0)))
         dst[:, :, h, w] = src[:, :, in_box[0], in_box[1]]
 
 
@@ -111,7 +111,7 @@ def _weight_rows(wg):
 
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
-    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (im2col-planes)")
     y = output((geo.N, geo.K) + geo.out_size, x.dtype, out)
     g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
@@ -131,13 +131,21 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
     return y
 
 
-def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace_limit=None):
-    geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
+def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True),
+             workspace_limit=None, out=None):
+    """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``."""
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    gx = _backward_input(gy, x, w, geo, workspace_limit, out) if output_mask[0] else None
+    gw = _backward_weight(gy, x, geo, workspace_limit) if output_mask[1] else None
+    return gx, gw
+
+
+def _backward_weight(gy, x, geo, workspace_limit):
     _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, im2col-planes)")
-    gw = np.empty(w_shape, dtype=x.dtype)
+    gw = np.empty(geo.w_shape, dtype=x.dtype)
     g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
     (kD, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
-    for g in range(groups):
+    for g in range(geo.groups):
         xg = x[:, g * Cg:(g + 1) * Cg]
         gw_r = np.zeros((Kg, kD * Cg * kH * kW), dtype=x.dtype)
         prod = np.empty_like(gw_r)
@@ -173,8 +181,7 @@ def _stacked_weight(wg):
     return np.ascontiguousarray(wg[:, :, ::-1].transpose(1, 3, 4, 2, 0)).reshape(-1, kD * K)
 
 
-def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None,
-                   out=None):
+def _backward_input(gy, x, w, geo, workspace_limit, out):
     """The adjoint of ``forward``, input plane by input plane (depth stride 1)::
 
         dcols[i] (C*kH*kW, OH*OW) = W_s (C*kH*kW, kD*K) @ gy[n, :, o_lo:o_hi]  (kD*K, OH*OW)
@@ -184,11 +191,9 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     (OD, K, OH*OW) order they are one matrix and one GEMM sums all their contributions; the 2D
     col2im then runs once per input plane instead of once per output plane and tap ``kd``.
     Depth stride > 1 uses ``im2col_gemm``'s col2im."""
-    geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     if geo.stride[0] != 1:
-        return im2col_gemm.backward_input(gy, w, x_shape, stride, padding, dilation, groups,
-                                          workspace_limit=workspace_limit, out=out)
-    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
+        return im2col_gemm.backward(gy, x, w, geo.stride, geo.padding, geo.dilation, geo.groups,
+                                    (True, False), workspace_limit, out, compiled_col2im=True)[0]
     g1, Cg, Kg, P = geo.one_group(), geo.Cg, geo.Kg, geo.plane
     (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
 
@@ -197,12 +202,12 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     def bytes_for(n, planes):  # gy in (OD, K, P) order for the planes read, one plane's dcols
         gy_count = min(planes + d * (kD - 1), OD)
         return n * (gy_count * Kg + Cg * kH * kW) * P * gy.itemsize
-    _, chunk = plan_chunks(geo.N, D, bytes_for, limit, "conv3d backward (input, im2col-planes)",
-                           target=CHUNK_TARGET)
-    ws = Workspace(limit)
-    gx = output(x_shape, gy.dtype, out, zero=True)
+    _, chunk = plan_chunks(geo.N, D, bytes_for, workspace_limit,
+                           "conv3d backward (input, im2col-planes)", target=CHUNK_TARGET)
+    ws = Workspace(workspace_limit)
+    gx = output(geo.x_shape, gy.dtype, out, zero=True)
     dcols = ws.take("dcols", (Cg, kH, kW) + geo.out_size[1:], gy.dtype)
-    for g in range(groups):
+    for g in range(geo.groups):
         w_s = _stacked_weight(w[g * Kg:(g + 1) * Kg])
         for _, _, i0, i1 in chunks(1, D, 1, chunk):
             # o = i + p - kd*d: the output planes input planes i0..i1-1 can read
