@@ -212,8 +212,8 @@ def _unshared(a) -> bool:
     """Whether array ``a`` owns its memory and nothing but the caller's one variable refers to it.
 
     Such a gradient can become a leaf's ``.grad`` as it is, instead of being copied (PyTorch's
-    ``AccumulateGrad`` "steals" it in the same case). The copy is not free: a fresh array of
-    a2's input size (5.6 MiB) costs 1400 page faults on our VMs. Anything else that could see
+    ``AccumulateGrad`` "steals" it in the same case). The copy is not free: a fresh array costs
+    a page fault per 4 KiB page when it is first written. Anything else that could see
     the array (another tensor's pending gradient, the caller's ``grad=`` argument, a buffer a
     Function keeps) holds a reference, and a view (``a.base``) may share memory, so both copy.
     """
