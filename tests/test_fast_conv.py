@@ -79,22 +79,6 @@ def test_strategy_matches_naive_loops(name, case, mask):
         np.testing.assert_allclose(got, want, **tol)
 
 
-@pytest.mark.parametrize("stride,dilation", [((1, 1, 1), (1, 1, 1)), ((2, 1, 2), (1, 2, 1))])
-def test_compiled_col2im_on_a_column_matrix_big_enough_to_use_it(stride, dilation):
-    """The numba col2im (what 'im2col-planes' uses for a depth stride > 1) runs only on column
-    matrices of at least im2col_gemm.SMALL_COL elements; this one is that large."""
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 8, 7, 12, 11)).astype(np.float32)
-    w = rng.standard_normal((4, 8, 3, 3, 3)).astype(np.float32)
-    args = (stride, ((1, 1), (2, 0), (1, 2)), dilation, 1)
-    gy = rng.standard_normal(naive_conv3d(x, w, None, *args).shape).astype(np.float32)
-    assert 8 * 27 * 2 * int(np.prod(gy.shape[2:])) >= im2col_gemm.SMALL_COL
-    want = naive_conv3d_backward_input(gy, w, x.shape, *args)
-    for compiled in (True, False):
-        gx, _ = im2col_gemm.backward(gy, x, w, *args, (True, False), compiled_col2im=compiled)
-        np.testing.assert_allclose(gx, want, **TOL[np.float32])
-
-
 @pytest.mark.parametrize("module", MODULES)
 @settings(max_examples=15, deadline=None)
 @given(case=conv_cases())

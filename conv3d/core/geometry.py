@@ -89,6 +89,10 @@ class ConvGeometry:
         return tuple(conv_output_size(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d in
                      zip(self.in_size, self.kernel, self.stride, self.padding, self.dilation))
 
+    def slab_depth(self, od: int) -> int:
+        """Input planes read by ``od`` consecutive output planes: ``(od-1)*s + d*(k-1) + 1``."""
+        return (od - 1) * self.stride[0] + self.dilation[0] * (self.kernel[0] - 1) + 1
+
     def one_group(self) -> ConvGeometry:
         """The geometry of one group (C/groups -> K/groups channels)."""
         return replace(self, C=self.Cg, K=self.Kg, groups=1)

@@ -5,11 +5,9 @@ package is the version to run. It keeps the same mathematics and adds what speed
 need, each in its own module:
 
 * ``chooser.py``: the per-shape choice (``'auto'``) and the kernel provider ``provider``;
-* ``im2col_gemm.py``: strategy ``'im2col'``, chunked im2col + one GEMM per chunk;
+* ``im2col_gemm.py``: strategy ``'im2col'``, chunked NCDHW im2col/col2im + one GEMM per chunk;
 * ``plane_im2col.py``: strategy ``'im2col-planes'``, 2D columns per input plane shared along depth;
-* ``channels_last.py``: strategy ``'channels-last'``, 2D columns in NDHWC layout;
-* ``columns.py``: NCDHW im2col/col2im of a chunk into a preallocated buffer;
-* ``numba_copy.py``: the copies that run as compiled loops;
+* ``channels_last.py``: strategy ``'channels-last'``, 2D columns in NDHWC layout (numba loops);
 * ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
 * ``sample_threads.py``: large calls run on one slice of the batch per thread;
 * ``threads.py``: the BLAS thread count;

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 
 from ...core.geometry import ConvGeometry
+from .. import cpu_reference
 from . import channels_last, im2col_gemm, plane_im2col, pooling, sample_threads
 
 STRATEGIES = ("auto", "reference", "im2col", "im2col-planes", "channels-last")
@@ -80,11 +81,6 @@ def choose(geo: ConvGeometry) -> str:
     return "im2col"
 
 
-def _reference():
-    from .. import cpu_reference  # noqa: PLC0415 - the readable provider, a sibling module
-    return cpu_reference
-
-
 class FastCPUKernels:
     """The kernel provider for ``'cpu'`` (the contract in ``conv3d.core.backend``), choosing a
     strategy per call. The convolution functions also take ``workspace_limit=`` (bytes, this
@@ -95,7 +91,7 @@ class FastCPUKernels:
         geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
         name = last_choice["forward"] = choose(geo)
         if name == "reference":
-            return _reference().conv3d_forward(x, w, b, stride, padding, dilation, groups)
+            return cpu_reference.conv3d_forward(x, w, b, stride, padding, dilation, groups)
         return sample_threads.call("forward", _MODULES[name].forward,
                                    (x, w, b, stride, padding, dilation, groups), geo,
                                    workspace_limit)
@@ -107,26 +103,20 @@ class FastCPUKernels:
         name = last_choice["backward"] = choose(geo)
         args = (gy, x, w, stride, padding, dilation, groups, tuple(output_mask))
         if name == "reference":
-            return _reference().conv3d_backward(*args)
+            return cpu_reference.conv3d_backward(*args)
         return sample_threads.call("backward", _MODULES[name].backward, args, geo,
                                    workspace_limit)
 
     def max_pool3d_forward(self, *args, **options):
-        if _strategy == "reference":
-            return _reference().max_pool3d_forward(*args, **options)
-        return pooling.max_pool3d_forward(*args, **options,
-                                          fallback=_reference().max_pool3d_forward)
+        module = cpu_reference if _strategy == "reference" else pooling
+        return module.max_pool3d_forward(*args, **options)
 
     def max_pool3d_backward(self, *args):
-        if _strategy == "reference":
-            return _reference().max_pool3d_backward(*args)
-        return pooling.max_pool3d_backward(*args, fallback=_reference().max_pool3d_backward)
+        module = cpu_reference if _strategy == "reference" else pooling
+        return module.max_pool3d_backward(*args)
 
-    def avg_pool3d_forward(self, *args):
-        return _reference().avg_pool3d_forward(*args)
-
-    def avg_pool3d_backward(self, *args):
-        return _reference().avg_pool3d_backward(*args)
+    avg_pool3d_forward = staticmethod(cpu_reference.avg_pool3d_forward)
+    avg_pool3d_backward = staticmethod(cpu_reference.avg_pool3d_backward)
 
 
 provider = FastCPUKernels()

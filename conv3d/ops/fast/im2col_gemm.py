@@ -10,16 +10,70 @@ Groups run one after another on channel slices (views, no copies)::
     forward:      y  (K, voxels)      = W (K, C*taps)  @ col (C*taps, voxels)
     weight grad:  gW (K, C*taps)     += gy (K, voxels) @ col^T
     input grad:   dcol (C*taps, voxels) = W^T @ gy, then col2im adds dcol back onto gx
+
+Output ``o`` along an axis reads input ``i = o*s + k*d - p_lo`` for kernel tap ``k``. Instead of
+copying the input into a zero-padded buffer, each tap asks which outputs land inside the data
+(``ConvGeometry.tap_ranges``) and copies only those: one strided copy per tap, as in Chainer's
+N-d im2col; the rest of the column matrix is written as zeros.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
 from ...core.geometry import ConvGeometry
-from . import columns, numba_copy
 from .workspace import Workspace, chunks, output, plan_chunks
 
-SMALL_COL = 2**16  # elements: below this the compiled col2im's call costs more than it saves
+
+def span(lo: int, hi: int, i_lo: int, s: int) -> slice:
+    """The input positions read by outputs ``lo .. hi-1`` (the first reads ``i_lo``)."""
+    return slice(i_lo, i_lo + (hi - lo - 1) * s + 1, s)
+
+
+def zero_outside(dst, ranges) -> None:
+    """Zero ``dst[..., od, oh, ow]`` outside the box ``ranges`` (per axis ``(lo, hi, _)``)."""
+    (d0, d1, _), (h0, h1, _), (w0, w1, _) = ranges
+    dst[..., :d0, :, :] = 0
+    dst[..., d1:, :, :] = 0
+    dst[..., d0:d1, :h0, :] = 0
+    dst[..., d0:d1, h1:, :] = 0
+    dst[..., d0:d1, h0:h1, :w0] = 0
+    dst[..., d0:d1, h0:h1, w1:] = 0
+
+
+def _taps(geo: ConvGeometry):
+    return itertools.product(*(range(k) for k in geo.kernel))
+
+
+def im2col_into(col, x, geo: ConvGeometry, n0, n1, od0, od1) -> None:
+    """Fill ``col`` (C, kD, kH, kW, n, od, OH, OW) with the patches of ``x[n0:n1]`` that output
+    planes ``od0:od1`` read, zeros where they read padding."""
+    xs = x[n0:n1].transpose(1, 0, 2, 3, 4)  # (C, n, D, H, W): a view, no copy
+    s = geo.stride
+    for tap in _taps(geo):
+        dst = col[:, tap[0], tap[1], tap[2]]   # (C, n, od, OH, OW)
+        ranges = geo.tap_ranges(tap, od0, od1)
+        (d0, d1, i_d), (h0, h1, i_h), (w0, w1, i_w) = ranges
+        if d0 == d1 or h0 == h1 or w0 == w1:
+            dst.fill(0)
+            continue
+        zero_outside(dst, ranges)
+        dst[:, :, d0:d1, h0:h1, w0:w1] = xs[:, :, span(d0, d1, i_d, s[0]),
+                                            span(h0, h1, i_h, s[1]), span(w0, w1, i_w, s[2])]
+
+
+def col2im_add(gx, col, geo: ConvGeometry, n0, n1, od0, od1) -> None:
+    """The adjoint of ``im2col_into``: add every column entry back onto the input position it
+    was copied from (``gx`` starts at zero; overlapping patches add up)."""
+    gxs = gx[n0:n1].transpose(1, 0, 2, 3, 4)
+    s = geo.stride
+    for tap in _taps(geo):
+        (d0, d1, i_d), (h0, h1, i_h), (w0, w1, i_w) = geo.tap_ranges(tap, od0, od1)
+        if d0 == d1 or h0 == h1 or w0 == w1:
+            continue
+        gxs[:, :, span(d0, d1, i_d, s[0]), span(h0, h1, i_h, s[1]), span(w0, w1, i_w, s[2])] += \
+            col[:, tap[0], tap[1], tap[2], :, d0:d1, h0:h1, w0:w1]
 
 
 def _plan(geo, itemsize, workspace_limit, what):
@@ -57,7 +111,7 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
         for n0, n1, od0, od1 in chunks(geo.N, geo.OD, n, od):
             nc, odc = n1 - n0, od1 - od0
             col = _col(ws, g1, nc, odc, x.dtype)
-            columns.im2col_into(col, xg, g1, n0, n1, od0, od1)
+            im2col_into(col, xg, g1, n0, n1, od0, od1)
             if nc == 1:
                 np.matmul(wg, col.reshape(-1, odc * geo.plane),
                           out=yg[n0, :, od0:od1].reshape(Kg, -1))
@@ -71,10 +125,8 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
 
 
 def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True),
-             workspace_limit=None, out=None, compiled_col2im=False):
-    """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``.
-    ``compiled_col2im``: add large column matrices back with ``numba_copy``'s loop instead of
-    one NumPy scatter-add per tap (whose per-row cost dominates when output rows are short)."""
+             workspace_limit=None, out=None):
+    """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``."""
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward")
     gx = output(geo.x_shape, gy.dtype, out, zero=True) if output_mask[0] else None
@@ -89,14 +141,12 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
                 col = _col(ws, g1, nc, odc, gy.dtype)
                 np.matmul(wg.T, _gy_rows(ws, gyg, n0, n1, od0, od1),
                           out=col.reshape(-1, nc * odc * geo.plane))
-                big = compiled_col2im and col.size >= SMALL_COL
-                col2im = numba_copy.col2im_add if big else columns.col2im_add
-                col2im(gx[:, g * Cg:(g + 1) * Cg], col, g1, n0, n1, od0, od1)
+                col2im_add(gx[:, g * Cg:(g + 1) * Cg], col, g1, n0, n1, od0, od1)
         if gw is None:
             continue
         gwg = gw[g * Kg:(g + 1) * Kg].reshape(Kg, -1)
         for n0, n1, od0, od1 in chunks(geo.N, geo.OD, n, od):
             col = _col(ws, g1, n1 - n0, od1 - od0, gy.dtype)
-            columns.im2col_into(col, xg, g1, n0, n1, od0, od1)
+            im2col_into(col, xg, g1, n0, n1, od0, od1)
             gwg += _gy_rows(ws, gyg, n0, n1, od0, od1) @ col.reshape(gwg.shape[1], -1).T
     return gx, gw

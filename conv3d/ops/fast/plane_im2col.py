@@ -23,7 +23,7 @@ The input gradient is the same idea read backwards (``_backward_input``): the kD
 that read one input plane are adjacent too, so one GEMM gathers all their contributions to that
 plane's 2D columns, and one 2D col2im adds them into ``gx`` (with a depth stride > 1 the
 output planes that read an input plane are not the same pattern for every plane, and the
-input gradient is that of ``'im2col'``, with its compiled col2im).
+input gradient is that of ``'im2col'``).
 """
 from __future__ import annotations
 
@@ -31,22 +31,17 @@ import numpy as np
 
 from ...core.geometry import ConvGeometry, tap_range
 from . import im2col_gemm
-from .columns import span, zero_outside
+from .im2col_gemm import span, zero_outside
 from .workspace import Workspace, chunks, output, plan_chunks
 
 CHUNK_TARGET = 64 * 2**20  # bytes of columns per chunk: a few output planes share their inputs
-
-
-def _slab_depth(geo, odc):
-    """Input planes read by ``odc`` consecutive output planes."""
-    return (odc - 1) * geo.stride[0] + geo.dilation[0] * (geo.kernel[0] - 1) + 1
 
 
 def _plan(geo, itemsize, workspace_limit, what):
     row = geo.Cg * geo.kernel[1] * geo.kernel[2] * geo.plane * itemsize  # one plane's 2D columns
 
     def bytes_for(n, od):
-        return n * _slab_depth(geo, od) * row
+        return n * geo.slab_depth(od) * row
     n, od = plan_chunks(geo.N, geo.OD, bytes_for, workspace_limit, what, target=CHUNK_TARGET)
     return n, od, Workspace(workspace_limit)
 
@@ -74,7 +69,7 @@ def _fill(cols, x, geo, n, od0, odc):
     ``n`` (zeros for planes in the depth padding); one strided copy per (kh, kw) tap."""
     D, s_d, p_d = geo.in_size[0], geo.stride[0], geo.padding[0][0]
     d_lo = od0 * s_d - p_d
-    a, b = max(d_lo, 0), min(d_lo + _slab_depth(geo, odc), D)  # the input planes that exist
+    a, b = max(d_lo, 0), min(d_lo + geo.slab_depth(odc), D)  # the input planes that exist
     cols[:max(a - d_lo, 0)] = 0
     cols[max(b - d_lo, 0):] = 0
     if b <= a:
@@ -110,22 +105,28 @@ def _weight_rows(wg):
     return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(wg.shape[0], -1)
 
 
+def _output_planes(x, geo, workspace_limit, what):
+    """Yield ``(g, n, o, rows)``: group, sample, output plane and its im2col matrix
+    (kD*C*kH*kW, OH*OW), built by ``_fill`` one chunk of output planes of one sample at a time."""
+    _, od, ws = _plan(geo, x.itemsize, workspace_limit, what)
+    g1, Cg = geo.one_group(), geo.Cg
+    for g in range(geo.groups):
+        for _, _, od0, od1 in chunks(1, geo.OD, 1, od):
+            cols = ws.take("cols", (geo.slab_depth(od1 - od0), Cg) + geo.kernel[1:]
+                           + geo.out_size[1:], x.dtype)
+            for n in range(geo.N):
+                _fill(cols, x[:, g * Cg:(g + 1) * Cg], g1, n, od0, od1 - od0)
+                for o in range(od0, od1):
+                    yield g, n, o, _rows(cols, geo, o, od0)
+
+
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
-    _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (im2col-planes)")
-    y = output((geo.N, geo.K) + geo.out_size, x.dtype, out)
-    g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
-    (_, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
-    for g in range(groups):
-        xg = x[:, g * Cg:(g + 1) * Cg]
-        w_r = _weight_rows(w[g * Kg:(g + 1) * Kg])
-        for _, _, od0, od1 in chunks(1, geo.out_size[0], 1, od):
-            cols = ws.take("cols", (_slab_depth(geo, od1 - od0), Cg, kH, kW, OH, OW), x.dtype)
-            for n in range(geo.N):
-                _fill(cols, xg, g1, n, od0, od1 - od0)
-                for o in range(od0, od1):
-                    np.matmul(w_r, _rows(cols, geo, o, od0),
-                              out=y[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1))
+    y = output(geo.y_shape, x.dtype, out)
+    Kg = geo.Kg
+    w_r = [_weight_rows(w[g * Kg:(g + 1) * Kg]) for g in range(groups)]
+    for g, n, o, rows in _output_planes(x, geo, workspace_limit, "conv3d forward (im2col-planes)"):
+        np.matmul(w_r[g], rows, out=y[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1))
     if b is not None:
         y += b.reshape(1, -1, 1, 1, 1)
     return y
@@ -141,24 +142,15 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
 
 
 def _backward_weight(gy, x, geo, workspace_limit):
-    _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, im2col-planes)")
-    gw = np.empty(geo.w_shape, dtype=x.dtype)
-    g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
-    (kD, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
-    for g in range(geo.groups):
-        xg = x[:, g * Cg:(g + 1) * Cg]
-        gw_r = np.zeros((Kg, kD * Cg * kH * kW), dtype=x.dtype)
-        prod = np.empty_like(gw_r)
-        for _, _, od0, od1 in chunks(1, geo.out_size[0], 1, od):
-            cols = ws.take("cols", (_slab_depth(geo, od1 - od0), Cg, kH, kW, OH, OW), x.dtype)
-            for n in range(geo.N):
-                _fill(cols, xg, g1, n, od0, od1 - od0)
-                for o in range(od0, od1):
-                    gy_o = gy[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1)
-                    np.matmul(gy_o, _rows(cols, geo, o, od0).T, out=prod)
-                    gw_r += prod
-        gw[g * Kg:(g + 1) * Kg] = gw_r.reshape(Kg, kD, Cg, kH, kW).transpose(0, 2, 1, 3, 4)
-    return gw
+    """``gW_r[g] += gy[n, :, o] @ rows^T`` over every output plane; then back to (K, C, kD, ...)."""
+    Kg, (kD, kH, kW) = geo.Kg, geo.kernel
+    gw_r = np.zeros((geo.groups, Kg, kD * geo.Cg * kH * kW), dtype=x.dtype)
+    prod = np.empty_like(gw_r[0])
+    for g, n, o, rows in _output_planes(x, geo, workspace_limit,
+                                        "conv3d backward (weight, im2col-planes)"):
+        np.matmul(gy[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1), rows.T, out=prod)
+        gw_r[g] += prod
+    return np.ascontiguousarray(gw_r.reshape(geo.K, kD, geo.Cg, kH, kW).transpose(0, 2, 1, 3, 4))
 
 
 def _input_plane_sources(geo, i):
@@ -193,7 +185,7 @@ def _backward_input(gy, x, w, geo, workspace_limit, out):
     Depth stride > 1 uses ``im2col_gemm``'s col2im."""
     if geo.stride[0] != 1:
         return im2col_gemm.backward(gy, x, w, geo.stride, geo.padding, geo.dilation, geo.groups,
-                                    (True, False), workspace_limit, out, compiled_col2im=True)[0]
+                                    (True, False), workspace_limit, out)[0]
     g1, Cg, Kg, P = geo.one_group(), geo.Cg, geo.Kg, geo.plane
     (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
 

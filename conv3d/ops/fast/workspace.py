@@ -9,14 +9,11 @@ fast strategies therefore work in *chunks* of ``n`` samples and ``od`` output de
 * when even one output plane of one sample does not fit, it raises ``WorkspaceLimitError``
   with the bytes that smallest chunk needs.
 
-The default limit is 256 MiB. Change it with ``conv3d.set_workspace_limit(bytes)``, for a block
-with ``with conv3d.workspace_limit(bytes):``, or per call with ``workspace_limit=``. Inputs,
-weights and results are not workspace: they exist whatever the strategy.
-
-A call's buffers outlive it, like the blocks of a caching allocator: each thread keeps them in
-a pool, and a later call of the same shape reuses them instead of touching fresh pages. What a
-call uses plus what its thread keeps never exceeds the limit it runs under;
-``release_workspace()`` frees the kept buffers.
+The default limit is 256 MiB: ``conv3d.set_workspace_limit(bytes)``, ``with
+conv3d.workspace_limit(bytes):``, or ``workspace_limit=`` per call. Inputs, weights and results
+are not workspace. A call's buffers outlive it, as in a caching allocator: each thread keeps
+them, and a later call of the same shape reuses them instead of touching fresh pages; what a
+call uses plus what its thread keeps never exceeds the limit it runs under.
 """
 from __future__ import annotations
 
@@ -84,33 +81,23 @@ def reset_peak_workspace() -> None:
     _peak = 0
 
 
-class _Pool(dict):
-    """One thread's kept buffers by (name, size, dtype), least recently used first."""
-
-    __hash__ = object.__hash__  # by identity, for the WeakSet of all pools
+_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # thread -> its kept buffers
 
 
-_kept = threading.local()
-_all_pools = weakref.WeakSet()  # every thread's pool, for kept_workspace/release_workspace
-
-
-def _pool() -> _Pool:
-    """This thread's pool: a buffer is never shared between threads."""
-    pool = getattr(_kept, "buffers", None)
-    if pool is None:
-        pool = _kept.buffers = _Pool()
-        _all_pools.add(pool)
-    return pool
+def _pool() -> dict:
+    """This thread's kept buffers by (name, size, dtype), least recently used first: a buffer
+    is never shared between threads."""
+    return _pools.setdefault(threading.current_thread(), {})
 
 
 def kept_workspace() -> int:
     """Bytes of scratch buffers kept between calls, all threads together."""
-    return sum(b.nbytes for pool in list(_all_pools) for b in list(pool.values()))
+    return sum(b.nbytes for pool in list(_pools.values()) for b in list(pool.values()))
 
 
 def release_workspace() -> None:
     """Free the buffers every thread keeps between calls (call it while no convolution runs)."""
-    for pool in list(_all_pools):
+    for pool in list(_pools.values()):
         pool.clear()
 
 
