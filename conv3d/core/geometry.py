@@ -93,6 +93,12 @@ class ConvGeometry:
         """Input planes read by ``od`` consecutive output planes: ``(od-1)*s + d*(k-1) + 1``."""
         return (od - 1) * self.stride[0] + self.dilation[0] * (self.kernel[0] - 1) + 1
 
+    def depth_window(self, od0: int, od: int):
+        """The input planes that output planes ``od0 .. od0+od-1`` read: ``(d_lo, count, a, b)``,
+        planes ``d_lo .. d_lo+count-1``, of which ``a .. b-1`` exist (the rest is padding)."""
+        d_lo, count = od0 * self.stride[0] - self.padding[0][0], self.slab_depth(od)
+        return d_lo, count, max(d_lo, 0), min(d_lo + count, self.D)
+
     def one_group(self) -> ConvGeometry:
         """The geometry of one group (C/groups -> K/groups channels)."""
         return replace(self, C=self.Cg, K=self.Kg, groups=1)

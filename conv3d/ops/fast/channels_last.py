@@ -64,20 +64,12 @@ def _plan(geo, itemsize, workspace_limit, what):
     return n, od, Workspace(workspace_limit)
 
 
-def _depth_window(geo, od0, odc):
-    """Input planes the chunk reads: slab plane q is input plane d_lo + q; the valid ones."""
-    d_lo = od0 * geo.stride[0] - geo.padding[0][0]
-    Sd = geo.slab_depth(odc)
-    a, b = max(d_lo, 0), min(d_lo + Sd, geo.in_size[0])
-    return d_lo, Sd, a, b
-
-
 def _im2col(ws, xg, geo, n0, n1, od0, odc):
     """The 2D columns (Sd, n, OH, OW, kH, kW, C) of the input planes the chunk reads
     (a compiled loop: the NCDHW planes are transposed and cut into windows in one pass)."""
     _, OH, OW = geo.out_size
     _, kH, kW = geo.kernel
-    d_lo, Sd, _, _ = _depth_window(geo, od0, odc)
+    d_lo, Sd, _, _ = geo.depth_window(od0, odc)
     cols = ws.take("col", (Sd, n1 - n0, OH, OW, kH, kW, geo.Cg), xg.dtype)
     # cols[q, j, oh, ow, kh, kw, c] = xpad[n0+j, c, d_lo+q, oh*s_h + kh*d_h, ow*s_w + kw*d_w]
     _kernels()[1](cols, xg, n0, d_lo, geo.padding[1][0], geo.padding[2][0], *geo.stride[1:],
@@ -159,7 +151,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
                 for kd in range(kD):
                     gw_cl[kd] += gy_w @ _kd_block(cols, g1, kd, odc)
             if need_x:  # per output plane: one GEMM for all taps, then the entries go back
-                d_lo, Sd, a, b = _depth_window(g1, od0, odc)
+                d_lo, Sd, a, b = g1.depth_window(od0, odc)
                 dslab = ws.take("dslab", (Sd, nc) + _padded_hw(g1) + (Cg,), gy.dtype, zero=True)
                 rows = nc * OH * OW
                 dcols = ws.take("col", (1, nc, OH, OW, kD, kH, kW, Cg), gy.dtype)

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...core.geometry import ConvGeometry, tap_range
+from dataclasses import replace
+
+from ...core.geometry import ConvGeometry
 from . import im2col_gemm
-from .im2col_gemm import span, zero_outside
+from .im2col_gemm import col2im_add, im2col_into
 from .workspace import Workspace, chunks, output, plan_chunks
 
 CHUNK_TARGET = 64 * 2**20  # bytes of columns per chunk: a few output planes share their inputs
@@ -46,51 +48,23 @@ def _plan(geo, itemsize, workspace_limit, what):
     return n, od, Workspace(workspace_limit)
 
 
-def _plane_taps(geo):
-    """Yield ``(kh, kw, out_box, in_box)`` for the 2D taps: ``in_box`` (slices of H, W) is the
-    part of an input plane that tap reads, ``out_box`` (slices of OH, OW) where it lands;
-    both ``None`` when the tap reads only padding."""
-    (_, H, W), (_, kH, kW), (_, OH, OW) = geo.in_size, geo.kernel, geo.out_size
-    (_, s_h, s_w), (_, d_h, d_w) = geo.stride, geo.dilation
-    (_, (p_h, _), (p_w, _)) = geo.padding
-    for kh in range(kH):
-        h_lo, h_hi, ih = tap_range(0, OH, kh, s_h, d_h, p_h, H)
-        for kw in range(kW):
-            w_lo, w_hi, iw = tap_range(0, OW, kw, s_w, d_w, p_w, W)
-            if h_lo == h_hi or w_lo == w_hi:
-                yield kh, kw, None, None
-                continue
-            yield (kh, kw, (slice(h_lo, h_hi), slice(w_lo, w_hi)),
-                   (span(h_lo, h_hi, ih, s_h), span(w_lo, w_hi, iw, s_w)))
+def _planes_2d(geo):
+    """The geometry of the 2D im2col of input planes: kernel (1, kH, kW), depth stride 1 and no
+    depth padding, so that its output plane q is input plane q."""
+    return replace(geo, kernel=(1,) + geo.kernel[1:], stride=(1,) + geo.stride[1:],
+                   padding=((0, 0),) + geo.padding[1:], dilation=(1,) + geo.dilation[1:])
 
 
-def _fill(cols, x, geo, n, od0, odc):
+def _fill(cols, x, geo, g2, n, od0, odc):
     """``cols[q]`` = the 2D columns (C, kH, kW, OH, OW) of input plane ``d_lo + q`` of sample
-    ``n`` (zeros for planes in the depth padding); one strided copy per (kh, kw) tap."""
-    D, s_d, p_d = geo.in_size[0], geo.stride[0], geo.padding[0][0]
-    d_lo = od0 * s_d - p_d
-    a, b = max(d_lo, 0), min(d_lo + geo.slab_depth(odc), D)  # the input planes that exist
+    ``n``, zeros for planes in the depth padding: ``im2col_into`` with ``g2 = _planes_2d(geo)``
+    on ``cols`` seen as its (C, 1, kH, kW, 1, planes, OH, OW) buffer."""
+    d_lo, _, a, b = geo.depth_window(od0, odc)
     cols[:max(a - d_lo, 0)] = 0
     cols[max(b - d_lo, 0):] = 0
-    if b <= a:
-        return
-    src = x[n, :, a:b].transpose(1, 0, 2, 3)  # (planes, C, H, W): a view
-    for kh, kw, out_box, in_box in _plane_taps(geo):
-        dst = cols[a - d_lo:b - d_lo, :, kh, kw]  # (planes, C, OH, OW)
-        if out_box is None:
-            dst.fill(0)
-            continue
-        (h, w) = out_box
-        zero_outside(dst[:, :, None], ((0, 1, 0), (h.start, h.stop, 0), (w.start, w.stop, 0)))
-        dst[:, :, h, w] = src[:, :, in_box[0], in_box[1]]
-
-
-def _col2im_plane(gx_plane, dcol, geo):
-    """The adjoint of one plane of ``_fill``: ``gx_plane`` (C, H, W) += every entry of ``dcol``
-    (C, kH, kW, OH, OW) at the input position it was copied from."""
-    for kh, kw, out_box, in_box in _plane_taps(geo):
-        if out_box is not None:
-            gx_plane[:, in_box[0], in_box[1]] += dcol[:, kh, kw, out_box[0], out_box[1]]
+    if b > a:
+        view = cols[a - d_lo:b - d_lo].transpose(1, 2, 3, 0, 4, 5)[:, None, :, :, None]
+        im2col_into(view, x, g2, n, n + 1, a, b)
 
 
 def _rows(cols, geo, od, od0):
@@ -110,12 +84,13 @@ def _output_planes(x, geo, workspace_limit, what):
     (kD*C*kH*kW, OH*OW), built by ``_fill`` one chunk of output planes of one sample at a time."""
     _, od, ws = _plan(geo, x.itemsize, workspace_limit, what)
     g1, Cg = geo.one_group(), geo.Cg
+    g2 = _planes_2d(g1)
     for g in range(geo.groups):
         for _, _, od0, od1 in chunks(1, geo.OD, 1, od):
             cols = ws.take("cols", (geo.slab_depth(od1 - od0), Cg) + geo.kernel[1:]
                            + geo.out_size[1:], x.dtype)
             for n in range(geo.N):
-                _fill(cols, x[:, g * Cg:(g + 1) * Cg], g1, n, od0, od1 - od0)
+                _fill(cols, x[:, g * Cg:(g + 1) * Cg], g1, g2, n, od0, od1 - od0)
                 for o in range(od0, od1):
                     yield g, n, o, _rows(cols, geo, o, od0)
 
@@ -186,7 +161,7 @@ def _backward_input(gy, x, w, geo, workspace_limit, out):
     if geo.stride[0] != 1:
         return im2col_gemm.backward(gy, x, w, geo.stride, geo.padding, geo.dilation, geo.groups,
                                     (True, False), workspace_limit, out)[0]
-    g1, Cg, Kg, P = geo.one_group(), geo.Cg, geo.Kg, geo.plane
+    g2, Cg, Kg, P = _planes_2d(geo.one_group()), geo.Cg, geo.Kg, geo.plane
     (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
 
     d, p = geo.dilation[0], geo.padding[0][0]
@@ -218,5 +193,7 @@ def _backward_input(gy, x, w, geo, workspace_limit, out):
                     np.matmul(w_s[:, j0 * Kg:(j0 + count) * Kg],
                               gy_t[q:q + (count - 1) * d + 1:d].reshape(-1, P),
                               out=dcols.reshape(-1, P))
-                    _col2im_plane(gx[n, g * Cg:(g + 1) * Cg, i], dcols, g1)
+                    # gx[n, :, i] += the 2D col2im of dcols (the adjoint of one plane of _fill)
+                    col2im_add(gx[:, g * Cg:(g + 1) * Cg], dcols[:, None, :, :, None, None], g2,
+                               n, n + 1, i, i + 1)
     return gx
