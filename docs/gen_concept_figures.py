@@ -307,16 +307,17 @@ def fig_cost():
 
 def fig_cuda():
     """Which thread computes which output: conv3d_direct (1-D) and conv3d_tiled (3-D tiles)."""
-    from conv3d.cuda.launch import ConvGeometry, conv3d_direct_config, conv3d_tiled_config
+    from conv3d.core.geometry import ConvGeometry
+    from conv3d.cuda.launch import conv3d_direct_config, conv3d_tiled_config
     geo = ConvGeometry(N=1, C=1, D=6, H=10, W=10, K=2, kernel=(3, 3, 3))  # output 2 x 4x8x8
     direct = conv3d_direct_config(geo)
-    K, (OD, OH, OW) = geo.K, geo.out
+    K, (OD, OH, OW) = geo.K, geo.out_size
     threads_per_block = direct.block[0]
     t = np.arange(K * OD * OH * OW).reshape(K, OD, OH, OW)  # row-major flat index = thread id
     geo2 = ConvGeometry(N=1, C=1, D=8, H=14, W=14, K=2, kernel=(3, 3, 3))  # output 6x12x12
     tiled = conv3d_tiled_config(geo2)
     TW, TH, TD = tiled.block
-    OD2, OH2, OW2 = geo2.out
+    OD2, OH2, OW2 = geo2.out_size
     tiles_w, tiles_h = -(-OW2 // TW), -(-OH2 // TH)
     d, h, w = np.meshgrid(range(OD2), range(OH2), range(OW2), indexing="ij")
     bx = (d // TD) * tiles_w * tiles_h + (h // TH) * tiles_w + w // TW

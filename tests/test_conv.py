@@ -172,3 +172,26 @@ def test_output_size_formula():
                  stride=2, padding=1, dilation=2)
     assert y.shape == (1, 1, 4, 4, 4)
     assert ref_conv_out(9, 3, 2, 1, 1, 2) == 4
+
+
+def test_inference_keeps_nothing_for_the_backward():
+    """Under no_grad, or when no input requires a gradient, Conv3dFunction records no graph and
+    keeps no reference to x or w (the backward's inputs); with a graph it keeps both."""
+    from conv3d.ops.conv import Conv3dFunction
+    rng = np.random.default_rng(0)
+    x = conv3d.Tensor(rng.standard_normal((1, 2, 5, 5, 5)).astype(np.float32), requires_grad=True)
+    w = conv3d.Tensor(rng.standard_normal((3, 2, 3, 3, 3)).astype(np.float32))
+    settings_ = ((1, 1, 1), ((0, 0),) * 3, (1, 1, 1), 1)
+    want = naive_conv3d(x.data, w.data, None, *settings_)
+    with conv3d.no_grad():
+        fn = Conv3dFunction(*settings_)
+        y = fn(x, w)
+    assert not hasattr(fn, "x") and not hasattr(fn, "w") and y.creator is None
+    fn2 = Conv3dFunction(*settings_)
+    y2 = fn2(conv3d.Tensor(x.data), w)   # nothing requires a gradient
+    assert not hasattr(fn2, "x") and y2.creator is None
+    fn3 = Conv3dFunction(*settings_)
+    y3 = fn3(x, w)
+    assert fn3.x is x.data and y3.creator is fn3
+    for got in (y, y2, y3):
+        np.testing.assert_allclose(got.data, want, rtol=1e-4, atol=1e-4)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import conv3d  # noqa: F401  (registers the providers)
 from conv3d.core.backend import kernels_for
+from conv3d.core.geometry import ConvGeometry, PoolGeometry
 from conv3d.cuda import conv_algorithm, launch, set_conv_algorithm
 from conv3d.cuda.sources import get_function
 from reference import (naive_avg_pool3d, naive_avg_pool3d_backward, naive_conv3d,
@@ -110,8 +111,7 @@ def test_conv3d_backward_matches_naive_loops(algorithm, dtype, case, seed):
     x, w, gy = (_random(s, dtype, seed + i) for i, s in enumerate((x_shape, w_shape, y_shape)))
     settings_ = (stride, padding, dilation, groups)
     with conv_algorithm(algorithm):
-        gx = EMU.conv3d_backward_input(gy, w, x_shape, *settings_)
-        gw = EMU.conv3d_backward_weight(gy, x, w_shape, *settings_)
+        gx, gw = EMU.conv3d_backward(gy, x, w, *settings_)
     _check(gx, naive_conv3d_backward_input(gy, w, x_shape, *settings_), dtype)
     _check(gw, naive_conv3d_backward_weight(gy, x, w_shape, *settings_), dtype)
 
@@ -121,9 +121,9 @@ def test_tiled_partial_edge_tiles_on_every_axis_and_partial_channel_chunk():
     # is one full chunk of 8 output channels and a partial one of 2 (groups = 3, Cg = 1).
     x_shape, w_shape = (1, 3, 9, 10, 11), (30, 1, 3, 3, 3)
     args = ((1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 3)
-    geo = launch.ConvGeometry.from_shapes(x_shape, w_shape, *args)
+    geo = ConvGeometry.from_shapes(x_shape, w_shape, *args)
     config = launch.conv3d_tiled_config(geo, 4)
-    assert config.block == (8, 8, 4) and geo.out == (9, 10, 11)
+    assert config.block == (8, 8, 4) and geo.out_size == (9, 10, 11)
     x, w = _random(x_shape, np.float32, 7), _random(w_shape, np.float32, 8)
     with conv_algorithm("tiled"):
         y = EMU.conv3d_forward(x, w, None, *args)
@@ -135,7 +135,7 @@ def test_tiled_shrinks_its_tile_to_fit_shared_memory_and_stays_correct():
     # so it stages 3 at a time (5 is then not a multiple of the stage: a partial last stage).
     x_shape, w_shape = (1, 5, 12, 13, 14), (2, 5, 3, 3, 3)
     stride, padding, dilation = (1, 1, 1), ((0, 0),) * 3, (5, 5, 5)
-    geo = launch.ConvGeometry.from_shapes(x_shape, w_shape, stride, padding, dilation, 1)
+    geo = ConvGeometry.from_shapes(x_shape, w_shape, stride, padding, dilation, 1)
     config = launch.conv3d_tiled_config(geo, 8)
     assert config is not None and config.shared_mem <= launch.SHARED_MEM_LIMIT
     assert config.extra["c_tile"] < 5  # it did shrink
@@ -149,7 +149,7 @@ def test_tiled_falls_back_to_direct_when_no_tile_fits():
     # A 5x5x5 kernel with dilation 6 spans 25^3 inputs: more than 48 KiB even for one output.
     x_shape, w_shape = (1, 1, 25, 25, 25), (1, 1, 5, 5, 5)
     args = ((1, 1, 1), ((0, 0),) * 3, (6, 6, 6), 1)
-    geo = launch.ConvGeometry.from_shapes(x_shape, w_shape, *args)
+    geo = ConvGeometry.from_shapes(x_shape, w_shape, *args)
     assert launch.conv3d_tiled_config(geo, 4) is None
     x, w = _random(x_shape, np.float32, 3), _random(w_shape, np.float32, 4)
     with conv_algorithm("tiled"):
@@ -201,13 +201,13 @@ def _naive_taps(x_shape, kernel, stride, padding, dilation):
 @given(case=conv_cases(), seed=st.integers(0, 2**16))
 def test_im2col3d_and_col2im3d_match_naive_loops(dtype, case, seed):
     x_shape, w_shape, stride, padding, dilation, groups = case
-    geo = launch.ConvGeometry.from_shapes(x_shape, w_shape, stride, padding, dilation, groups)
-    N, C, kernel, L = geo.N, geo.C, geo.kernel, math.prod(geo.out)
+    geo = ConvGeometry.from_shapes(x_shape, w_shape, stride, padding, dilation, groups)
+    N, C, kernel, L = geo.N, geo.C, geo.kernel, math.prod(geo.out_size)
     x = _random(x_shape, dtype, seed)
     gcol = _random((N, C * geo.taps, L), dtype, seed + 1)
-    col_ref = np.zeros((N, C) + kernel + geo.out)
+    col_ref = np.zeros((N, C) + kernel + geo.out_size)
     gx_ref = np.zeros(x_shape)
-    gcol6 = gcol.reshape((N, C) + kernel + geo.out).astype(np.float64)
+    gcol6 = gcol.reshape((N, C) + kernel + geo.out_size).astype(np.float64)
     for _, o, t, z in _naive_taps(x_shape, kernel, stride, padding, dilation):
         col_ref[(slice(None), slice(None)) + t + o] = x[(slice(None), slice(None)) + z]
         gx_ref[(slice(None), slice(None)) + z] += gcol6[(slice(None), slice(None)) + t + o]
@@ -215,13 +215,13 @@ def test_im2col3d_and_col2im3d_match_naive_loops(dtype, case, seed):
     col = np.full((N, C * geo.taps, L), np.nan, dtype)  # NaN: an element left unwritten shows
     config = launch.im2col3d_config(geo)
     get_function("im2col3d", dtype, "cuda-emu")(config.grid, config.block,
-                                                  (x, col) + geo.im2col_args())
+                                                  (x, col) + launch.im2col_args(geo))
     _check(col, col_ref.reshape(col.shape), dtype)
 
     gx = np.full(x_shape, np.nan, dtype)
     config = launch.col2im3d_config(geo)
     get_function("col2im3d", dtype, "cuda-emu")(config.grid, config.block,
-                                                  (gcol, gx) + geo.im2col_args())
+                                                  (gcol, gx) + launch.im2col_args(geo))
     _check(gx, gx_ref, dtype)
 
 
@@ -277,10 +277,11 @@ def test_avg_pool3d_forward_and_backward_match_naive_loops(dtype, count_include_
 # ---- launch configurations and arguments --------------------------------------------------------
 
 def test_kernel_scalar_arguments_are_int32():
-    geo = launch.ConvGeometry.from_shapes((1, 2, 3, 4, 5), (2, 2, 1, 1, 1), (1, 1, 1),
-                                          ((0, 0),) * 3, (1, 1, 1), 1)
-    pool = launch.PoolGeometry.from_shape((1, 2, 3, 4, 5), (2, 2, 2), (2, 2, 2), (0, 0, 0))
-    for args in (geo.kernel_args(), geo.im2col_args(), pool.max_args(), pool.avg_args(True)):
+    geo = ConvGeometry.from_shapes((1, 2, 3, 4, 5), (2, 2, 1, 1, 1), (1, 1, 1),
+                                   ((0, 0),) * 3, (1, 1, 1), 1)
+    pool = PoolGeometry.from_shape((1, 2, 3, 4, 5), (2, 2, 2), (2, 2, 2), (0, 0, 0))
+    for args in (launch.conv_args(geo), launch.im2col_args(geo), launch.max_pool_args(pool),
+                 launch.avg_pool_args(pool, True)):
         assert all(type(a) is np.int32 for a in args)  # CuPy passes raw bytes: C int = int32
 
 
@@ -293,13 +294,13 @@ def test_python_int_argument_is_refused_by_the_emulator():
 
 
 def test_launch_configs_cover_every_element_and_respect_cuda_limits():
-    geo = launch.ConvGeometry.from_shapes((3, 6, 9, 10, 11), (20, 3, 3, 3, 3), (2, 1, 1),
-                                          ((1, 1), (1, 0), (0, 2)), (1, 2, 1), 2)
+    geo = ConvGeometry.from_shapes((3, 6, 9, 10, 11), (20, 3, 3, 3, 3), (2, 1, 1),
+                                   ((1, 1), (1, 0), (0, 2)), (1, 2, 1), 2)
     direct = launch.conv3d_direct_config(geo)
     assert direct.threads >= math.prod(geo.y_shape) > direct.threads - direct.block[0]
     tiled = launch.conv3d_tiled_config(geo, 4)
     TW, TH, TD = tiled.block
-    OD, OH, OW = geo.out
+    OD, OH, OW = geo.out_size
     assert tiled.grid[0] == math.ceil(OW / TW) * math.ceil(OH / TH) * math.ceil(OD / TD)
     assert tiled.grid[1] == 2 * math.ceil(10 / launch.tiled_out_channels())  # groups * K chunks
     assert tiled.grid[2] == 3 and math.prod(tiled.block) <= 1024
@@ -311,12 +312,12 @@ def test_launch_configs_cover_every_element_and_respect_cuda_limits():
 
 
 def test_too_large_for_int32_indexing_is_a_clear_error():
-    geo = launch.ConvGeometry.from_shapes((4096, 64, 32, 64, 64), (64, 64, 1, 1, 1), (1, 1, 1),
-                                          ((0, 0),) * 3, (1, 1, 1), 1)
+    geo = ConvGeometry.from_shapes((4096, 64, 32, 64, 64), (64, 64, 1, 1, 1), (1, 1, 1),
+                                   ((0, 0),) * 3, (1, 1, 1), 1)
     with pytest.raises(ValueError, match="32-bit"):
         launch.conv3d_direct_config(geo)
     with pytest.raises(ValueError, match="split the batch"):
-        geo.check_int32()
+        launch.check_int32(geo)
 
 
 def test_unsupported_dtype_and_algorithm_are_clear_errors():
@@ -328,11 +329,11 @@ def test_unsupported_dtype_and_algorithm_are_clear_errors():
 
 
 def test_conv_output_and_pool_output_sizes_agree_with_references():
-    geo = launch.ConvGeometry.from_shapes((1, 1, 7, 8, 9), (1, 1, 3, 2, 3), (2, 3, 1),
-                                          ((1, 2), (0, 1), (2, 0)), (1, 2, 3), 1)
-    assert geo.out == tuple(ref_conv_out(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d in zip(
+    geo = ConvGeometry.from_shapes((1, 1, 7, 8, 9), (1, 1, 3, 2, 3), (2, 3, 1),
+                                   ((1, 2), (0, 1), (2, 0)), (1, 2, 3), 1)
+    assert geo.out_size == tuple(ref_conv_out(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d in zip(
         (7, 8, 9), (3, 2, 3), (2, 3, 1), ((1, 2), (0, 1), (2, 0)), (1, 2, 3)))
-    pool = launch.PoolGeometry.from_shape((1, 1, 7, 8, 9), (3, 2, 3), (2, 2, 2), (1, 1, 1),
-                                          (1, 2, 1), True)
-    assert pool.out == tuple(ref_pool_out(i, k, s, p, d, True) for i, k, s, p, d in zip(
+    pool = PoolGeometry.from_shape((1, 1, 7, 8, 9), (3, 2, 3), (2, 2, 2), (1, 1, 1),
+                                   (1, 2, 1), True)
+    assert pool.out_size == tuple(ref_pool_out(i, k, s, p, d, True) for i, k, s, p, d in zip(
         (7, 8, 9), (3, 2, 3), (2, 2, 2), (1, 1, 1), (1, 2, 1)))

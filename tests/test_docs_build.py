@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: every public module whose names the API reference must cover
 PUBLIC_MODULES = [
     "conv3d", "conv3d.functional", "conv3d.core", "conv3d.core.tensor", "conv3d.core.backend",
-    "conv3d.core.shapes", "conv3d.core.gradcheck", "conv3d.core.dlpack", "conv3d.nn",
+    "conv3d.core.shapes", "conv3d.core.geometry", "conv3d.core.gradcheck", "conv3d.core.dlpack", "conv3d.nn",
     "conv3d.nn.init", "conv3d.nn.summary", "conv3d.optim", "conv3d.datasets", "conv3d.train",
     "conv3d.train.recipes", "conv3d.teach", "conv3d.teach.cube", "conv3d.cuda",
     "conv3d.cuda.launch", "conv3d.cuda.emulator", "conv3d.cuda.nvrtc", "conv3d.interop",

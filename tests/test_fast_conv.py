@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 
 import conv3d
 import conv3d.functional as F
+from conv3d.core.geometry import ConvGeometry
 from conv3d.ops import fast
-from conv3d.ops.fast import channels_last, im2col_gemm, numba_direct, per_offset, plane_im2col
+from conv3d.ops.fast import channels_last, im2col_gemm, plane_im2col
 from reference import naive_conv3d, naive_conv3d_backward_input, naive_conv3d_backward_weight
 
-STRATEGY_NAMES = ["im2col", "im2col-batched", "im2col-numpy", "im2col-planes", "channels-last",
-                  "per-offset", "numba"]
+STRATEGY_NAMES = ["im2col", "im2col-planes", "channels-last"]
+MODULES = [im2col_gemm, plane_im2col, channels_last]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
@@ -53,24 +54,24 @@ def _arrays(case):
     return x, w, b, gy, args, y_ref
 
 
+def test_strategies_are_the_three_that_auto_chooses_from():
+    assert fast.STRATEGIES == ("auto", "reference", *STRATEGY_NAMES)
+
+
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
 @given(case=conv_cases(), mask=st.sampled_from([(True, True), (True, False), (False, True)]))
 def test_strategy_matches_naive_loops(name, case, mask):
     x, w, b, gy, args, y_ref = _arrays(case)
     with fast.use_strategy(name):
         y = fast.provider.conv3d_forward(x, w, b, *args)
-        gx = fast.provider.conv3d_backward_input(gy, w, x.shape, *args)
-        gw = fast.provider.conv3d_backward_weight(gy, x, w.shape, *args)
-        together = fast.provider.conv3d_backward(gy, x, w, *args, output_mask=mask)
-    assert fast.last_choice == {"forward": name, "backward_input": name, "backward_weight": name}
+        grads = fast.provider.conv3d_backward(gy, x, w, *args, output_mask=mask)
+    assert fast.last_choice == {"forward": name, "backward": name}
     tol = TOL[case["dtype"]]
-    gx_ref = naive_conv3d_backward_input(gy, w, x.shape, *args)
-    gw_ref = naive_conv3d_backward_weight(gy, x, w.shape, *args)
-    for got, want in ((y, y_ref), (gx, gx_ref), (gw, gw_ref)):
-        assert got.dtype == case["dtype"]  # nothing upcasts
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, **tol)
-    for got, want, wanted in zip(together, (gx_ref, gw_ref), mask):  # both gradients in one call
+    assert y.dtype == case["dtype"] and y.shape == y_ref.shape  # nothing upcasts
+    np.testing.assert_allclose(y, y_ref, **tol)
+    refs = (naive_conv3d_backward_input(gy, w, x.shape, *args),
+            naive_conv3d_backward_weight(gy, x, w.shape, *args))
+    for got, want, wanted in zip(grads, refs, mask):
         if not wanted:
             assert got is None
             continue
@@ -78,73 +79,37 @@ def test_strategy_matches_naive_loops(name, case, mask):
         np.testing.assert_allclose(got, want, **tol)
 
 
-@given(case=conv_cases())
-def test_transposed_input_gradient_matches_naive_loops(case):
-    """Stride 1: the input gradient as a convolution of gy with the flipped, transposed weight."""
-    case = dict(case, stride=(1, 1, 1))
-    x, w, b, gy, args, _ = _arrays(case)
-    gx = im2col_gemm.backward_input(gy, w, x.shape, *args, method="transposed")
-    np.testing.assert_allclose(gx, naive_conv3d_backward_input(gy, w, x.shape, *args),
-                               **TOL[case["dtype"]])
-
-
-@pytest.mark.parametrize("stride,dilation", [((1, 1, 1), (1, 1, 1)), ((2, 1, 2), (1, 2, 1))])
-def test_numba_col2im_on_a_column_matrix_big_enough_to_use_it(stride, dilation):
-    """Small column matrices fall back to NumPy's scatter-add; this one is large enough for
-    the numba kernel (more than im2col_gemm.SMALL_COL elements)."""
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 8, 7, 12, 11)).astype(np.float32)
-    w = rng.standard_normal((4, 8, 3, 3, 3)).astype(np.float32)
-    args = (stride, ((1, 1), (2, 0), (1, 2)), dilation, 1)
-    gy = rng.standard_normal(naive_conv3d(x, w, None, *args).shape).astype(np.float32)
-    geo_cols = 8 * 27 * 2 * int(np.prod(gy.shape[2:]))
-    assert geo_cols >= im2col_gemm.SMALL_COL
-    want = naive_conv3d_backward_input(gy, w, x.shape, *args)
-    for copy in ("numba", "numpy"):
-        gx = im2col_gemm.backward_input(gy, w, x.shape, *args, copy=copy)
-        np.testing.assert_allclose(gx, want, **TOL[np.float32])
-
-
-WITH_OUT = [(im2col_gemm, {}), (im2col_gemm, {"layout": "batched"}), (plane_im2col, {}),
-            (channels_last, {}), (per_offset, {})]
-
-
-@pytest.mark.parametrize("module,options", WITH_OUT)
+@pytest.mark.parametrize("module", MODULES)
 @settings(max_examples=15, deadline=None)
 @given(case=conv_cases())
 @example(case=dict(N=2, C=2, K=2, size=(6, 5, 5), kernel=(1, 2, 1), stride=(2, 2, 3),
                    dilation=(1, 1, 1), padding=((0, 0),) * 3, groups=1, dtype=np.float64,
                    seed=3))  # input planes 5 (depth), 4 (height) and 1, 2, 4 (width) unread
-def test_results_written_into_out_leave_nothing_of_its_old_contents(module, options, case):
+def test_results_written_into_out_leave_nothing_of_its_old_contents(module, case):
     # out= is how the threads over samples hand each thread its slice of y or gx; it comes from
     # np.empty, so every element must be written, not added to (filled with NaN here to tell)
     x, w, b, gy, args, y_ref = _arrays(case)
     gx_ref = naive_conv3d_backward_input(gy, w, x.shape, *args)
-    y = module.forward(x, w, b, *args, **options, out=np.full(y_ref.shape, np.nan, x.dtype))
-    gx = module.backward_input(gy, w, x.shape, *args, **options,
-                               out=np.full(x.shape, np.nan, x.dtype))
+    y = module.forward(x, w, b, *args, out=np.full(y_ref.shape, np.nan, x.dtype))
+    gx, _ = module.backward(gy, x, w, *args, (True, False),
+                            out=np.full(x.shape, np.nan, x.dtype))
     for got, want in ((y, y_ref), (gx, gx_ref)):
         np.testing.assert_allclose(got, want, **TOL[case["dtype"]])
 
 
-def test_transposed_method_needs_stride_1():
-    x = np.zeros((1, 1, 5, 5, 5))
-    with pytest.raises(ValueError, match="stride 1"):
-        im2col_gemm.backward_input(np.zeros((1, 1, 2, 2, 2)), np.zeros((1, 1, 3, 3, 3)), x.shape,
-                                   (2, 2, 2), ((0, 0),) * 3, (1, 1, 1), 1, method="transposed")
-
-
 # ---- the workspace limit ------------------------------------------------------------------------
 
-# (module, options, fractions of the unchunked workspace to run under). The smallest chunk of
+# (module, fractions of the unchunked workspace to run under). The smallest chunk of
 # 'im2col-planes' is the kD input planes of one output plane, a third of this small case.
-CHUNKED = [(im2col_gemm, {}, (2, 5)), (im2col_gemm, {"layout": "batched"}, (2, 5)),
-           (channels_last, {}, (2, 5)), (per_offset, {}, (2, 5)), (numba_direct, {}, (2, 5)),
-           (plane_im2col, {}, (2,))]
+CHUNKED = [(im2col_gemm, (2, 5)), (channels_last, (2, 5)), (plane_im2col, (2,))]
 
 
-@pytest.mark.parametrize("module,options,fractions", CHUNKED)
-def test_chunking_gives_the_same_results_and_respects_the_limit(module, options, fractions):
+def _run(module, x, w, gy, args):
+    return [module.forward(x, w, None, *args), *module.backward(gy, x, w, *args)]
+
+
+@pytest.mark.parametrize("module,fractions", CHUNKED)
+def test_chunking_gives_the_same_results_and_respects_the_limit(module, fractions):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 4, 6, 7, 5))
     w = rng.standard_normal((6, 2, 3, 2, 3))
@@ -152,9 +117,7 @@ def test_chunking_gives_the_same_results_and_respects_the_limit(module, options,
     y_ref = naive_conv3d(x, w, None, *args)
     gy = rng.standard_normal(y_ref.shape)
     fast.reset_peak_workspace()
-    whole = [module.forward(x, w, None, *args, **options),
-             module.backward_input(gy, w, x.shape, *args, **options),
-             module.backward_weight(gy, x, w.shape, *args, **options)]
+    whole = _run(module, x, w, gy, args)
     unchunked_peak = fast.peak_workspace()
     refs = [y_ref, naive_conv3d_backward_input(gy, w, x.shape, *args),
             naive_conv3d_backward_weight(gy, x, w.shape, *args)]
@@ -162,9 +125,7 @@ def test_chunking_gives_the_same_results_and_respects_the_limit(module, options,
     for limit in (unchunked_peak // f for f in fractions):
         fast.reset_peak_workspace()
         with fast.workspace_limit(limit):
-            chunked = [module.forward(x, w, None, *args, **options),
-                       module.backward_input(gy, w, x.shape, *args, **options),
-                       module.backward_weight(gy, x, w.shape, *args, **options)]
+            chunked = _run(module, x, w, gy, args)
         assert 0 < fast.peak_workspace() <= limit < unchunked_peak
         for a, c, r in zip(whole, chunked, refs):
             np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12)
@@ -207,13 +168,11 @@ def test_buffers_kept_between_calls_stay_under_the_limit_and_leave_results_alone
     limit = 40_000
     with fast.use_strategy(name), conv3d.workspace_limit(limit):
         first = [fast.provider.conv3d_forward(x1, w, None, *args),
-                 fast.provider.conv3d_backward_input(gy, w, x1.shape, *args),
-                 fast.provider.conv3d_backward_weight(gy, x1, w.shape, *args)]
+                 *fast.provider.conv3d_backward(gy, x1, w, *args)]
         saved = [a.copy() for a in first]
         assert 0 < kept_workspace() <= limit
         fast.provider.conv3d_forward(x2, w, None, *args)          # reuses the kept buffers
-        fast.provider.conv3d_backward_input(2 * gy, w, x2.shape, *args)
-        fast.provider.conv3d_backward_weight(2 * gy, x2, w.shape, *args)
+        fast.provider.conv3d_backward(2 * gy, x2, w, *args)
         assert kept_workspace() <= limit
     for a, b in zip(first, saved):
         np.testing.assert_array_equal(a, b)
@@ -258,8 +217,7 @@ def test_planner_prefers_whole_samples_then_depth_chunks():
     assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 3000, "t", 50) == (1, 1)
 
 
-@pytest.mark.parametrize("name", ["im2col", "im2col-planes", "channels-last", "per-offset",
-                                  "numba"])
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
 def test_refuses_when_one_chunk_cannot_fit(name):
     x = conv3d.Tensor(np.ones((2, 8, 4, 16, 16), np.float32))
     w = conv3d.Tensor(np.ones((16, 8, 3, 3, 3), np.float32))
@@ -304,24 +262,22 @@ def test_strategy_selection():
         F.conv3d(x, w)
         assert fast.last_choice["forward"] == "reference"
     F.conv3d(x, w)
-    assert fast.last_choice["forward"] == fast.choose("forward", _geo(x, w)) != "auto"
+    assert fast.last_choice["forward"] == fast.choose(_geo(x, w)) != "auto"
     with pytest.raises(ValueError, match="unknown convolution strategy 'fastest'"):
         fast.set_strategy("fastest")
 
 
 @pytest.mark.parametrize("x_shape,w_shape,padding,dilation,want", [
-    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 1, 1, "im2col-planes"),  # b: 3136 voxels a plane
-    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, 2, "im2col-numpy"),    # depth dilation 2
-    ((128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0, 1, "im2col-numpy"),     # a1: thin, 14x14 planes
-    ((128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 0, 1, "channels-last"),     # a2: 5x5x5 outputs
+    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 1, 1, "im2col-planes"),  # 3136 voxels a plane
+    ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, 2, "im2col"),          # depth dilation 2
+    ((128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0, 1, "im2col"),           # thin, 14x14 planes
+    ((128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 0, 1, "channels-last"),     # 5x5x5 outputs
+    ((2, 9, 7, 7, 7), (4, 9, 3, 3, 3), 0, 1, "im2col"),   # 5x5x5, but C*taps = 243 <= THIN
 ])
 def test_auto_choice_per_shape(x_shape, w_shape, padding, dilation, want):
     """The rule of ``choose`` on the benchmark shapes (docs/benchmarks/notes.md says why)."""
-    from conv3d.ops.fast.geometry import ConvGeometry
-    geo = ConvGeometry.of(x_shape, w_shape, (1, 1, 1), ((padding, padding),) * 3,
-                          (dilation,) * 3, 1)
-    assert all(fast.choose(op, geo) == want
-               for op in ("forward", "backward_input", "backward_weight"))
+    geo = ConvGeometry.from_shapes(x_shape, w_shape, 1, padding, dilation, 1)
+    assert fast.choose(geo) == want
 
 
 @pytest.mark.parametrize("stride,dilation", [((1, 2, 1), (1, 1, 2)), ((1, 1, 1), (2, 1, 1)),
@@ -342,8 +298,8 @@ def test_planes_strategy_on_long_planes_in_several_chunks(stride, dilation):
         gy_limit = 2 * 3 * 3 * 3 * 2 * plane
     fast.reset_peak_workspace()
     got = [plane_im2col.forward(x, w, None, *args, workspace_limit=cols_limit),
-           plane_im2col.backward_input(gy, w, x.shape, *args, workspace_limit=gy_limit),
-           plane_im2col.backward_weight(gy, x, w.shape, *args, workspace_limit=cols_limit)]
+           plane_im2col.backward(gy, x, w, *args, (True, False), workspace_limit=gy_limit)[0],
+           plane_im2col.backward(gy, x, w, *args, (False, True), workspace_limit=cols_limit)[1]]
     assert fast.peak_workspace() <= max(cols_limit, gy_limit)
     want = [naive_conv3d(x, w, None, *args), naive_conv3d_backward_input(gy, w, x.shape, *args),
             naive_conv3d_backward_weight(gy, x, w.shape, *args)]
@@ -352,17 +308,14 @@ def test_planes_strategy_on_long_planes_in_several_chunks(stride, dilation):
 
 
 def _geo(x, w):
-    from conv3d.ops.fast.geometry import ConvGeometry
-    return ConvGeometry.of(x.shape, w.shape, (1, 1, 1), ((0, 0),) * 3, (1, 1, 1), 1)
+    return ConvGeometry.from_shapes(x.shape, w.shape)
 
 
-def test_set_num_threads_reaches_blas_and_numba():
-    import numba
+def test_set_num_threads_reaches_blas():
     before = conv3d.get_num_threads()
     try:
         conv3d.set_num_threads(1)
         assert conv3d.get_num_threads() == 1
-        assert numba.get_num_threads() == 1
         with fast.num_threads(2):
             assert conv3d.get_num_threads() == 2
         assert conv3d.get_num_threads() == 1

@@ -64,10 +64,8 @@ def test_conv_kernels_on_gpu_match_emulation_and_reference(cp, case, algorithm, 
     with conv_algorithm(algorithm):
         y_gpu, y_emu = _three_ways(cp, "conv3d_forward", x, w, b, *settings, n_arrays=3)
         gy = rng.standard_normal(y_gpu.shape).astype(dtype)
-        gx_gpu, gx_emu = _three_ways(cp, "conv3d_backward_input", gy, w, x_shape, *settings,
-                                     n_arrays=2)
-        gw_gpu, gw_emu = _three_ways(cp, "conv3d_backward_weight", gy, x, w_shape, *settings,
-                                     n_arrays=2)
+        (gx_gpu, gw_gpu), (gx_emu, gw_emu) = _three_ways(cp, "conv3d_backward", gy, x, w,
+                                                         *settings, n_arrays=3)
     for gpu, emu, ref in ((y_gpu, y_emu, naive_conv3d(x, w, b, *settings)),
                           (gx_gpu, gx_emu, naive_conv3d_backward_input(gy, w, x_shape, *settings)),
                           (gw_gpu, gw_emu, naive_conv3d_backward_weight(gy, x, w_shape, *settings))):

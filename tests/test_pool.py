@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 import conv3d
 import conv3d.functional as F
-from conv3d.ops import cpu_reference
+from conv3d.ops import cpu_reference, fast
+from conv3d.ops.pool import MaxPool3dFunction
 from reference import (naive_avg_pool3d, naive_avg_pool3d_backward, naive_max_pool3d,
                        naive_max_pool3d_backward, pool_windows_see_data, ref_pool_out)
 
@@ -169,3 +170,33 @@ def test_gradcheck_avg_pool(kernel, stride, padding, ceil_mode, count_include_pa
     x = conv3d.Tensor(rng.standard_normal((1, 2, 5, 4, 5)), requires_grad=True)
     assert conv3d.gradcheck(
         lambda t: F.avg_pool3d(t, kernel, stride, padding, ceil_mode, count_include_pad), (x,))
+
+
+@settings(max_examples=30)
+@given(pool_cases(with_dilation=True), st.sampled_from([np.float32, np.float64]))
+def test_max_pool3d_in_inference_matches_naive_and_keeps_no_argmax(case, dtype):
+    """Without a graph (no_grad, or an input that needs no gradient) the forward computes only
+    the maximum: the provider is asked for no indices, and none is kept."""
+    x, _ = make_input(case, dtype)
+    x[np.random.default_rng(case["seed"]).random(x.shape) < 0.05] = np.nan  # NaN wins
+    stride = case["stride"] or case["kernel"]
+    args = (case["kernel"], stride, case["padding"], case["dilation"], case["ceil_mode"])
+    expected, _ = naive_max_pool3d(x, *args)
+    fn = MaxPool3dFunction(*args)
+    with conv3d.no_grad():
+        y = fn(conv3d.Tensor(x, requires_grad=True))
+    assert fn.indices is None and not y.requires_grad
+    np.testing.assert_array_equal(y.data, expected.astype(dtype))
+    for strategy in ("reference", "auto"):  # the readable path and the fast tiling pass
+        with fast.use_strategy(strategy):
+            y2, idx = fast.provider.max_pool3d_forward(x, *args, return_indices=False)
+        assert idx is None and y2.dtype == dtype
+        np.testing.assert_array_equal(y2, expected.astype(dtype))
+
+
+def test_tiling_max_pool_in_inference_keeps_no_argmax():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 6, 4)).astype(np.float32)
+    fn = MaxPool3dFunction((2, 2, 2), (2, 2, 2), (0, 0, 0), (1, 1, 1), False)
+    y = fn(conv3d.Tensor(x))  # no input requires a gradient: no graph either
+    assert fn.indices is None
+    np.testing.assert_array_equal(y.data, naive_max_pool3d(x, *fn.settings)[0].astype(np.float32))

@@ -1,4 +1,4 @@
-"""Shape b of issue 6 (C3D-like: N=4, C=64, 16x56x56 -> K=128, 3x3x3, padding 1) under the
+"""A C3D-like layer (N=4, C=64, 16x56x56 -> K=128, 3x3x3, padding 1) under the
 default 256 MiB workspace limit, in a fresh subprocess whose peak RSS is measured; once with the
 strategy 'auto' chooses for it ('im2col-planes') and once with plain 'im2col'.
 
@@ -37,8 +37,7 @@ SCRIPT = textwrap.dedent(r"""
     with use_strategy(STRATEGY):
         t = np.ones((1, 2, 3, 4, 4), np.float32), np.ones((3, 2, 3, 3, 3), np.float32)
         g = provider.conv3d_forward(t[0], t[1], None, one, pad, one, 1)
-        provider.conv3d_backward_input(g, t[1], t[0].shape, one, pad, one, 1)
-        provider.conv3d_backward_weight(g, t[0], t[1].shape, one, pad, one, 1)
+        provider.conv3d_backward(g, t[0], t[1], one, pad, one, 1)
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 64, 16, 56, 56), dtype=np.float32)
@@ -49,8 +48,7 @@ SCRIPT = textwrap.dedent(r"""
     reset_peak_workspace()
     with use_strategy(STRATEGY):   # pinned, so that a change of the 'auto' rule cannot hide one
         y = provider.conv3d_forward(x, w, b, one, pad, one, 1)
-        gx = provider.conv3d_backward_input(gy, w, x.shape, one, pad, one, 1)
-        gw = provider.conv3d_backward_weight(gy, x, w.shape, one, pad, one, 1)
+        gx, gw = provider.conv3d_backward(gy, x, w, one, pad, one, 1)
     grown = peak_mib() - base
     out = {"strategy": fast.last_choice["forward"], "base_mib": base, "grown_mib": grown,
            "outputs_mib": (y.nbytes + gx.nbytes + gw.nbytes) / 2**20,
@@ -83,7 +81,7 @@ SCRIPT = textwrap.dedent(r"""
 
 
 @pytest.mark.parametrize("strategy", ["im2col-planes", "im2col"])  # 'auto' picks the first
-def test_shape_b_stays_under_the_256_mib_workspace_limit(strategy):
+def test_c3d_layer_stays_under_the_256_mib_workspace_limit(strategy):
     script = f"STRATEGY = {strategy!r}\n" + SCRIPT
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=600)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.geometry import ConvGeometry, PoolGeometry
 from ..cuda import launch
 from ..cuda.sources import get_function
 from ..ops import cpu_reference
@@ -32,8 +33,8 @@ def _rng_arrays(dtype, *shapes, seed=0):
 
 
 def _conv_geometry():
-    return launch.ConvGeometry.from_shapes(CONV["x_shape"], CONV["w_shape"], CONV["stride"],
-                                           CONV["padding"], CONV["dilation"], CONV["groups"])
+    return ConvGeometry.from_shapes(CONV["x_shape"], CONV["w_shape"], CONV["stride"],
+                                    CONV["padding"], CONV["dilation"], CONV["groups"])
 
 
 def _conv_settings():
@@ -49,7 +50,7 @@ def case_conv3d_direct(dtype):
     geo = _conv_geometry()
     x, w = _rng_arrays(dtype, geo.x_shape, geo.w_shape)
     y = np.empty(geo.y_shape, dtype)
-    _launch(launch.conv3d_direct_config(geo), dtype, (x, w, y) + geo.kernel_args())
+    _launch(launch.conv3d_direct_config(geo), dtype, (x, w, y) + launch.conv_args(geo))
     return y, cpu_reference.conv3d_forward(x, w, None, *_conv_settings())
 
 
@@ -58,7 +59,7 @@ def case_conv3d_tiled(dtype):
     x, w = _rng_arrays(dtype, geo.x_shape, geo.w_shape)
     y = np.empty(geo.y_shape, dtype)
     config = launch.conv3d_tiled_config(geo, np.dtype(dtype).itemsize)
-    _launch(config, dtype, (x, w, y) + geo.kernel_args()
+    _launch(config, dtype, (x, w, y) + launch.conv_args(geo)
             + launch.int32_args(config.extra["c_tile"]))
     return y, cpu_reference.conv3d_forward(x, w, None, *_conv_settings())
 
@@ -66,20 +67,20 @@ def case_conv3d_tiled(dtype):
 def case_im2col3d(dtype):
     geo = _conv_geometry()
     (x,) = _rng_arrays(dtype, geo.x_shape)
-    L = int(np.prod(geo.out))
+    L = int(np.prod(geo.out_size))
     col = np.empty((geo.N, geo.C * geo.taps, L), dtype)
-    _launch(launch.im2col3d_config(geo), dtype, (x, col) + geo.im2col_args())
+    _launch(launch.im2col3d_config(geo), dtype, (x, col) + launch.im2col_args(geo))
     expected = vol2col(x, geo.kernel, geo.stride, geo.padding, geo.dilation)
     return col, expected.reshape(col.shape)
 
 
 def case_col2im3d(dtype):
     geo = _conv_geometry()
-    L = int(np.prod(geo.out))
+    L = int(np.prod(geo.out_size))
     (col,) = _rng_arrays(dtype, (geo.N, geo.C * geo.taps, L))
     gx = np.empty(geo.x_shape, dtype)
-    _launch(launch.col2im3d_config(geo), dtype, (col, gx) + geo.im2col_args())
-    expected = col2vol(col.reshape((geo.N, geo.C) + geo.kernel + geo.out), geo.x_shape,
+    _launch(launch.col2im3d_config(geo), dtype, (col, gx) + launch.im2col_args(geo))
+    expected = col2vol(col.reshape((geo.N, geo.C) + geo.kernel + geo.out_size), geo.x_shape,
                        geo.stride, geo.padding, geo.dilation)
     return gx, expected
 
@@ -88,7 +89,8 @@ def case_conv3d_backward_input(dtype):
     geo = _conv_geometry()
     gy, w = _rng_arrays(dtype, geo.y_shape, geo.w_shape)
     gx = np.empty(geo.x_shape, dtype)
-    _launch(launch.conv3d_backward_input_config(geo), dtype, (gy, w, gx) + geo.kernel_args())
+    _launch(launch.conv3d_backward_input_config(geo), dtype,
+            (gy, w, gx) + launch.conv_args(geo))
     return gx, cpu_reference.conv3d_backward_input(gy, w, geo.x_shape, *_conv_settings())
 
 
@@ -97,13 +99,13 @@ def case_conv3d_backward_weight(dtype):
     gy, x = _rng_arrays(dtype, geo.y_shape, geo.x_shape)
     gw = np.empty(geo.w_shape, dtype)
     _launch(launch.conv3d_backward_weight_config(geo, np.dtype(dtype).itemsize), dtype,
-            (gy, x, gw) + geo.kernel_args())
+            (gy, x, gw) + launch.conv_args(geo))
     return gw, cpu_reference.conv3d_backward_weight(gy, x, geo.w_shape, *_conv_settings())
 
 
 def _pool_geometry():
-    return launch.PoolGeometry.from_shape(POOL["x_shape"], POOL["kernel"], POOL["stride"],
-                                          POOL["padding"], POOL["dilation"], POOL["ceil_mode"])
+    return PoolGeometry.from_shape(POOL["x_shape"], POOL["kernel"], POOL["stride"],
+                                   POOL["padding"], POOL["dilation"], POOL["ceil_mode"])
 
 
 def _pool_args():
@@ -116,7 +118,8 @@ def case_max_pool3d_forward(dtype):
     x = np.round(x, 1)  # ties, so "first maximum wins" is exercised
     y = np.empty(geo.y_shape, dtype)
     indices = np.empty(geo.y_shape, np.int64)
-    _launch(launch.max_pool3d_forward_config(geo), dtype, (x, y, indices) + geo.max_args())
+    _launch(launch.max_pool3d_forward_config(geo), dtype,
+            (x, y, indices) + launch.max_pool_args(geo))
     y_ref, indices_ref = cpu_reference.max_pool3d_forward(x, *_pool_args())
     if not np.array_equal(indices, indices_ref):
         bad = int(np.count_nonzero(indices != indices_ref))
@@ -129,15 +132,15 @@ def case_max_pool3d_backward(dtype):
     x, gy = _rng_arrays(dtype, geo.x_shape, geo.y_shape)
     _, indices = cpu_reference.max_pool3d_forward(x, *_pool_args())
     gx = np.zeros(geo.x_shape, dtype)
-    plane, outputs = int(np.prod(geo.x_shape[2:])), int(np.prod(geo.out))
+    plane, outputs = int(np.prod(geo.x_shape[2:])), int(np.prod(geo.out_size))
     _launch(launch.max_pool3d_backward_config(geo.y_shape), dtype,
             (gy, indices, gx) + launch.int32_args(geo.N * geo.C, plane, outputs))
     return gx, cpu_reference.max_pool3d_backward(gy, indices, geo.x_shape)
 
 
 def _avg_geometry():
-    return launch.PoolGeometry.from_shape(POOL["x_shape"], POOL["kernel"], POOL["stride"],
-                                          POOL["padding"], ceil_mode=POOL["ceil_mode"])
+    return PoolGeometry.from_shape(POOL["x_shape"], POOL["kernel"], POOL["stride"],
+                                   POOL["padding"], ceil_mode=POOL["ceil_mode"])
 
 
 def _avg_args(count_include_pad):
@@ -150,7 +153,8 @@ def case_avg_pool3d_forward(dtype):
     results = []
     for include_pad in (True, False):
         y = np.empty(geo.y_shape, dtype)
-        _launch(launch.avg_pool3d_forward_config(geo), dtype, (x, y) + geo.avg_args(include_pad))
+        _launch(launch.avg_pool3d_forward_config(geo), dtype,
+                (x, y) + launch.avg_pool_args(geo, include_pad))
         results.append((y, cpu_reference.avg_pool3d_forward(x, *_avg_args(include_pad))))
     return tuple(np.concatenate([r[i].ravel() for r in results]) for i in (0, 1))
 
@@ -162,7 +166,7 @@ def case_avg_pool3d_backward(dtype):
     for include_pad in (True, False):
         gx = np.empty(geo.x_shape, dtype)
         _launch(launch.avg_pool3d_backward_config(geo), dtype,
-                (gy, gx) + geo.avg_args(include_pad))
+                (gy, gx) + launch.avg_pool_args(geo, include_pad))
         expected = cpu_reference.avg_pool3d_backward(gy, geo.x_shape, *_avg_args(include_pad))
         results.append((gx, expected))
     return tuple(np.concatenate([r[i].ravel() for r in results]) for i in (0, 1))

@@ -125,6 +125,7 @@ def _conv_padding(text, in_size, kernel, stride, dilation):
 
 
 def _launch_config(args):
+    from ..core.geometry import ConvGeometry, PoolGeometry  # noqa: PLC0415
     from ..cuda import launch  # noqa: PLC0415
 
     shape = _ints(args.shape, "shape", (5,))
@@ -139,8 +140,8 @@ def _launch_config(args):
                              f"C={shape[1]} and --groups {args.groups}: need C/groups = {weight[1]}")
         stride = _triple(args.stride or "1", "stride")
         padding = _conv_padding(args.padding, shape[2:], weight[2:], stride, dilation)
-        geo = launch.ConvGeometry.from_shapes(shape, weight, stride, padding, dilation, args.groups)
-        if min(geo.out) < 1:
+        geo = ConvGeometry.from_shapes(shape, weight, stride, padding, dilation, args.groups)
+        if min(geo.out_size) < 1:
             raise ValueError(f"the output would be empty: {geo.y_shape}")
         if args.name == "conv3d_tiled":
             config = launch.conv3d_tiled_config(geo, itemsize)
@@ -160,8 +161,8 @@ def _launch_config(args):
     padding = _triple(args.padding, "padding")
     if args.name.startswith("avg") and dilation != (1, 1, 1):
         raise ValueError("average pooling has no dilation; drop --dilation")
-    geo = launch.PoolGeometry.from_shape(shape, kernel, stride, padding, dilation, args.ceil_mode)
-    if min(geo.out) < 1:
+    geo = PoolGeometry.from_shape(shape, kernel, stride, padding, dilation, args.ceil_mode)
+    if min(geo.out_size) < 1:
         raise ValueError(f"the output would be empty: {geo.y_shape}")
     if args.name == "max_pool3d_backward":
         return launch.max_pool3d_backward_config(geo.y_shape)

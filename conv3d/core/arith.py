@@ -262,3 +262,21 @@ def getitem(x, index):
 
 def astype(x, dtype):
     return AsType(dtype)(x)
+
+
+def setup_tensor() -> None:
+    """Attach the operators to ``Tensor`` (called once, by ``conv3d.core``): ``tensor.py``
+    defines Tensor and Function without them, so it never needs to import this module."""
+    T = Tensor
+    T.__neg__ = neg
+    T.__add__, T.__radd__ = add, lambda self, other: add(other, self)
+    T.__sub__, T.__rsub__ = sub, lambda self, other: sub(other, self)
+    T.__mul__, T.__rmul__ = mul, lambda self, other: mul(other, self)
+    T.__truediv__, T.__rtruediv__ = div, lambda self, other: div(other, self)
+    T.__pow__, T.__rpow__ = pow, lambda self, other: pow(other, self)
+    T.__matmul__, T.__rmatmul__ = matmul, lambda self, other: matmul(other, self)
+    T.__getitem__ = getitem
+    T.sum, T.mean = sum, mean
+    T.reshape, T.transpose, T.flatten = reshape, transpose, flatten
+    T.exp, T.log, T.astype = exp, log, astype
+    T.T = property(lambda self: transpose(self))

@@ -9,14 +9,25 @@ Three devices:
 
 ``xp = get_array_module(x)`` gives ``numpy`` or ``cupy`` so that one code path serves both
 (Chainer/DeZero style). Ops that need a real kernel (convolution, pooling) ask
-``kernels_for(device)`` for a *kernel provider*: an object with the array-level functions
-``conv3d_forward``, ``conv3d_backward_input``, ``conv3d_backward_weight``,
-``max_pool3d_forward``, ``max_pool3d_backward``, ``avg_pool3d_forward`` and
-``avg_pool3d_backward``, and optionally ``conv3d_backward`` (both gradients in one call with an
-``output_mask``, like PyTorch's ``convolution_backward``, for providers that share work between
-them). Providers are registered by the layers that implement them
-(``conv3d.ops`` for the CPU, ``conv3d.cuda`` for the GPU and the emulator), so this module,
-at the bottom of the package, imports none of them.
+``kernels_for(device)`` for a *kernel provider*, an object with these array-level functions
+(arrays in, arrays out, no autograd; the settings already checked and normalized by
+``conv3d.ops``: int triples, convolution padding as three ``(before, after)`` pairs)::
+
+    conv3d_forward(x, w, b, stride, padding, dilation, groups)                  -> y
+    conv3d_backward(gy, x, w, stride, padding, dilation, groups, output_mask)   -> (gx, gw)
+    max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
+                       return_indices)                                          -> (y, indices)
+    max_pool3d_backward(gy, indices, x_shape)                                   -> gx
+    avg_pool3d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad) -> y
+    avg_pool3d_backward(gy, x_shape, kernel_size, stride, padding, ceil_mode,
+                        count_include_pad)                                      -> gx
+
+``conv3d_backward`` computes only the gradients ``output_mask = (want_gx, want_gw)`` asks for
+and returns ``None`` for the others (PyTorch's ``convolution_backward``); how it gets them (one
+pass or two) is the provider's business. ``max_pool3d_forward`` returns ``indices=None`` when
+``return_indices`` is False (inference needs no argmax). Providers are registered by the layers
+that implement them (``conv3d.ops`` for the CPU, ``conv3d.cuda`` for the GPU and the emulator),
+so this module, at the bottom of the package, imports none of them.
 """
 from __future__ import annotations
 
@@ -94,18 +105,6 @@ def move_array(array, device: str):
 def register_kernels(device: str, provider) -> None:
     """Make ``provider`` the kernel provider for ``device`` (see the module docstring)."""
     _KERNELS[normalize_device(device)] = provider
-
-
-def conv3d_backward_in_two_calls(kernels, gy, x, w, stride, padding, dilation, groups,
-                                 output_mask=(True, True), **options):
-    """``(gx, gw)`` from a provider's two separate gradient calls (``None`` where
-    ``output_mask`` is False): what ``conv3d_backward`` means for a provider, or a strategy,
-    that has no one-pass version. ``options`` go to both calls."""
-    gx = kernels.conv3d_backward_input(gy, w, x.shape, stride, padding, dilation, groups,
-                                       **options) if output_mask[0] else None
-    gw = kernels.conv3d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups,
-                                        **options) if output_mask[1] else None
-    return gx, gw
 
 
 def kernels_for(device: str):

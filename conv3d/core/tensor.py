@@ -65,6 +65,10 @@ class Tensor:
         requires_grad: whether ``backward`` should compute ``.grad`` for this tensor.
         device: ``'cpu'``, ``'cuda'`` or ``'cuda-emu'`` (see ``conv3d.core.backend``). Default:
             ``'cuda'`` for a CuPy array, else ``'cpu'``.
+
+    The operators (``+``, ``*``, ``@``, ``x[i]``, ``.sum()``, ``.reshape()``, ...) are Functions
+    of ``conv3d.core.arith``, attached by its ``setup_tensor()`` once they are defined (as
+    DeZero's ``setup_variable``), so this module never imports that one.
     """
 
     __array_priority__ = 100  # make ndarray + Tensor call Tensor.__radd__
@@ -203,84 +207,13 @@ class Tensor:
                     grads[id(x)] = gx
             input_grads = gx = None  # now only ``grads`` refers to them (see _unshared)
 
-    # ---- operators (defined in conv3d.core.arith, attached below) ------------------------------
-    def __neg__(self):
-        return _arith.neg(self)
-
-    def __add__(self, other):
-        return _arith.add(self, other)
-
-    def __radd__(self, other):
-        return _arith.add(other, self)
-
-    def __sub__(self, other):
-        return _arith.sub(self, other)
-
-    def __rsub__(self, other):
-        return _arith.sub(other, self)
-
-    def __mul__(self, other):
-        return _arith.mul(self, other)
-
-    def __rmul__(self, other):
-        return _arith.mul(other, self)
-
-    def __truediv__(self, other):
-        return _arith.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _arith.div(other, self)
-
-    def __pow__(self, other):
-        return _arith.pow(self, other)
-
-    def __rpow__(self, other):
-        return _arith.pow(other, self)
-
-    def __matmul__(self, other):
-        return _arith.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _arith.matmul(other, self)
-
-    def __getitem__(self, index):
-        return _arith.getitem(self, index)
-
-    def sum(self, axis=None, keepdims=False):
-        return _arith.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _arith.mean(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        return _arith.reshape(self, *shape)
-
-    def transpose(self, *axes):
-        return _arith.transpose(self, *axes)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return _arith.flatten(self, start_dim, end_dim)
-
-    def exp(self):
-        return _arith.exp(self)
-
-    def log(self):
-        return _arith.log(self)
-
-    def astype(self, dtype):
-        return _arith.astype(self, dtype)
-
-    @property
-    def T(self):
-        return _arith.transpose(self)
-
 
 def _unshared(a) -> bool:
     """Whether array ``a`` owns its memory and nothing but the caller's one variable refers to it.
 
     Such a gradient can become a leaf's ``.grad`` as it is, instead of being copied (PyTorch's
-    ``AccumulateGrad`` "steals" it in the same case). The copy is not free: a fresh array of
-    a2's input size (5.6 MiB) costs 1400 page faults on our VMs. Anything else that could see
+    ``AccumulateGrad`` "steals" it in the same case). The copy is not free: a fresh array costs
+    a page fault per 4 KiB page when it is first written. Anything else that could see
     the array (another tensor's pending gradient, the caller's ``grad=`` argument, a buffer a
     Function keeps) holds a reference, and a view (``a.base``) may share memory, so both copy.
     """
@@ -323,7 +256,9 @@ class Function:
 
     Subclasses take their non-tensor settings (stride, axis, ...) in ``__init__`` and implement
 
-    * ``forward(*xs)``: the input arrays -> the output array; save what backward needs on ``self``;
+    * ``forward(*xs)``: the input arrays -> the output array; save what backward needs on
+      ``self``, but only when ``self.recording`` (a graph is recorded: gradients are enabled and
+      an input requires one), so that inference pays for nothing the backward needs;
     * ``backward(gy)``: the output's gradient -> one gradient (or ``None``) per input.
 
     Calling the function checks that the inputs share a device and a floating dtype, runs
@@ -331,15 +266,17 @@ class Function:
     """
 
     inputs: tuple[Tensor, ...] = ()
+    recording = True  # set by __call__ before forward runs
 
     def __call__(self, *inputs) -> Tensor:
         first = next((x for x in inputs if isinstance(x, Tensor)), None)
         tensors = tuple(as_tensor(x, like=first) for x in inputs)
         check_same_device(type(self).__name__, tensors)
         self.device = tensors[0].device
+        self.recording = _GRAD_ENABLED and any(t.requires_grad for t in tensors)
         y = self.forward(*(t.data for t in tensors))
         out = Tensor(y, device=self.device)
-        if _GRAD_ENABLED and any(t.requires_grad for t in tensors):
+        if self.recording:
             out.requires_grad = True
             out.creator = self
             self.inputs = tensors
@@ -371,6 +308,3 @@ def check_float_dtypes(op: str, **arrays) -> None:
         listing = ", ".join(f"{k}={v.dtype}" for k, v in named.items())
         raise TypeError(f"{op}: mixed dtypes ({listing}); conv3d never upcasts silently, so "
                         f"convert them to one dtype first, e.g. t.astype(np.float32)")
-
-
-from . import arith as _arith  # noqa: E402  (arith needs Function, defined above)

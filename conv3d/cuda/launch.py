@@ -5,8 +5,8 @@ dynamic shared memory. Each ``*_config`` function below returns them as a ``Laun
 together with a sentence saying which element each thread computes, so that
 ``conv3d kernels launch NAME --shape ...`` can print exactly what the provider will launch.
 
-The geometry of a convolution or a pooling (shapes, stride, padding, dilation, output size) is
-kept in ``ConvGeometry`` / ``PoolGeometry``; their ``kernel_args`` give the C ``int`` arguments as
+The sizes come from ``conv3d.core.geometry`` (``ConvGeometry`` / ``PoolGeometry``, the one
+description every layer uses); ``conv_args`` and its siblings give the C ``int`` arguments as
 ``np.int32`` values, because CuPy passes scalars as raw bytes: a Python int where the kernel
 takes a C ``int`` would be a real GPU bug (the emulator checks this too).
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.shapes import conv_output_size, pool_output_size
+from ..core.geometry import ConvGeometry, PoolGeometry
 
 THREADS_PER_BLOCK = 256      # 1-D kernels (one thread per element): 8 warps per block
 WEIGHT_GRAD_THREADS = 128    # threads per block of the weight-gradient reduction (a power of two)
@@ -67,113 +67,33 @@ def _check_int32(what: str, count: int) -> None:
                          f"index with 32-bit ints; split the batch into smaller pieces")
 
 
-@dataclass(frozen=True)
-class ConvGeometry:
-    """Shapes and settings of one convolution; ``padding`` holds (before, after) per axis."""
-
-    N: int
-    C: int
-    D: int
-    H: int
-    W: int
-    K: int
-    kernel: tuple[int, int, int]
-    stride: tuple[int, int, int] = (1, 1, 1)
-    padding: tuple = ((0, 0), (0, 0), (0, 0))
-    dilation: tuple[int, int, int] = (1, 1, 1)
-    groups: int = 1
-
-    @classmethod
-    def from_shapes(cls, x_shape, w_shape, stride, padding, dilation, groups):
-        N, C, D, H, W = (int(v) for v in x_shape)
-        K = int(w_shape[0])
-        return cls(N, C, D, H, W, K, tuple(int(v) for v in w_shape[2:]), tuple(stride),
-                   tuple(tuple(p) for p in padding), tuple(dilation), int(groups))
-
-    @property
-    def out(self) -> tuple[int, int, int]:
-        """(OD, OH, OW), ``o = floor((i + p_lo + p_hi - d*(k-1) - 1)/s) + 1`` per axis."""
-        return tuple(conv_output_size(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d in zip(
-            (self.D, self.H, self.W), self.kernel, self.stride, self.padding, self.dilation))
-
-    @property
-    def x_shape(self):
-        return (self.N, self.C, self.D, self.H, self.W)
-
-    @property
-    def y_shape(self):
-        return (self.N, self.K) + self.out
-
-    @property
-    def w_shape(self):
-        return (self.K, self.C // self.groups) + self.kernel
-
-    @property
-    def taps(self) -> int:
-        return math.prod(self.kernel)
-
-    def check_int32(self) -> None:
-        _check_int32("the input", math.prod(self.x_shape))
-        _check_int32("the output", math.prod(self.y_shape))
-
-    def kernel_args(self) -> tuple:
-        """The ints after the array pointers, in the conv kernels' order."""
-        return int32_args(self.N, self.C, self.D, self.H, self.W, self.K, *self.out, *self.kernel,
-                          *self.stride, *(lo for lo, _ in self.padding), *self.dilation,
-                          self.groups)
-
-    def im2col_args(self) -> tuple:
-        """im2col3d/col2im3d take no K and no groups (the columns hold every channel)."""
-        return int32_args(self.N, self.C, self.D, self.H, self.W, *self.out, *self.kernel,
-                    *self.stride, *(lo for lo, _ in self.padding), *self.dilation)
+def check_int32(geo) -> None:
+    """Raise ValueError when the input or the output of ``geo`` (a ``ConvGeometry`` or a
+    ``PoolGeometry``) has more elements than a 32-bit index reaches."""
+    _check_int32("the input", math.prod(geo.x_shape))
+    _check_int32("the output", math.prod(geo.y_shape))
 
 
-@dataclass(frozen=True)
-class PoolGeometry:
-    """Shapes and settings of one pooling (symmetric padding, as PyTorch)."""
+def conv_args(geo: ConvGeometry) -> tuple:
+    """The ints after the array pointers, in the conv kernels' order."""
+    return int32_args(geo.N, geo.C, geo.D, geo.H, geo.W, geo.K, *geo.out_size, *geo.kernel,
+                      *geo.stride, *(lo for lo, _ in geo.padding), *geo.dilation, geo.groups)
 
-    N: int
-    C: int
-    D: int
-    H: int
-    W: int
-    kernel: tuple[int, int, int]
-    stride: tuple[int, int, int]
-    padding: tuple[int, int, int] = (0, 0, 0)
-    dilation: tuple[int, int, int] = (1, 1, 1)
-    ceil_mode: bool = False
 
-    @classmethod
-    def from_shape(cls, x_shape, kernel_size, stride, padding, dilation=(1, 1, 1),
-                   ceil_mode=False):
-        N, C, D, H, W = (int(v) for v in x_shape)
-        return cls(N, C, D, H, W, tuple(kernel_size), tuple(stride), tuple(padding),
-                   tuple(dilation), bool(ceil_mode))
+def im2col_args(geo: ConvGeometry) -> tuple:
+    """im2col3d/col2im3d take no K and no groups (the columns hold every channel)."""
+    return int32_args(geo.N, geo.C, geo.D, geo.H, geo.W, *geo.out_size, *geo.kernel,
+                      *geo.stride, *(lo for lo, _ in geo.padding), *geo.dilation)
 
-    @property
-    def out(self) -> tuple[int, int, int]:
-        return tuple(pool_output_size(i, k, s, p, d, self.ceil_mode) for i, k, s, p, d in zip(
-            (self.D, self.H, self.W), self.kernel, self.stride, self.padding, self.dilation))
 
-    @property
-    def x_shape(self):
-        return (self.N, self.C, self.D, self.H, self.W)
+def max_pool_args(geo: PoolGeometry) -> tuple:
+    return int32_args(geo.N * geo.C, geo.D, geo.H, geo.W, *geo.out_size, *geo.kernel,
+                      *geo.stride, *geo.padding, *geo.dilation)
 
-    @property
-    def y_shape(self):
-        return (self.N, self.C) + self.out
 
-    def check_int32(self) -> None:
-        _check_int32("the input", math.prod(self.x_shape))
-        _check_int32("the output", math.prod(self.y_shape))
-
-    def max_args(self) -> tuple:
-        return int32_args(self.N * self.C, self.D, self.H, self.W, *self.out, *self.kernel,
-                    *self.stride, *self.padding, *self.dilation)
-
-    def avg_args(self, count_include_pad: bool) -> tuple:
-        return int32_args(self.N * self.C, self.D, self.H, self.W, *self.out, *self.kernel,
-                    *self.stride, *self.padding, int(bool(count_include_pad)))
+def avg_pool_args(geo: PoolGeometry, count_include_pad: bool) -> tuple:
+    return int32_args(geo.N * geo.C, geo.D, geo.H, geo.W, *geo.out_size, *geo.kernel,
+                      *geo.stride, *geo.padding, int(bool(count_include_pad)))
 
 
 # ---- one thread per element ----------------------------------------------------------------
@@ -194,7 +114,7 @@ def per_element_config(kernel: str, shape, element: str, how: str) -> LaunchConf
 
 
 def conv3d_direct_config(geo: ConvGeometry) -> LaunchConfig:
-    OD, OH, OW = geo.out
+    OD, OH, OW = geo.out_size
     return elementwise_config(
         "conv3d_direct", math.prod(geo.y_shape),
         f"thread t = blockIdx.x*{THREADS_PER_BLOCK} + threadIdx.x computes y[n, k, od, oh, ow] "
@@ -203,7 +123,7 @@ def conv3d_direct_config(geo: ConvGeometry) -> LaunchConfig:
 
 
 def im2col3d_config(geo: ConvGeometry) -> LaunchConfig:
-    L = math.prod(geo.out)
+    L = math.prod(geo.out_size)
     rows = geo.C * geo.taps
     return elementwise_config(
         "im2col3d", geo.N * rows * L,
@@ -225,7 +145,7 @@ def conv3d_backward_input_config(geo: ConvGeometry) -> LaunchConfig:
 
 def conv3d_backward_weight_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig:
     weights = math.prod(geo.w_shape)
-    products = geo.N * math.prod(geo.out)
+    products = geo.N * math.prod(geo.out_size)
     return LaunchConfig(
         "conv3d_backward_weight", (weights, 1, 1), (WEIGHT_GRAD_THREADS, 1, 1),
         WEIGHT_GRAD_THREADS * itemsize,
@@ -256,7 +176,7 @@ def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig | 
     """Block = an output tile, as large as TILED_MAX_BLOCK but no larger than the output; c_tile
     and then the tile shrink until the shared memory fits SHARED_MEM_LIMIT. ``None`` when even a
     1x1x1 tile with one channel does not fit (huge dilated kernels): use conv3d_direct then."""
-    OD, OH, OW = geo.out
+    OD, OH, OW = geo.out_size
     Cg, Kg = geo.C // geo.groups, geo.K // geo.groups
     out_channels = tiled_out_channels()
     block = [min(TILED_MAX_BLOCK[0], OW), min(TILED_MAX_BLOCK[1], OH),
@@ -277,7 +197,7 @@ def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig | 
     if grid[1] > MAX_GRID_YZ or grid[2] > MAX_GRID_YZ:
         raise ValueError(f"conv3d_tiled grid {grid} exceeds CUDA's limit of {MAX_GRID_YZ} on "
                          f"gridDim.y/z; use a smaller batch or conv3d.cuda.set_conv_algorithm('direct')")
-    geo.check_int32()
+    check_int32(geo)
     return LaunchConfig(
         "conv3d_tiled", grid, (TW, TH, TD),
         _tiled_shared_bytes(geo, block, c_tile, itemsize),

@@ -14,7 +14,8 @@ Convolution has three algorithms (``set_conv_algorithm``):
   emulation); its input gradient folds the GEMM's columns back with kernels/col2im3d.cu.
 
 'direct' and 'tiled' share the backward kernels conv3d_backward_input.cu (gather) and
-conv3d_backward_weight.cu (block reduction).
+conv3d_backward_weight.cu (block reduction). Each gradient is its own kernel, so
+``conv3d_backward`` launches the ones its ``output_mask`` asks for, one after the other.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import contextlib
 import math
 
 from ..core.backend import cupy_module, require_cupy
+from ..core.geometry import ConvGeometry, PoolGeometry
 from . import launch
 from .sources import get_function
 
@@ -79,8 +81,8 @@ class CudaKernels:
     # ---- convolution ---------------------------------------------------------------------------
     def conv3d_forward(self, x, w, b, stride, padding, dilation, groups):
         x, w, b = self._contiguous(x, w, b)
-        geo = launch.ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
-        geo.check_int32()
+        geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+        launch.check_int32(geo)
         if _conv_algorithm == "im2col":
             y = self._conv_im2col(x, w, geo)
         else:
@@ -90,71 +92,83 @@ class CudaKernels:
                 config = launch.conv3d_tiled_config(geo, x.dtype.itemsize)
             if config is None:  # 'direct', or a tile too large for shared memory
                 config = launch.conv3d_direct_config(geo)
-                self.launch(config, x.dtype, (x, w, y) + geo.kernel_args())
+                self.launch(config, x.dtype, (x, w, y) + launch.conv_args(geo))
             else:
-                self.launch(config, x.dtype, (x, w, y) + geo.kernel_args()
+                self.launch(config, x.dtype, (x, w, y) + launch.conv_args(geo)
                             + launch.int32_args(config.extra["c_tile"]))
         if b is not None:
-            spatial = math.prod(geo.out)
+            spatial = math.prod(geo.out_size)
             self.launch(launch.bias_add_config(y.shape), y.dtype,
                         (y, b) + launch.int32_args(geo.N, geo.K, spatial))
         return y
 
     def _im2col(self, x, geo):
         """col (N, G, Cg*taps, L), ready for a batched matmul over (N, G)."""
-        L = math.prod(geo.out)
+        L = math.prod(geo.out_size)
         col = self.xp.empty((geo.N, geo.C * geo.taps, L), dtype=x.dtype)
-        self.launch(launch.im2col3d_config(geo), x.dtype, (x, col) + geo.im2col_args())
+        self.launch(launch.im2col3d_config(geo), x.dtype, (x, col) + launch.im2col_args(geo))
         return col.reshape(geo.N, geo.groups, -1, L)
 
     def _conv_im2col(self, x, w, geo):
-        G, L = geo.groups, math.prod(geo.out)
+        G, L = geo.groups, math.prod(geo.out_size)
         col = self._im2col(x, geo)
         w_mat = w.reshape(G, geo.K // G, -1)          # (G, Kg, Cg*taps)
         y = self.xp.matmul(w_mat, col)                # (N, G, Kg, L): cuBLAS on a GPU
         return self.xp.ascontiguousarray(y.reshape(geo.y_shape))
 
-    def conv3d_backward_input(self, gy, w, x_shape, stride, padding, dilation, groups):
+    def conv3d_backward(self, gy, x, w, stride, padding, dilation, groups,
+                        output_mask=(True, True)):
+        """``(gx, gw)``, ``None`` where ``output_mask`` is False."""
+        settings = (stride, padding, dilation, groups)
+        gx = self._backward_input(gy, w, x.shape, *settings) if output_mask[0] else None
+        gw = self._backward_weight(gy, x, w.shape, *settings) if output_mask[1] else None
+        return gx, gw
+
+    def _backward_input(self, gy, w, x_shape, stride, padding, dilation, groups):
         gy, w = self._contiguous(gy, w)
-        geo = launch.ConvGeometry.from_shapes(x_shape, w.shape, stride, padding, dilation, groups)
-        geo.check_int32()
+        geo = ConvGeometry.from_shapes(x_shape, w.shape, stride, padding, dilation, groups)
+        launch.check_int32(geo)
         gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
         if _conv_algorithm == "im2col":
-            G, L = geo.groups, math.prod(geo.out)
+            G, L = geo.groups, math.prod(geo.out_size)
             w_mat = w.reshape(G, geo.K // G, -1)
             gcol = self.xp.matmul(w_mat.transpose(0, 2, 1),
                                   gy.reshape(geo.N, G, geo.K // G, L))  # (N, G, Cg*taps, L)
             gcol = self.xp.ascontiguousarray(gcol).reshape(geo.N, geo.C * geo.taps, L)
-            self.launch(launch.col2im3d_config(geo), gy.dtype, (gcol, gx) + geo.im2col_args())
+            self.launch(launch.col2im3d_config(geo), gy.dtype, (gcol, gx) + launch.im2col_args(geo))
         else:
             self.launch(launch.conv3d_backward_input_config(geo), gy.dtype,
-                        (gy, w, gx) + geo.kernel_args())
+                        (gy, w, gx) + launch.conv_args(geo))
         return gx
 
-    def conv3d_backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
+    def _backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
         gy, x = self._contiguous(gy, x)
-        geo = launch.ConvGeometry.from_shapes(x.shape, w_shape, stride, padding, dilation, groups)
-        geo.check_int32()
+        geo = ConvGeometry.from_shapes(x.shape, w_shape, stride, padding, dilation, groups)
+        launch.check_int32(geo)
         if _conv_algorithm == "im2col":
-            G, L = geo.groups, math.prod(geo.out)
+            G, L = geo.groups, math.prod(geo.out_size)
             col = self._im2col(x, geo)                                   # (N, G, Cg*taps, L)
             gw = self.xp.matmul(gy.reshape(geo.N, G, geo.K // G, L), col.transpose(0, 1, 3, 2))
             return self.xp.ascontiguousarray(gw.sum(axis=0).reshape(w_shape))
         gw = self.xp.empty(tuple(w_shape), dtype=gy.dtype)
         self.launch(launch.conv3d_backward_weight_config(geo, gy.dtype.itemsize), gy.dtype,
-                    (gy, x, gw) + geo.kernel_args())
+                    (gy, x, gw) + launch.conv_args(geo))
         return gw
 
     # ---- pooling -------------------------------------------------------------------------------
-    def max_pool3d_forward(self, x, kernel_size, stride, padding, dilation, ceil_mode):
+    def max_pool3d_forward(self, x, kernel_size, stride, padding, dilation, ceil_mode,
+                           return_indices=True):
+        """The kernel writes the argmax whatever ``return_indices`` says; without it the
+        indices are dropped at once."""
         (x,) = self._contiguous(x)
-        geo = launch.PoolGeometry.from_shape(x.shape, kernel_size, stride, padding, dilation,
-                                             ceil_mode)
-        geo.check_int32()
+        geo = PoolGeometry.from_shape(x.shape, kernel_size, stride, padding, dilation,
+                                      ceil_mode)
+        launch.check_int32(geo)
         y = self.xp.empty(geo.y_shape, dtype=x.dtype)
         indices = self.xp.empty(geo.y_shape, dtype=self.xp.int64)
-        self.launch(launch.max_pool3d_forward_config(geo), x.dtype, (x, y, indices) + geo.max_args())
-        return y, indices
+        self.launch(launch.max_pool3d_forward_config(geo), x.dtype,
+                    (x, y, indices) + launch.max_pool_args(geo))
+        return y, (indices if return_indices else None)
 
     def max_pool3d_backward(self, gy, indices, x_shape):
         gy, indices = self._contiguous(gy, indices)
@@ -168,21 +182,21 @@ class CudaKernels:
 
     def avg_pool3d_forward(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
         (x,) = self._contiguous(x)
-        geo = launch.PoolGeometry.from_shape(x.shape, kernel_size, stride, padding,
-                                             ceil_mode=ceil_mode)
-        geo.check_int32()
+        geo = PoolGeometry.from_shape(x.shape, kernel_size, stride, padding,
+                                      ceil_mode=ceil_mode)
+        launch.check_int32(geo)
         y = self.xp.empty(geo.y_shape, dtype=x.dtype)
         self.launch(launch.avg_pool3d_forward_config(geo), x.dtype,
-                    (x, y) + geo.avg_args(count_include_pad))
+                    (x, y) + launch.avg_pool_args(geo, count_include_pad))
         return y
 
     def avg_pool3d_backward(self, gy, x_shape, kernel_size, stride, padding, ceil_mode,
                             count_include_pad):
         (gy,) = self._contiguous(gy)
-        geo = launch.PoolGeometry.from_shape(x_shape, kernel_size, stride, padding,
-                                             ceil_mode=ceil_mode)
-        geo.check_int32()
+        geo = PoolGeometry.from_shape(x_shape, kernel_size, stride, padding,
+                                      ceil_mode=ceil_mode)
+        launch.check_int32(geo)
         gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
         self.launch(launch.avg_pool3d_backward_config(geo), gy.dtype,
-                    (gy, gx) + geo.avg_args(count_include_pad))
+                    (gy, gx) + launch.avg_pool_args(geo, count_include_pad))
         return gx

@@ -1,12 +1,12 @@
 """3D convolution: ``Conv3dFunction`` (forward and backward side by side) and ``conv3d``.
 
-The arithmetic lives in the device's kernel provider (``conv3d.ops.cpu_reference`` on the CPU:
-im2col + GEMM); this Function only wires the three gradients together, so the same code serves
-every device.
+The arithmetic lives in the device's kernel provider (``conv3d.ops.fast`` on the CPU, whose
+readable form is ``conv3d.ops.cpu_reference``: im2col + GEMM); this Function only wires the
+three gradients together, so the same code serves every device.
 """
 from __future__ import annotations
 
-from ..core.backend import conv3d_backward_in_two_calls, kernels_for
+from ..core.backend import kernels_for
 from ..core.tensor import Function, Tensor, as_tensor
 from ._args import parse_conv_args
 
@@ -22,19 +22,15 @@ class Conv3dFunction(Function):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x, w, b=None):
-        self.x, self.w = x, w
+        if self.recording:  # the backward reads x (for gw) and w (for gx); inference keeps none
+            self.x, self.w = x, w
         return kernels_for(self.device).conv3d_forward(x, w, b, self.stride, self.padding,
                                                        self.dilation, self.groups)
 
     def backward(self, gy):
-        kernels = kernels_for(self.device)
-        settings = (self.stride, self.padding, self.dilation, self.groups)
         need = (self.inputs[0].requires_grad, self.inputs[1].requires_grad)
-        if hasattr(kernels, "conv3d_backward"):  # both in one call, sharing their work
-            gx, gw = kernels.conv3d_backward(gy, self.x, self.w, *settings, output_mask=need)
-        else:
-            gx, gw = conv3d_backward_in_two_calls(kernels, gy, self.x, self.w, *settings,
-                                                  output_mask=need)
+        gx, gw = kernels_for(self.device).conv3d_backward(
+            gy, self.x, self.w, self.stride, self.padding, self.dilation, self.groups, need)
         if len(self.inputs) == 2:
             return gx, gw
         gb = gy.sum(axis=(0, 2, 3, 4)) if self.inputs[2].requires_grad else None
@@ -78,7 +74,7 @@ def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> T
     """
     x, weight = as_tensor(x), as_tensor(weight)
     bias = None if bias is None else as_tensor(bias)
-    args = parse_conv_args(x.data, weight.data, None if bias is None else bias.data,
-                           stride, padding, dilation, groups)
-    fn = Conv3dFunction(args.stride, args.padding, args.dilation, args.groups)
+    geo = parse_conv_args(x.data, weight.data, None if bias is None else bias.data,
+                          stride, padding, dilation, groups)
+    fn = Conv3dFunction(geo.stride, geo.padding, geo.dilation, geo.groups)
     return fn(x, weight) if bias is None else fn(x, weight, bias)

@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 
 from ..core.backend import get_array_module
-from ..core.shapes import pool_output_size
+from ..core.geometry import PoolGeometry
 from .im2col import col2vol, pad_volume, vol2col, window_slices
 
 
@@ -41,6 +41,15 @@ def conv3d_forward(x, w, b, stride, padding, dilation, groups):
     if b is not None:
         y += b.reshape(1, K, 1, 1, 1)
     return y
+
+
+def conv3d_backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True)):
+    """``(gx, gw)``, ``None`` where ``output_mask`` is False: the two gradients below."""
+    gx = conv3d_backward_input(gy, w, x.shape, stride, padding, dilation, groups) \
+        if output_mask[0] else None
+    gw = conv3d_backward_weight(gy, x, w.shape, stride, padding, dilation, groups) \
+        if output_mask[1] else None
+    return gx, gw
 
 
 def conv3d_backward_input(gy, w, x_shape, stride, padding, dilation, groups):
@@ -73,36 +82,41 @@ def conv3d_backward_weight(gy, x, w_shape, stride, padding, dilation, groups):
 # ---- pooling --------------------------------------------------------------------------------
 
 def _pool_geometry(in_size, kernel_size, stride, padding, dilation, ceil_mode):
-    """Output size, and padding (before, after) that makes every window fit in the padded array.
-
-    With ``ceil_mode`` the last window may run past the padded input; extra after-padding makes
-    the strided slices valid. Max pooling ignores those positions (they are -inf), average
-    pooling adds zeros there and its divisor rule decides whether they count.
-    """
-    out = tuple(pool_output_size(i, k, s, p, d, ceil_mode)
-                for i, k, s, p, d in zip(in_size, kernel_size, stride, padding, dilation))
-    padding6 = tuple((p, max(p, (o - 1) * s + d * (k - 1) + 1 - i - p))
-                     for i, k, s, p, d, o in zip(in_size, kernel_size, stride, padding, dilation,
-                                                 out))
-    return out, padding6
+    """Output size, and padding (before, after) that makes every window fit in the padded array
+    (``PoolGeometry.padding_pairs``). Max pooling ignores the extra positions under ceil_mode
+    (they are -inf); average pooling adds zeros there and its divisor rule decides."""
+    geo = PoolGeometry(1, 1, *in_size, tuple(kernel_size), tuple(stride), tuple(padding),
+                       tuple(dilation), ceil_mode)
+    return geo.out_size, geo.padding_pairs
 
 
-def max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
+def max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
+                       return_indices=True):
     """The maximum of every window, and where it came from (PyTorch's ``return_indices``).
 
     Returns ``(y, indices)``, both (N, C, OD, OH, OW); ``indices`` are int64 flat indices into the
-    D*H*W voxels of the unpadded (n, c) volume. Padding counts as -inf and is never chosen. On ties
-    the first maximum in (kd, kh, kw) scan order wins, because a later tap must be *strictly*
-    larger to take over; a NaN always takes over, so NaN propagates (as in PyTorch).
+    D*H*W voxels of the unpadded (n, c) volume, ``None`` unless ``return_indices`` (inference:
+    only the maximum, one ``xp.maximum`` per tap, which propagates NaN too). Padding counts as
+    -inf and is never chosen. On ties the first maximum in (kd, kh, kw) scan order wins, because
+    a later tap must be *strictly* larger to take over; a NaN always takes over, so NaN
+    propagates (as in PyTorch).
     """
     xp = get_array_module(x)
     N, C, D, H, W = x.shape
     (OD, OH, OW), padding6 = _pool_geometry((D, H, W), kernel_size, stride, padding, dilation,
                                             ceil_mode)
     xpad = pad_volume(x, padding6, value=-np.inf)
+    taps = itertools.product(*(range(k) for k in kernel_size))
+    if not return_indices:
+        best = None
+        for tap in taps:
+            window = xpad[(slice(None), slice(None))
+                          + window_slices(tap, stride, dilation, (OD, OH, OW))]
+            best = window.copy() if best is None else xp.maximum(best, window, out=best)
+        return best, None
     best = xp.full((N, C, OD, OH, OW), -np.inf, dtype=x.dtype)
     index = xp.full((N, C, OD, OH, OW), -1, dtype=np.int64)
-    for tap in itertools.product(*(range(k) for k in kernel_size)):
+    for tap in taps:
         window = xpad[(slice(None), slice(None))
                       + window_slices(tap, stride, dilation, (OD, OH, OW))]
         # the unpadded coordinates this tap reads, per axis, for every output position

@@ -1,6 +1,6 @@
 """3D max and average pooling: the Functions (forward beside backward) and their wrappers.
 
-Output size per axis (PyTorch's rule, ``conv3d.core.shapes.pool_output_size``)::
+Output size per axis (PyTorch's rule, ``conv3d.core.geometry.PoolGeometry``)::
 
     o = floor((i + 2p - d*(k - 1) - 1) / s) + 1      (ceil instead of floor with ceil_mode,
                                                       dropping a last window that would start
@@ -20,8 +20,9 @@ class MaxPool3dFunction(Function):
         self.settings = (kernel_size, stride, padding, dilation, ceil_mode)
 
     def forward(self, x):
-        self.x_shape = x.shape
-        y, self.indices = kernels_for(self.device).max_pool3d_forward(x, *self.settings)
+        self.x_shape = x.shape  # the argmax only when a backward will need it
+        y, self.indices = kernels_for(self.device).max_pool3d_forward(
+            x, *self.settings, return_indices=self.recording)
         return y
 
     def backward(self, gy):
@@ -64,8 +65,8 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     array([0., 0., 0., 0., 0., 0., 0., 1.])
     """
     x = as_tensor(x)
-    a = parse_pool_args("max_pool3d", x.data, kernel_size, stride, padding, dilation, ceil_mode)
-    return MaxPool3dFunction(a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode)(x)
+    g = parse_pool_args("max_pool3d", x.data, kernel_size, stride, padding, dilation, ceil_mode)
+    return MaxPool3dFunction(g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode)(x)
 
 
 def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -92,9 +93,9 @@ def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False,
     array([1., 1.])
     """
     x = as_tensor(x)
-    a = parse_pool_args("avg_pool3d", x.data, kernel_size, stride, padding, 1, ceil_mode)
+    g = parse_pool_args("avg_pool3d", x.data, kernel_size, stride, padding, 1, ceil_mode)
     if not isinstance(count_include_pad, (bool, int)):
         raise TypeError(f"avg_pool3d: count_include_pad must be True or False, got "
                         f"{count_include_pad!r}")
-    return AvgPool3dFunction(a.kernel_size, a.stride, a.padding, a.ceil_mode,
+    return AvgPool3dFunction(g.kernel, g.stride, g.padding, g.ceil_mode,
                              bool(count_include_pad))(x)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.shapes import pool_output_size
+from ..core.geometry import PoolGeometry
 from .problem import AXES, fmt, make_problem, parse_triple
 from .report import Report
 
@@ -41,18 +41,11 @@ class PoolProblem:
         if self.mode == "avg" and self.dilation != (1, 1, 1):
             raise ValueError(f"avg pooling has no dilation (PyTorch's avg_pool3d neither); got "
                              f"dilation {self.dilation}; drop --dilation")
-        for k, p, ax in zip(self.kernel, self.padding, AXES):
-            if p > k // 2:
-                raise ValueError(f"pool padding must be at most half the kernel (PyTorch's rule); "
-                                 f"{ax}: kernel {k}, padding {p}; use padding <= {k // 2}")
-        if min(self.out_size) < 1:
-            raise ValueError(f"the pooled output would be {self.out_size}: the window is larger "
-                             f"than the input {self.x.shape}; use a smaller kernel or padding")
+        # the library's PoolGeometry checks the settings (PyTorch's rules) and gives the sizes
+        self.geo = PoolGeometry.from_shape((1, 1) + self.x.shape, self.kernel, self.stride,
+                                           self.padding, self.dilation)
 
-    @property
-    def out_size(self):
-        return tuple(pool_output_size(i, k, s, p, d) for i, k, s, p, d in
-                     zip(self.x.shape, self.kernel, self.stride, self.padding, self.dilation))
+    out_size = property(lambda self: self.geo.out_size)
 
     def window(self, at) -> list[dict]:
         """The cells of window ``at`` in (kd, kh, kw) scan order."""

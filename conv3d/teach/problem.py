@@ -22,43 +22,41 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.shapes import conv_output_size, same_padding
-
-AXES = ("depth", "height", "width")
+from ..core.geometry import AXES, ConvGeometry
+from ..core.shapes import to_triple
 
 
 def parse_triple(text, name: str, minimum: int | None = None) -> tuple[int, int, int]:
-    """``'3'`` -> (3, 3, 3); ``'4x4x4'``, ``'1,2,2'`` or ``'1 2 2'`` -> a triple of ints."""
-    if isinstance(text, (tuple, list)):
-        parts = list(text)
-    elif isinstance(text, (int, np.integer)):
-        parts = [int(text)]
-    else:
-        parts = [p for p in re.split(r"[x,\s]+", str(text).strip().lower()) if p]
+    """Command-line text -> a triple: ``'3'`` -> (3, 3, 3); ``'4x4x4'``, ``'1,2,2'`` or
+    ``'1 2 2'`` -> three ints. Ints and tuples pass through; the rule for the values is
+    ``core.shapes.to_triple``'s (errors are ValueErrors, which the CLI reports)."""
+    if isinstance(text, str):
+        parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"{name} must be one int or three ints such as 3, 4x4x4 or 1,2,2; "
+                             f"got {text!r}") from None
+        if len(values) not in (1, 3):
+            raise ValueError(f"{name} needs 1 or 3 values (depth, height, width), got "
+                             f"{len(values)} in {text!r}; write e.g. {name}=3 or {name}=1x3x3")
+        text = values[0] if len(values) == 1 else tuple(values)
+    elif isinstance(text, np.integer):
+        text = int(text)
     try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"{name} must be one int or three ints such as 3, 4x4x4 or 1,2,2; got "
-                         f"{text!r}") from None
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3:
-        raise ValueError(f"{name} needs 1 or 3 values (depth, height, width), got {len(values)} "
-                         f"in {text!r}; write e.g. {name}=3 or {name}=1x3x3")
-    if minimum is not None and min(values) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} on every axis, got {text!r}")
-    return tuple(values)  # type: ignore[return-value]
+        return to_triple(text, name, minimum)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
-def resolve_padding(padding, in_size, kernel, stride, dilation):
-    """``'valid'``, ``'same'``, an int or a triple -> ((lo, hi), (lo, hi), (lo, hi))."""
-    if isinstance(padding, str) and padding.strip().lower() in ("same", "valid"):
-        if padding.strip().lower() == "valid":
-            return ((0, 0),) * 3
-        return tuple(same_padding(i, k, s, d)
-                     for i, k, s, d in zip(in_size, kernel, stride, dilation))
-    p = parse_triple(padding, "padding", minimum=0)
-    return tuple((v, v) for v in p)
+def parse_padding(text):
+    """Command-line padding: ``'same'``, ``'valid'`` (any case), or what ``parse_triple`` reads;
+    ``ConvGeometry`` turns it into (before, after) pairs."""
+    if isinstance(text, str) and text.strip().lower() in ("same", "valid"):
+        return text.strip().lower()
+    if isinstance(text, (tuple, list)) and all(isinstance(p, (tuple, list)) for p in text):
+        return tuple(tuple(p) for p in text)  # (before, after) pairs, as ConvProblem holds them
+    return parse_triple(text, "padding", minimum=0)
 
 
 def fmt(value) -> str:
@@ -111,7 +109,11 @@ def load_volume(path) -> tuple[np.ndarray, np.ndarray | None]:
 
 @dataclass
 class ConvProblem:
-    """A convolution with concrete numbers: x (N, C, D, H, W), w (K, C, kD, kH, kW), b (K,)."""
+    """A convolution with concrete numbers: x (N, C, D, H, W), w (K, C, kD, kH, kW), b (K,).
+
+    Its sizes are a ``conv3d.core.geometry.ConvGeometry`` (``geo``), the one the library uses;
+    ``padding`` may be given as ``ConvGeometry`` takes it and is stored as (before, after) pairs.
+    """
 
     x: np.ndarray
     w: np.ndarray
@@ -122,31 +124,23 @@ class ConvProblem:
     source: str = ""
     published: np.ndarray | None = None  # a published (OD, OH, OW) answer to check, if any
     notes: list = field(default_factory=list)
+    geo: ConvGeometry = field(init=False, repr=False)
 
     def __post_init__(self):
         if self.x.ndim != 5 or self.w.ndim != 5:
             raise ValueError(f"x must be (N, C, D, H, W) and w (K, C, kD, kH, kW); got shapes "
                              f"{self.x.shape} and {self.w.shape}")
-        if self.x.shape[1] != self.w.shape[1]:
-            raise ValueError(f"input has C={self.x.shape[1]} channels but the weights expect "
-                             f"{self.w.shape[1]} (w shape {self.w.shape}); make them agree")
         if self.b.shape != (self.w.shape[0],):
             raise ValueError(f"bias must have shape ({self.w.shape[0]},), got {self.b.shape}")
-        for i, k, (lo, hi), d, ax in zip(self.in_size, self.kernel, self.padding, self.dilation, AXES):
-            if (i + lo + hi - d * (k - 1) - 1) < 0:
-                raise ValueError(
-                    f"the {ax} kernel span d*(k-1)+1 = {d * (k - 1) + 1} is larger than the padded "
-                    f"{ax} {i + lo + hi} (input {i} + padding {lo}+{hi}); use a smaller kernel or "
-                    f"dilation, or more padding")
+        self.geo = ConvGeometry.from_shapes(self.x.shape, self.w.shape, self.stride, self.padding,
+                                            self.dilation)
+        self.stride, self.padding, self.dilation = (self.geo.stride, self.geo.padding,
+                                                    self.geo.dilation)
 
     # ---- sizes ------------------------------------------------------------------------------
-    in_size = property(lambda self: tuple(self.x.shape[2:]))
-    kernel = property(lambda self: tuple(self.w.shape[2:]))
-
-    @property
-    def out_size(self) -> tuple[int, int, int]:
-        return tuple(conv_output_size(i, k, s, lo, hi, d) for i, k, s, (lo, hi), d in
-                     zip(self.in_size, self.kernel, self.stride, self.padding, self.dilation))
+    in_size = property(lambda self: self.geo.in_size)
+    kernel = property(lambda self: self.geo.kernel)
+    out_size = property(lambda self: self.geo.out_size)
 
     def size_formulas(self) -> list[dict]:
         """Per axis: the output-size formula with this problem's numbers filled in."""
@@ -287,6 +281,6 @@ def make_problem(input_size="4x4x4", kernel=None, stride="1", padding="0", dilat
         ksize = parse_triple(kernel or "3x3x3", "kernel", 1)
         w = rng.integers(-1, 2, size=(out_channels, x.shape[1]) + ksize).astype(np.float64)
     b = np.full((w.shape[0],), float(bias))
-    pad = resolve_padding(padding, x.shape[2:], w.shape[2:], stride_t, dil_t)
-    return ConvProblem(x=x, w=w, b=b, stride=stride_t, padding=pad, dilation=dil_t,
+    return ConvProblem(x=x, w=w, b=b, stride=stride_t, padding=parse_padding(padding),
+                       dilation=dil_t,
                        source=source, published=published, notes=notes)

@@ -1,18 +1,17 @@
-"""The fast CPU path for 3D convolution: chunked strategies under a workspace limit.
+"""The fast CPU path for 3D convolution: three chunked strategies under a workspace limit.
 
 ``conv3d/ops/cpu_reference.py`` is the version to read first: one im2col, one matmul. This
 package is the version to run. It keeps the same mathematics and adds what speed and memory
 need, each in its own module:
 
-* ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
-* ``geometry.py``: index ranges per kernel tap; im2col/col2im into a preallocated buffer;
-* ``im2col_gemm.py``: strategy ``'im2col'`` (and ``'im2col-batched'``);
-* ``plane_im2col.py``: strategy ``'im2col-planes'``, 2D columns per input plane shared along depth;
-* ``per_offset.py``: strategy ``'per-offset'``;
-* ``numba_direct.py``: strategy ``'numba'``, blocked loops for small-channel layers;
 * ``chooser.py``: the per-shape choice (``'auto'``) and the kernel provider ``provider``;
+* ``im2col_gemm.py``: strategy ``'im2col'``, chunked NCDHW im2col/col2im + one GEMM per chunk;
+* ``plane_im2col.py``: strategy ``'im2col-planes'``, 2D columns per input plane shared along depth;
+* ``channels_last.py``: strategy ``'channels-last'``, 2D columns in NDHWC layout (numba loops);
+* ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
 * ``sample_threads.py``: large calls run on one slice of the batch per thread;
-* ``threads.py``: BLAS and numba thread counts.
+* ``threads.py``: the BLAS thread count;
+* ``pooling.py``: max pooling over tiling windows in one pass.
 
 ``conv3d.ops`` registers ``provider`` for the ``'cpu'`` device. To run the readable path
 instead: ``conv3d.ops.fast.set_strategy('reference')`` or ``with use_strategy('reference'):``.

@@ -1,15 +1,14 @@
 """Strategy ``'channels-last'``: 2D im2col of each input plane in NDHWC layout, summed over kd.
 
-In NCDHW, one im2col copy per tap moves rows of OW floats: 5 floats per row for a 5x5x5
-output (a2), so NumPy spends its time on per-row overhead, not on bytes. In channels-last
-layout the innermost run is the C channels of one voxel, and with stride 1 and dilation 1
-along W the kW taps of a row are *adjacent* voxels, so one copy moves kW*C contiguous floats
-(96 for a2) per output voxel and kernel row.
+In NCDHW, one im2col copy per tap moves rows of OW floats, and when OW is small NumPy spends
+its time on per-row overhead, not on bytes. In channels-last layout the innermost run is the C
+channels of one voxel, and with stride 1 and dilation 1 along W the kW taps of a row are
+*adjacent* voxels, so one copy moves kW*C contiguous floats per output voxel and kernel row.
 
 The 2D columns of every input plane a chunk of samples reads are built once, planes outermost
-(``xpad``: x zero-padded, channels last), by a compiled loop (``numba_copy``) that transposes
-one NCDHW plane into a channels-last tile and copies its windows out while the tile is in
-cache::
+(``xpad``: x zero-padded, channels last), by a compiled loop that transposes one NCDHW plane
+into a channels-last tile and copies its windows out while the tile is in L1 cache (NumPy
+would need two passes: a padded transposed copy, then the windows)::
 
     cols[q, n, oh, ow, kh, kw, c] = xpad[n, d_lo + q, oh*s + kh*d, ow*s + kw*d, c]
 
@@ -21,28 +20,25 @@ columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
     forward:      y_cl (voxels, K)        = sum over kd of  cols[kd block] @ W_cl[kd] (kH*kW*C, K)
     weight grad:  gW_cl[kd] (K, kH*kW*C)  += gy (K, voxels) @ cols[kd block]
     input grad:   per output plane, dcols (plane voxels, kD*kH*kW*C) = gy^T @ W_cl^T (one
-                  GEMM), then added back tap by tap onto a zero-padded slab (a compiled loop,
-                  ``numba_copy``) while the plane's block is still in cache
+                  GEMM), then added back tap by tap onto a zero-padded slab (a compiled loop:
+                  NumPy would need one strided add per tap) while the block is in cache
 
 with ``gy`` copied as (K, voxels) (``_gy_wide``); BLAS reads the transposed operands in place.
 ``backward`` computes both gradients in one pass over the chunks, so ``gy`` is reordered once
-for both (``FastCPUKernels.conv3d_backward``, like PyTorch's ``convolution_backward``).
+for both.
 
 (With a depth stride or dilation > 1 a kd block is every s-th plane and NumPy copies it
 together for the GEMM.) Only the layout and the order of the sums change; the mathematics is
-that of ``im2col_gemm``.
+that of ``im2col_gemm``. The compiled loops are serial on purpose: they run between two
+multi-threaded BLAS calls, and numba's worker threads and the BLAS threads, each spin-waiting
+after its turn, slow each other down (docs/benchmarks/notes.md).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import numba_copy
-from .geometry import ConvGeometry
-from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
-
-
-def _slab_depth(geo, odc):
-    return (odc - 1) * geo.stride[0] + geo.dilation[0] * (geo.kernel[0] - 1) + 1
+from ...core.geometry import ConvGeometry
+from .workspace import Workspace, chunks, output, plan_chunks
 
 
 def _padded_hw(geo):
@@ -53,29 +49,19 @@ def _padded_hw(geo):
 def _plan(geo, itemsize, workspace_limit, what):
     """Chunk (n samples, od output planes): the 2D columns (or the input gradient's columns),
     the padded slab of the input gradient, y/gy of the chunk and a GEMM product."""
-    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     Hp, Wp = _padded_hw(geo)
     taps2d = geo.kernel[1] * geo.kernel[2]
 
     def bytes_for(n, od):
-        planes, voxels = _slab_depth(geo, od), od * n * geo.plane
+        planes, voxels = geo.slab_depth(od), od * n * geo.plane
         slab = (planes * n + 1) * Hp * Wp * geo.Cg  # gx's slab; one plane: im2col's tile
-        # cols, or the dcols of *all* od planes (backward makes them one plane at a time): the
-        # chunks this sizes ran faster than the larger ones that one plane's dcols would allow
-        # (a2, 64-sample slice, forward + backward on one thread: 43.2 against 46.8 ms)
+        # cols, or the dcols of *all* od planes although backward makes them one plane at a
+        # time: smaller chunks that stay in cache (docs/benchmarks/notes.md)
         cols = max(planes * n * geo.plane * taps2d, voxels * geo.taps) * geo.Cg
         outs = 2 * voxels * geo.Kg                  # y_cl and a GEMM product; gy_wide
         return (slab + cols + outs) * itemsize
-    n, od = plan_chunks(geo.N, geo.out_size[0], bytes_for, limit, what)
-    return n, od, Workspace(limit)
-
-
-def _depth_window(geo, od0, odc):
-    """Input planes the chunk reads: slab plane q is input plane d_lo + q; the valid ones."""
-    d_lo = od0 * geo.stride[0] - geo.padding[0][0]
-    Sd = _slab_depth(geo, odc)
-    a, b = max(d_lo, 0), min(d_lo + Sd, geo.in_size[0])
-    return d_lo, Sd, a, b
+    n, od = plan_chunks(geo.N, geo.OD, bytes_for, workspace_limit, what)
+    return n, od, Workspace(workspace_limit)
 
 
 def _im2col(ws, xg, geo, n0, n1, od0, odc):
@@ -83,10 +69,11 @@ def _im2col(ws, xg, geo, n0, n1, od0, odc):
     (a compiled loop: the NCDHW planes are transposed and cut into windows in one pass)."""
     _, OH, OW = geo.out_size
     _, kH, kW = geo.kernel
-    d_lo, Sd, _, _ = _depth_window(geo, od0, odc)
+    d_lo, Sd, _, _ = geo.depth_window(od0, odc)
     cols = ws.take("col", (Sd, n1 - n0, OH, OW, kH, kW, geo.Cg), xg.dtype)
-    numba_copy.im2col_channels_last(cols, xg, n0, d_lo, (geo.padding[1][0], geo.padding[2][0]),
-                                    geo.stride[1:], geo.dilation[1:])
+    # cols[q, j, oh, ow, kh, kw, c] = xpad[n0+j, c, d_lo+q, oh*s_h + kh*d_h, ow*s_w + kw*d_w]
+    _kernels()[1](cols, xg, n0, d_lo, geo.padding[1][0], geo.padding[2][0], *geo.stride[1:],
+                  *geo.dilation[1:])
     return cols
 
 
@@ -114,7 +101,7 @@ def _gy_wide(ws, gyg, n0, n1, od0, od1):
 
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
-    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (channels-last)")
     y = output((geo.N, geo.K) + geo.out_size, x.dtype, out)
     g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
@@ -142,7 +129,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
     wanted (``x`` is read only for ``gw``, ``w`` only for ``gx``): each chunk's ``gy`` is
     reordered once and feeds the GEMMs of both gradients. ``out``: the array for ``gx``."""
     need_x, need_w = output_mask
-    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward (channels-last)")
     gx = output(x.shape, gy.dtype, out, zero=True) if need_x else None
     gw = np.empty(w.shape, dtype=gy.dtype) if need_w else None
@@ -150,7 +137,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
     (kD, kH, kW), (_, H, W) = geo.kernel, geo.in_size
     ph, pw = geo.padding[1][0], geo.padding[2][0]
     # the 2D columns of x and one output plane's input-gradient columns share one buffer
-    ws.take("col", (max(_slab_depth(geo, od) * kH * kW, geo.taps) * n * geo.plane * Cg,),
+    ws.take("col", (max(geo.slab_depth(od) * kH * kW, geo.taps) * n * geo.plane * Cg,),
             gy.dtype)
     for g in range(groups):
         xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
@@ -164,15 +151,14 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
                 for kd in range(kD):
                     gw_cl[kd] += gy_w @ _kd_block(cols, g1, kd, odc)
             if need_x:  # per output plane: one GEMM for all taps, then the entries go back
-                d_lo, Sd, a, b = _depth_window(g1, od0, odc)
+                d_lo, Sd, a, b = g1.depth_window(od0, odc)
                 dslab = ws.take("dslab", (Sd, nc) + _padded_hw(g1) + (Cg,), gy.dtype, zero=True)
                 rows = nc * OH * OW
                 dcols = ws.take("col", (1, nc, OH, OW, kD, kH, kW, Cg), gy.dtype)
                 for o in range(odc):
                     np.matmul(gy_w[:, o * rows:(o + 1) * rows].T, w_cl.reshape(-1, Kg).T,
                               out=dcols.reshape(rows, -1))
-                    numba_copy.col2im_channels_last(dslab[o * geo.stride[0]:], dcols,
-                                                    geo.stride, geo.dilation)
+                    _kernels()[0](dslab[o * geo.stride[0]:], dcols, *geo.stride, *geo.dilation)
                 if b > a:
                     gx[n0:n1, g * Cg:(g + 1) * Cg, a:b] += dslab[
                         a - d_lo:b - d_lo, :, ph:ph + H, pw:pw + W].transpose(1, 4, 0, 2, 3)
@@ -181,14 +167,61 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
     return gx, gw
 
 
-def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace_limit=None):
-    w = np.broadcast_to(np.zeros((), dtype=gy.dtype), w_shape)  # not read: only its shape
-    return backward(gy, x, w, stride, padding, dilation, groups, (False, True),
-                    workspace_limit)[1]
+_compiled = None
 
 
-def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None,
-                   out=None):
-    x = np.broadcast_to(np.zeros((), dtype=gy.dtype), x_shape)  # not read: only its shape
-    return backward(gy, x, w, stride, padding, dilation, groups, (True, False),
-                    workspace_limit, out)[0]
+def _kernels():
+    """``(col2im, im2col)`` compiled on first use (numba is slow to import)."""
+    global _compiled
+    if _compiled is not None:
+        return _compiled
+    from numba import njit  # noqa: PLC0415
+
+    @njit(cache=True, nogil=True)
+    def col2im_cl(slab, prod, s_d, s_h, s_w, d_d, d_h, d_w):
+        # slab (Sd, n, Hp, Wp, C) += prod (odc, n, OH, OW, kD, kH, kW, C) at its windows
+        odc, n, OH, OW, kD, kH, kW, C = prod.shape
+        for a in range(odc):
+            for kd in range(kD):
+                q = a * s_d + kd * d_d
+                for j in range(n):
+                    for oh in range(OH):
+                        for kh in range(kH):
+                            row = slab[q, j, oh * s_h + kh * d_h]
+                            for ow in range(OW):
+                                for kw in range(kW):
+                                    dst = row[ow * s_w + kw * d_w]
+                                    src = prod[a, j, oh, ow, kd, kh, kw]
+                                    for c in range(C):
+                                        dst[c] += src[c]
+
+    @njit(cache=True, nogil=True)
+    def im2col_cl(cols, x, n0, d_lo, p_h, p_w, s_h, s_w, d_h, d_w):
+        # cols (Sd, n, OH, OW, kH, kW, C) = windows of input planes d_lo.. of samples n0.. of x
+        Sd, n, OH, OW, kH, kW, C = cols.shape
+        D, H, W = x.shape[2], x.shape[3], x.shape[4]
+        Hp = max((OH - 1) * s_h + (kH - 1) * d_h + 1, H + p_h)
+        Wp = max((OW - 1) * s_w + (kW - 1) * d_w + 1, W + p_w)
+        tile = np.zeros((Hp, Wp, C), dtype=cols.dtype)  # one padded plane; borders stay zero
+        for q in range(Sd):
+            d = d_lo + q
+            for j in range(n):
+                if d < 0 or d >= D:  # a padding plane
+                    cols[q, j] = 0
+                    continue
+                for h in range(H):
+                    for w in range(W):
+                        t = tile[h + p_h, w + p_w]
+                        for c in range(C):
+                            t[c] = x[n0 + j, c, d, h, w]
+                for oh in range(OH):
+                    for ow in range(OW):
+                        for kh in range(kH):
+                            for kw in range(kW):
+                                t = tile[oh * s_h + kh * d_h, ow * s_w + kw * d_w]
+                                dst = cols[q, j, oh, ow, kh, kw]
+                                for c in range(C):
+                                    dst[c] = t[c]
+
+    _compiled = col2im_cl, im2col_cl
+    return _compiled

@@ -15,87 +15,56 @@ exactly the im2col matrix of that plane with its rows in (kd, c, kh, kw) order, 
 
 where ``W_r`` is the weight with its kd and c axes swapped. Each input voxel is copied kH*kW
 times (9) instead of kD*kH*kW (27): a third of the copying, and the GEMMs are the same size as
-plain im2col's. It pays off when one output plane is a long GEMM (shape b: 56x56 = 3136
-columns). With a depth dilation d > 1 the kD planes are d apart and ``_rows`` copies them
-together (correct, and no faster than ``'im2col'``).
+plain im2col's. It pays off when one output plane is a long GEMM (many OH*OW columns). With a
+depth dilation d > 1 the kD planes are d apart and ``_rows`` copies them together (correct,
+and no faster than ``'im2col'``).
 
-The input gradient is the same idea read backwards (``backward_input``): the kD output planes
+The input gradient is the same idea read backwards (``_backward_input``): the kD output planes
 that read one input plane are adjacent too, so one GEMM gathers all their contributions to that
 plane's 2D columns, and one 2D col2im adds them into ``gx`` (with a depth stride > 1 the
 output planes that read an input plane are not the same pattern for every plane, and the
-input gradient uses the col2im of ``'im2col'`` instead).
+input gradient is that of ``'im2col'``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import replace
+
+from ...core.geometry import ConvGeometry
 from . import im2col_gemm
-from .geometry import ConvGeometry, _span, _zero_outside, tap_range
-from .workspace import Workspace, chunks, get_workspace_limit, output, plan_chunks
+from .im2col_gemm import col2im_add, im2col_into
+from .workspace import Workspace, chunks, output, plan_chunks
 
 CHUNK_TARGET = 64 * 2**20  # bytes of columns per chunk: a few output planes share their inputs
 
 
-def _slab_depth(geo, odc):
-    """Input planes read by ``odc`` consecutive output planes."""
-    return (odc - 1) * geo.stride[0] + geo.dilation[0] * (geo.kernel[0] - 1) + 1
-
-
 def _plan(geo, itemsize, workspace_limit, what):
-    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
     row = geo.Cg * geo.kernel[1] * geo.kernel[2] * geo.plane * itemsize  # one plane's 2D columns
 
     def bytes_for(n, od):
-        return n * _slab_depth(geo, od) * row
-    (n, od) = plan_chunks(geo.N, geo.out_size[0], bytes_for, limit, what, target=CHUNK_TARGET)
-    return n, od, Workspace(limit)
+        return n * geo.slab_depth(od) * row
+    n, od = plan_chunks(geo.N, geo.OD, bytes_for, workspace_limit, what, target=CHUNK_TARGET)
+    return n, od, Workspace(workspace_limit)
 
 
-def _plane_taps(geo):
-    """Yield ``(kh, kw, out_box, in_box)`` for the 2D taps: ``in_box`` (slices of H, W) is the
-    part of an input plane that tap reads, ``out_box`` (slices of OH, OW) where it lands;
-    both ``None`` when the tap reads only padding."""
-    (_, H, W), (_, kH, kW), (_, OH, OW) = geo.in_size, geo.kernel, geo.out_size
-    (_, s_h, s_w), (_, d_h, d_w) = geo.stride, geo.dilation
-    (_, (p_h, _), (p_w, _)) = geo.padding
-    for kh in range(kH):
-        h_lo, h_hi, ih = tap_range(0, OH, kh, s_h, d_h, p_h, H)
-        for kw in range(kW):
-            w_lo, w_hi, iw = tap_range(0, OW, kw, s_w, d_w, p_w, W)
-            if h_lo == h_hi or w_lo == w_hi:
-                yield kh, kw, None, None
-                continue
-            yield (kh, kw, (slice(h_lo, h_hi), slice(w_lo, w_hi)),
-                   (_span(h_lo, h_hi, ih, s_h), _span(w_lo, w_hi, iw, s_w)))
+def _planes_2d(geo):
+    """The geometry of the 2D im2col of input planes: kernel (1, kH, kW), depth stride 1 and no
+    depth padding, so that its output plane q is input plane q."""
+    return replace(geo, kernel=(1,) + geo.kernel[1:], stride=(1,) + geo.stride[1:],
+                   padding=((0, 0),) + geo.padding[1:], dilation=(1,) + geo.dilation[1:])
 
 
-def _fill(cols, x, geo, n, od0, odc):
+def _fill(cols, x, geo, g2, n, od0, odc):
     """``cols[q]`` = the 2D columns (C, kH, kW, OH, OW) of input plane ``d_lo + q`` of sample
-    ``n`` (zeros for planes in the depth padding); one strided copy per (kh, kw) tap."""
-    D, s_d, p_d = geo.in_size[0], geo.stride[0], geo.padding[0][0]
-    d_lo = od0 * s_d - p_d
-    a, b = max(d_lo, 0), min(d_lo + _slab_depth(geo, odc), D)  # the input planes that exist
+    ``n``, zeros for planes in the depth padding: ``im2col_into`` with ``g2 = _planes_2d(geo)``
+    on ``cols`` seen as its (C, 1, kH, kW, 1, planes, OH, OW) buffer."""
+    d_lo, _, a, b = geo.depth_window(od0, odc)
     cols[:max(a - d_lo, 0)] = 0
     cols[max(b - d_lo, 0):] = 0
-    if b <= a:
-        return
-    src = x[n, :, a:b].transpose(1, 0, 2, 3)  # (planes, C, H, W): a view
-    for kh, kw, out_box, in_box in _plane_taps(geo):
-        dst = cols[a - d_lo:b - d_lo, :, kh, kw]  # (planes, C, OH, OW)
-        if out_box is None:
-            dst.fill(0)
-            continue
-        (h, w) = out_box
-        _zero_outside(dst[:, :, None], ((0, 1, 0), (h.start, h.stop, 0), (w.start, w.stop, 0)))
-        dst[:, :, h, w] = src[:, :, in_box[0], in_box[1]]
-
-
-def _col2im_plane(gx_plane, dcol, geo):
-    """The adjoint of one plane of ``_fill``: ``gx_plane`` (C, H, W) += every entry of ``dcol``
-    (C, kH, kW, OH, OW) at the input position it was copied from."""
-    for kh, kw, out_box, in_box in _plane_taps(geo):
-        if out_box is not None:
-            gx_plane[:, in_box[0], in_box[1]] += dcol[:, kh, kw, out_box[0], out_box[1]]
+    if b > a:
+        view = cols[a - d_lo:b - d_lo].transpose(1, 2, 3, 0, 4, 5)[:, None, :, :, None]
+        im2col_into(view, x, g2, n, n + 1, a, b)
 
 
 def _rows(cols, geo, od, od0):
@@ -110,47 +79,53 @@ def _weight_rows(wg):
     return np.ascontiguousarray(wg.transpose(0, 2, 1, 3, 4)).reshape(wg.shape[0], -1)
 
 
-def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
-    geo = ConvGeometry.of(x.shape, w.shape, stride, padding, dilation, groups)
-    _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (im2col-planes)")
-    y = output((geo.N, geo.K) + geo.out_size, x.dtype, out)
-    g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
-    (_, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
-    for g in range(groups):
-        xg = x[:, g * Cg:(g + 1) * Cg]
-        w_r = _weight_rows(w[g * Kg:(g + 1) * Kg])
-        for _, _, od0, od1 in chunks(1, geo.out_size[0], 1, od):
-            cols = ws.take("cols", (_slab_depth(geo, od1 - od0), Cg, kH, kW, OH, OW), x.dtype)
+def _output_planes(x, geo, workspace_limit, what):
+    """Yield ``(g, n, o, rows)``: group, sample, output plane and its im2col matrix
+    (kD*C*kH*kW, OH*OW), built by ``_fill`` one chunk of output planes of one sample at a time."""
+    _, od, ws = _plan(geo, x.itemsize, workspace_limit, what)
+    g1, Cg = geo.one_group(), geo.Cg
+    g2 = _planes_2d(g1)
+    for g in range(geo.groups):
+        for _, _, od0, od1 in chunks(1, geo.OD, 1, od):
+            cols = ws.take("cols", (geo.slab_depth(od1 - od0), Cg) + geo.kernel[1:]
+                           + geo.out_size[1:], x.dtype)
             for n in range(geo.N):
-                _fill(cols, xg, g1, n, od0, od1 - od0)
+                _fill(cols, x[:, g * Cg:(g + 1) * Cg], g1, g2, n, od0, od1 - od0)
                 for o in range(od0, od1):
-                    np.matmul(w_r, _rows(cols, geo, o, od0),
-                              out=y[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1))
+                    yield g, n, o, _rows(cols, geo, o, od0)
+
+
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    y = output(geo.y_shape, x.dtype, out)
+    Kg = geo.Kg
+    w_r = [_weight_rows(w[g * Kg:(g + 1) * Kg]) for g in range(groups)]
+    for g, n, o, rows in _output_planes(x, geo, workspace_limit, "conv3d forward (im2col-planes)"):
+        np.matmul(w_r[g], rows, out=y[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1))
     if b is not None:
         y += b.reshape(1, -1, 1, 1, 1)
     return y
 
 
-def backward_weight(gy, x, w_shape, stride, padding, dilation, groups, workspace_limit=None):
-    geo = ConvGeometry.of(x.shape, w_shape, stride, padding, dilation, groups)
-    _, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d backward (weight, im2col-planes)")
-    gw = np.empty(w_shape, dtype=x.dtype)
-    g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
-    (kD, kH, kW), (_, OH, OW) = geo.kernel, geo.out_size
-    for g in range(groups):
-        xg = x[:, g * Cg:(g + 1) * Cg]
-        gw_r = np.zeros((Kg, kD * Cg * kH * kW), dtype=x.dtype)
-        prod = np.empty_like(gw_r)
-        for _, _, od0, od1 in chunks(1, geo.out_size[0], 1, od):
-            cols = ws.take("cols", (_slab_depth(geo, od1 - od0), Cg, kH, kW, OH, OW), x.dtype)
-            for n in range(geo.N):
-                _fill(cols, xg, g1, n, od0, od1 - od0)
-                for o in range(od0, od1):
-                    gy_o = gy[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1)
-                    np.matmul(gy_o, _rows(cols, geo, o, od0).T, out=prod)
-                    gw_r += prod
-        gw[g * Kg:(g + 1) * Kg] = gw_r.reshape(Kg, kD, Cg, kH, kW).transpose(0, 2, 1, 3, 4)
-    return gw
+def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True),
+             workspace_limit=None, out=None):
+    """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``."""
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    gx = _backward_input(gy, x, w, geo, workspace_limit, out) if output_mask[0] else None
+    gw = _backward_weight(gy, x, geo, workspace_limit) if output_mask[1] else None
+    return gx, gw
+
+
+def _backward_weight(gy, x, geo, workspace_limit):
+    """``gW_r[g] += gy[n, :, o] @ rows^T`` over every output plane; then back to (K, C, kD, ...)."""
+    Kg, (kD, kH, kW) = geo.Kg, geo.kernel
+    gw_r = np.zeros((geo.groups, Kg, kD * geo.Cg * kH * kW), dtype=x.dtype)
+    prod = np.empty_like(gw_r[0])
+    for g, n, o, rows in _output_planes(x, geo, workspace_limit,
+                                        "conv3d backward (weight, im2col-planes)"):
+        np.matmul(gy[n, g * Kg:(g + 1) * Kg, o].reshape(Kg, -1), rows.T, out=prod)
+        gw_r[g] += prod
+    return np.ascontiguousarray(gw_r.reshape(geo.K, kD, geo.Cg, kH, kW).transpose(0, 2, 1, 3, 4))
 
 
 def _input_plane_sources(geo, i):
@@ -173,8 +148,7 @@ def _stacked_weight(wg):
     return np.ascontiguousarray(wg[:, :, ::-1].transpose(1, 3, 4, 2, 0)).reshape(-1, kD * K)
 
 
-def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_limit=None,
-                   out=None):
+def _backward_input(gy, x, w, geo, workspace_limit, out):
     """The adjoint of ``forward``, input plane by input plane (depth stride 1)::
 
         dcols[i] (C*kH*kW, OH*OW) = W_s (C*kH*kW, kD*K) @ gy[n, :, o_lo:o_hi]  (kD*K, OH*OW)
@@ -184,12 +158,10 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     (OD, K, OH*OW) order they are one matrix and one GEMM sums all their contributions; the 2D
     col2im then runs once per input plane instead of once per output plane and tap ``kd``.
     Depth stride > 1 uses ``im2col_gemm``'s col2im."""
-    geo = ConvGeometry.of(x_shape, w.shape, stride, padding, dilation, groups)
     if geo.stride[0] != 1:
-        return im2col_gemm.backward_input(gy, w, x_shape, stride, padding, dilation, groups,
-                                          workspace_limit=workspace_limit, out=out)
-    limit = get_workspace_limit() if workspace_limit is None else workspace_limit
-    g1, Cg, Kg, P = geo.one_group(), geo.Cg, geo.Kg, geo.plane
+        return im2col_gemm.backward(gy, x, w, geo.stride, geo.padding, geo.dilation, geo.groups,
+                                    (True, False), workspace_limit, out)[0]
+    g2, Cg, Kg, P = _planes_2d(geo.one_group()), geo.Cg, geo.Kg, geo.plane
     (D, _, _), (kD, kH, kW), OD = geo.in_size, geo.kernel, geo.out_size[0]
 
     d, p = geo.dilation[0], geo.padding[0][0]
@@ -197,12 +169,12 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
     def bytes_for(n, planes):  # gy in (OD, K, P) order for the planes read, one plane's dcols
         gy_count = min(planes + d * (kD - 1), OD)
         return n * (gy_count * Kg + Cg * kH * kW) * P * gy.itemsize
-    _, chunk = plan_chunks(geo.N, D, bytes_for, limit, "conv3d backward (input, im2col-planes)",
-                           target=CHUNK_TARGET)
-    ws = Workspace(limit)
-    gx = output(x_shape, gy.dtype, out, zero=True)
+    _, chunk = plan_chunks(geo.N, D, bytes_for, workspace_limit,
+                           "conv3d backward (input, im2col-planes)", target=CHUNK_TARGET)
+    ws = Workspace(workspace_limit)
+    gx = output(geo.x_shape, gy.dtype, out, zero=True)
     dcols = ws.take("dcols", (Cg, kH, kW) + geo.out_size[1:], gy.dtype)
-    for g in range(groups):
+    for g in range(geo.groups):
         w_s = _stacked_weight(w[g * Kg:(g + 1) * Kg])
         for _, _, i0, i1 in chunks(1, D, 1, chunk):
             # o = i + p - kd*d: the output planes input planes i0..i1-1 can read
@@ -221,5 +193,7 @@ def backward_input(gy, w, x_shape, stride, padding, dilation, groups, workspace_
                     np.matmul(w_s[:, j0 * Kg:(j0 + count) * Kg],
                               gy_t[q:q + (count - 1) * d + 1:d].reshape(-1, P),
                               out=dcols.reshape(-1, P))
-                    _col2im_plane(gx[n, g * Cg:(g + 1) * Cg, i], dcols, g1)
+                    # gx[n, :, i] += the 2D col2im of dcols (the adjoint of one plane of _fill)
+                    col2im_add(gx[:, g * Cg:(g + 1) * Cg], dcols[:, None, :, :, None, None], g2,
+                               n, n + 1, i, i + 1)
     return gx

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cpu_reference
+
 
 def _tiles(x, kernel_size, stride, padding, dilation, ceil_mode):
     """True when the windows tile the volume exactly (the fast case)."""
@@ -26,7 +28,7 @@ _kernel = None
 
 
 def _pool_kernel():
-    """A compiled single pass over the tiling windows (serial: see numba_copy.py on why)."""
+    """A compiled single pass over the tiling windows (serial, as those of channels_last.py)."""
     global _kernel
     if _kernel is None:
         from numba import njit  # noqa: PLC0415
@@ -57,15 +59,19 @@ def _pool_kernel():
     return _kernel
 
 
-def max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, fallback):
-    """(y, indices) as the contract says; ``fallback`` handles the general case."""
+def max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
+                       return_indices=True):
+    """(y, indices or None) as the contract says; the reference handles the general case."""
     if not _tiles(x, kernel_size, stride, padding, dilation, ceil_mode):
-        return fallback(x, kernel_size, stride, padding, dilation, ceil_mode)
+        return cpu_reference.max_pool3d_forward(x, kernel_size, stride, padding, dilation,
+                                                ceil_mode, return_indices)
     N, C, D, H, W = x.shape
     out = (N, C) + tuple(i // k for i, k in zip((D, H, W), kernel_size))
     crop = x[:, :, :out[2] * kernel_size[0], :out[3] * kernel_size[1], :out[4] * kernel_size[2]]
     y, idx = np.empty(out, dtype=x.dtype), np.empty(out, dtype=np.int64)
     _pool_kernel()(np.ascontiguousarray(crop) if x.dtype.kind == "f" else crop, y, idx)
+    if not return_indices:
+        return y, None
     if crop.shape != x.shape:  # indices count voxels of the uncropped volume
         d, rem = np.divmod(idx, crop.shape[3] * crop.shape[4])
         h, w = np.divmod(rem, crop.shape[4])
@@ -73,10 +79,8 @@ def max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, fal
     return y, idx
 
 
-def max_pool3d_backward(gy, indices, x_shape, fallback):
+def max_pool3d_backward(gy, indices, x_shape):
     """gx: each output gradient added to the input voxel its maximum came from."""
-    if not isinstance(gy, np.ndarray):
-        return fallback(gy, indices, x_shape)
     N, C = x_shape[:2]
     volume = int(np.prod(x_shape[2:]))
     flat = (indices.reshape(N * C, -1) + (np.arange(N * C) * volume)[:, None]).ravel()

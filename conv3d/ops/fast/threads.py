@@ -1,9 +1,9 @@
-"""How many threads the fast CPU path uses: the BLAS library's and numba's.
+"""How many threads the BLAS library (OpenBLAS, shipped with NumPy) uses for the GEMMs.
 
-The matrix products run in the BLAS library that NumPy ships (OpenBLAS), the small-channel
-kernels in numba's thread pool. ``set_num_threads(n)`` sets both; ``get_num_threads()`` reports
-the BLAS count as threadpoolctl sees it (which also respects ``OMP_NUM_THREADS`` /
-``OPENBLAS_NUM_THREADS`` set before start-up). ``num_threads(n)`` is the context-manager form.
+``set_num_threads(n)`` sets it for every BLAS library threadpoolctl finds; ``get_num_threads()``
+reports it (respecting ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` set before start-up);
+``num_threads(n)`` is the context-manager form. The compiled loops (channels-last copies,
+max pooling) are serial, so numba's thread count does not matter here.
 """
 from __future__ import annotations
 
@@ -29,21 +29,9 @@ def _check(n) -> int:
     return int(n)
 
 
-def _numba_max() -> int:
-    import numba  # noqa: PLC0415 - numba is imported lazily (it is slow to import)
-    return numba.config.NUMBA_NUM_THREADS
-
-
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for BLAS (every BLAS library threadpoolctl finds) and for numba.
-
-    numba cannot use more threads than it started with (``NUMBA_NUM_THREADS``, by default the
-    number of cores), so its count is capped there.
-    """
-    n = _check(n)
-    blas_controller().limit(limits=n, user_api="blas")  # takes effect now and stays until changed
-    import numba  # noqa: PLC0415
-    numba.set_num_threads(min(n, _numba_max()))
+    """Use ``n`` BLAS threads from now on."""
+    blas_controller().limit(limits=_check(n), user_api="blas")
 
 
 def get_num_threads() -> int:
@@ -54,16 +42,9 @@ def get_num_threads() -> int:
 
 @contextlib.contextmanager
 def num_threads(n: int):
-    """``with num_threads(1): ...`` runs the block with ``n`` BLAS and numba threads."""
-    import numba  # noqa: PLC0415
-    n = _check(n)
-    previous_numba = numba.get_num_threads()
-    with blas_controller().limit(limits=n, user_api="blas"):
-        numba.set_num_threads(min(n, _numba_max()))
-        try:
-            yield n
-        finally:
-            numba.set_num_threads(previous_numba)
+    """``with num_threads(1): ...`` runs the block with ``n`` BLAS threads."""
+    with blas_controller().limit(limits=_check(n), user_api="blas"):
+        yield n
 
 
 def blas_info() -> list[dict]:
