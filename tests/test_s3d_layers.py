@@ -31,7 +31,12 @@ def compare(ours, theirs, x, dtype, rng):
     np.testing.assert_allclose(a.grad, t.grad.numpy(), **TOL[dtype])
     tp = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, tp[name].grad.numpy(), err_msg=name, **TOL[dtype])
+        # a weight gradient is a sum over N*OD*OH*OW products: an entry that nearly cancels
+        # keeps only the rounding of the large terms, so the absolute tolerance scales with the
+        # gradient's largest entry
+        want = tp[name].grad.numpy()
+        np.testing.assert_allclose(p.grad, want, err_msg=name, rtol=TOL[dtype]["rtol"],
+                                   atol=TOL[dtype]["atol"] * max(1.0, float(np.abs(want).max())))
 
 
 S3D_POOLS = [dict(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
