@@ -10,7 +10,9 @@ while the two source files are imported, and every ``torchvision*`` entry of ``s
 is put back as it was afterwards, so no other test sees a half-imported torchvision. (A
 torchvision that some other code already imported for real is used as it is.)
 
-``video_models()`` returns the two modules, or skips the calling test with the reason.
+``video_models()`` returns the two modules and ``torchvision_module(name)`` any other pure-Python
+module (``"models.resnet"``, ``"transforms._presets"``), or each skips the calling test with the
+reason.
 """
 from __future__ import annotations
 
@@ -31,9 +33,10 @@ def _is_torchvision(name: str) -> bool:
     return name == "torchvision" or name.startswith("torchvision.")
 
 
-@functools.lru_cache(maxsize=1)
-def _load():
-    """(resnet module, s3d module), or the reason they cannot be loaded (a str)."""
+@functools.lru_cache(maxsize=None)
+def _load(name: str):
+    """The module ``torchvision.<name>`` (e.g. ``"models.video.resnet"``,
+    ``"transforms._presets"``), or the reason it cannot be loaded (a str)."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -41,28 +44,26 @@ def _load():
     if "torchvision" in sys.modules and not isinstance(sys.modules["torchvision"],
                                                        _StubPackage):
         try:  # imported for real elsewhere: use it
-            return (importlib.import_module("torchvision.models.video.resnet"),
-                    importlib.import_module("torchvision.models.video.s3d"))
+            return importlib.import_module(f"torchvision.{name}")
         except Exception as exc:  # noqa: BLE001 - any failure means no oracle
-            return f"torchvision is imported but its video models fail: {exc!r}"
+            return f"torchvision is imported but torchvision.{name} fails: {exc!r}"
     spec = importlib.util.find_spec("torchvision")
     if spec is None or not spec.submodule_search_locations:
         return f"torchvision is not installed ({INSTALL})"
     root = list(spec.submodule_search_locations)[0]
     saved = {k: v for k, v in sys.modules.items() if _is_torchvision(k)}
     try:
-        for name in STUBBED:
-            stub = _StubPackage(name)
-            stub.__path__ = [os.path.join(root, *name.split(".")[1:])]
-            sys.modules[name] = stub
-        return (importlib.import_module("torchvision.models.video.resnet"),
-                importlib.import_module("torchvision.models.video.s3d"))
+        for package in STUBBED:
+            stub = _StubPackage(package)
+            stub.__path__ = [os.path.join(root, *package.split(".")[1:])]
+            sys.modules[package] = stub
+        return importlib.import_module(f"torchvision.{name}")
     except Exception as exc:  # noqa: BLE001 - any failure means no oracle, with its reason
-        return (f"torchvision's video models do not import from {root} even with its C "
-                f"extension bypassed: {type(exc).__name__}: {exc}")
+        return (f"torchvision.{name} does not import from {root} even with its C extension "
+                f"bypassed: {type(exc).__name__}: {exc}")
     finally:
-        for name in [k for k in sys.modules if _is_torchvision(k)]:
-            del sys.modules[name]
+        for key in [k for k in sys.modules if _is_torchvision(k)]:
+            del sys.modules[key]
         sys.modules.update(saved)
 
 
@@ -70,12 +71,17 @@ class _StubPackage(types.ModuleType):
     """A package module whose ``__init__`` never runs (only its ``__path__`` is used)."""
 
 
-def video_models():
-    """``(resnet, s3d)``: torchvision.models.video.resnet and .s3d; skips the test if absent."""
-    loaded = _load()
+def torchvision_module(name: str):
+    """``torchvision.<name>``, imported as the module docstring says; skips the test if absent."""
+    loaded = _load(name)
     if isinstance(loaded, str):
         pytest.skip(loaded)
     return loaded
+
+
+def video_models():
+    """``(resnet, s3d)``: torchvision.models.video.resnet and .s3d; skips the test if absent."""
+    return torchvision_module("models.video.resnet"), torchvision_module("models.video.s3d")
 
 
 # ---- helpers shared by the parity tests -------------------------------------------------------

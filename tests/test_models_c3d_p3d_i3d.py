@@ -6,9 +6,6 @@ in conv3d.models makes the strict state-dict load or the comparison fail.
 """
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,8 @@ import conv3d.functional as F
 from conv3d import Tensor
 from conv3d.interop import to_torch_state_dict
 from conv3d.models import get_model, list_models
+
+from _torchvision_oracle import torchvision_module
 
 torch = pytest.importorskip("torch", reason="the reference models are written in torch.nn")
 tnn = torch.nn
@@ -236,38 +235,9 @@ def test_p3d_trains_a_step_and_prints_its_summary():
 
 # ---- I3D ResNet-18 -----------------------------------------------------------------------------
 
-def _torchvision_resnet():
-    """torchvision.models.resnet without running torchvision's __init__ (its compiled ops need
-    a matching torch build): stub the packages above it, import the pure-Python module."""
-    import importlib.util
-    import os
-    try:
-        spec = importlib.util.find_spec("torchvision")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or spec.origin is None:
-        pytest.skip("torchvision is not installed (the 2-D reference network is its resnet18)")
-    root = os.path.dirname(spec.origin)
-    saved = {k: v for k, v in sys.modules.items() if k == "torchvision" or
-             k.startswith("torchvision.")}
-    try:
-        for name in ("torchvision", "torchvision.models", "torchvision.models.video",
-                     "torchvision.ops"):
-            stub = types.ModuleType(name)
-            stub.__path__ = [os.path.join(root, *name.split(".")[1:])]
-            sys.modules[name] = stub
-        return importlib.import_module("torchvision.models.resnet")
-    except Exception as exc:  # noqa: BLE001 - any failure means the oracle is unavailable
-        pytest.skip(f"torchvision.models.resnet could not be imported ({exc})")
-    finally:
-        for k in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
-
-
 def _resnet18_2d(num_classes, seed=0):
     """torchvision's resnet18 with random weights AND BatchNorm statistics, in eval mode."""
-    resnet = _torchvision_resnet()
+    resnet = torchvision_module("models.resnet")  # the 2-D reference network
     torch.manual_seed(seed)
     net = resnet.resnet18(num_classes=num_classes)
     g = torch.Generator().manual_seed(seed)

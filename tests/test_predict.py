@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("av", reason="PyAV is not installed (pip install 'conv3d[video]')")
 
-from test_predict_video import torchvision_module, torchvision_preset, write_video  # noqa: E402
+from _torchvision_oracle import torchvision_module  # noqa: E402
+from test_predict_video import torchvision_preset, write_video  # noqa: E402
 
 from conv3d import nn  # noqa: E402
 from conv3d.cli import main  # noqa: E402
@@ -171,8 +172,8 @@ def test_cli_r2plus1d_18(tmp_path, video, capsys):
     assert len(lines) == 5 and all(len(line) <= 80 for line in lines)
     torch = pytest.importorskip("torch", reason="torch is not installed")
     clip = torchvision_preset(read_frames(video, 8), crop_size=(32, 32), resize_size=(36, 48))
-    with torchvision_module("models.video.resnet") as resnet:
-        theirs = resnet.r2plus1d_18()
+    resnet = torchvision_module("models.video.resnet")
+    theirs = resnet.r2plus1d_18()
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     with torch.no_grad():
         probs = theirs.eval()(torch.from_numpy(clip[None])).softmax(1)[0].double()
@@ -189,8 +190,8 @@ def test_preset_sizes_are_torchvision_weights_own():
                                ("resnet", "mc3_18", "MC3_18_Weights"),
                                ("resnet", "r2plus1d_18", "R2Plus1D_18_Weights"),
                                ("s3d", "s3d", "S3D_Weights")]:
-        with torchvision_module(f"models.video.{module}") as tv:
-            kw = getattr(tv, enum).KINETICS400_V1.transforms.keywords
+        tv = torchvision_module(f"models.video.{module}")
+        kw = getattr(tv, enum).KINETICS400_V1.transforms.keywords
         assert preset_sizes(name) == (tuple(kw["crop_size"]), tuple(kw["resize_size"])), name
     assert set(PRESETS) == {"r3d_18", "mc3_18", "r2plus1d_18", "s3d"}
     assert preset_sizes("c3d") == ((112, 112), (128, 171))

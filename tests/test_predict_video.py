@@ -1,17 +1,13 @@
 """conv3d.datasets.video: decoding a generated video with PyAV and torchvision's
 VideoClassification preset, compared with torchvision's own code (imported without running
 torchvision's __init__, whose compiled extension may not match the installed torch)."""
-import contextlib
-import importlib
-import importlib.util
-import sys
-import types
 
 import numpy as np
 import pytest
 
 av = pytest.importorskip("av", reason="PyAV is not installed (pip install 'conv3d[video]')")
 
+from _torchvision_oracle import torchvision_module  # noqa: E402
 from conv3d.datasets.video import (VideoClassification, antialias_weights, bilinear_taps,  # noqa: E402
                                    read_frames, resize_bilinear, sample_indices)
 
@@ -43,40 +39,13 @@ def write_video(path, frames=None, codec="mpeg4") -> np.ndarray:
     return frames
 
 
-@contextlib.contextmanager
-def torchvision_module(name):
-    """Import ``torchvision.<name>`` from the installed torchvision without running the __init__
-    of torchvision, torchvision.models(.video) or torchvision.ops (stub packages with the right
-    __path__ stand in for them); sys.modules is restored afterwards."""
-    pytest.importorskip("torch", reason="torch is not installed")
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("torchvision is not installed")
-    root = list(spec.submodule_search_locations)[0]
-    saved = {k: v for k, v in sys.modules.items() if k == "torchvision" or k.startswith("torchvision.")}
-    try:
-        for pkg in ["torchvision", "torchvision.models", "torchvision.models.video", "torchvision.ops"]:
-            stub = types.ModuleType(pkg)
-            stub.__path__ = [root + pkg[len("torchvision"):].replace(".", "/")]
-            sys.modules[pkg] = stub
-        try:
-            module = importlib.import_module(f"torchvision.{name}")
-        except Exception as exc:  # noqa: BLE001 - any failure means this torchvision cannot serve
-            pytest.skip(f"torchvision.{name} cannot be imported here: {exc}")
-        yield module
-    finally:
-        for k in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
-            del sys.modules[k]
-        sys.modules.update(saved)
-
-
 def torchvision_preset(frames, **kwargs):
     """torchvision's VideoClassification on uint8 frames (T, H, W, 3), as a (3, T, h, w) array."""
+    presets = torchvision_module("transforms._presets")  # skips without torch or torchvision
     import torch
-    with torchvision_module("transforms._presets") as presets:
-        preset = presets.VideoClassification(**kwargs)
-        tchw = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-        return preset(tchw).numpy()
+    preset = presets.VideoClassification(**kwargs)
+    tchw = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+    return preset(tchw).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +102,9 @@ def test_float_frames_match_torchvision(video, dtype):
     """Frames already in [0, 1] skip the rounding and the division by 255, in both."""
     torch = pytest.importorskip("torch", reason="torch is not installed")
     frames = read_frames(video[0], 4, "first").astype(dtype) / 255
-    with torchvision_module("transforms._presets") as presets:
-        preset = presets.VideoClassification(crop_size=(32, 32), resize_size=(36, 48))
-        ref = preset(torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))).numpy()
+    presets = torchvision_module("transforms._presets")
+    preset = presets.VideoClassification(crop_size=(32, 32), resize_size=(36, 48))
+    ref = preset(torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))).numpy()
     for backend in ("torch", "numpy"):
         ours = VideoClassification((32, 32), (36, 48), backend=backend)(frames)
         assert ours.dtype == ref.dtype == np.float32
@@ -215,13 +184,13 @@ def test_antialiased_preset_matches_torchvision_functional(video, backend):
     """antialias=True against torchvision's own functional ops in the preset's order."""
     torch = pytest.importorskip("torch", reason="torch is not installed")
     frames = read_frames(video[0], 8, "first")
-    with torchvision_module("transforms.functional") as F:
-        vid = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-        vid = F.resize(vid, [36, 48], antialias=True)
-        vid = F.center_crop(vid, [32, 32])
-        vid = F.normalize(F.convert_image_dtype(vid, torch.float), mean=[0.43216, 0.394666, 0.37645],
-                          std=[0.22803, 0.22145, 0.216989])
-        ref = vid.permute(1, 0, 2, 3).numpy()
+    F = torchvision_module("transforms.functional")
+    vid = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+    vid = F.resize(vid, [36, 48], antialias=True)
+    vid = F.center_crop(vid, [32, 32])
+    vid = F.normalize(F.convert_image_dtype(vid, torch.float), mean=[0.43216, 0.394666, 0.37645],
+                      std=[0.22803, 0.22145, 0.216989])
+    ref = vid.permute(1, 0, 2, 3).numpy()
     ours = VideoClassification((32, 32), (36, 48), antialias=True, backend=backend)(frames)
     diff = np.abs(ours - ref)
     level = 1 / 255 / min(VideoClassification().std) + 1e-5
