@@ -18,13 +18,23 @@ def _f(v, spec, suffix=""):
     return "-" if v is None else f"{v:{spec}}{suffix}"
 
 
+def _load(values):
+    return ", ".join(f"{v:.1f}" for v in values) if values else "-"
+
+
+def _in_table(r):
+    """Rows of the per-case table (the layer suite has its own summary table)."""
+    return not r["bench"].startswith("layer ")
+
+
 def markdown(rows, info, command, title="conv3d benchmarks") -> str:
     lines = [f"# {title}", "",
              f"- **Command:** `{command}`",
              f"- **Date:** {info['date']}",
              f"- **Machine:** {info['cpu']}, {info['cores']} cores"
-             + (f" (load average at start {', '.join(f'{v:.1f}' for v in info['load_average'])})"
-                if info.get("load_average") else ""),
+             + (f" (load average at start {_load(info.get('load_average'))}, at the end "
+                f"{_load(info.get('load_average_after'))})" if info.get("load_average") else "")
+             + (f"; {info['seconds']:.0f} s in all" if info.get("seconds") else ""),
              f"- **Threads:** {info['blas_threads']} BLAS threads, {info['numba_threads']} numba "
              f"threads; PyTorch: {info['torch'] or 'not installed'}",
              f"- **BLAS:** {info['blas']}"
@@ -49,7 +59,7 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
     header = ("| case | shape | implementation | ms | GFLOP/s | vs torch | of GEMM | workspace "
               "| note |")
     current = None
-    for r in rows:
+    for r in filter(_in_table, rows):
         key = (r["bench"], r["shape"])
         if key != current:
             lines += ["", f"### {r['bench']} — {r['shape']}", "", header,
@@ -71,13 +81,15 @@ def bar_chart(rows, path, title, cap=4.0):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
     cases = []
-    for r in rows:
+    for r in filter(_in_table, rows):
         key = (r["bench"], r["shape"])
         if not cases or cases[-1][0] != key:
             cases.append((key, []))
         if r["ms"] is not None and not r["is_gemm"]:
             cases[-1][1].append(r)
     cases = [c for c in cases if c[1]]
+    if not cases:
+        return False
     fig, axes = plt.subplots(len(cases), 1, figsize=(9, 0.2 * sum(len(c[1]) for c in cases)
                                                      + 0.7 * len(cases) + 0.6), squeeze=False)
     for ax, ((bench, shape), rs) in zip(axes[:, 0], cases):
@@ -103,17 +115,24 @@ def bar_chart(rows, path, title, cap=4.0):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
-def write(rows, info, command, out_dir, name="README", title="conv3d benchmarks"):
-    """Write ``<name>.md``, ``<name>.png`` (the chart) and ``<name>.json`` under ``out_dir``."""
+def write(rows, info, command, out_dir, name="README", title="conv3d benchmarks", extra=""):
+    """Write ``<name>.md``, ``<name>.png`` (the chart, where matplotlib is installed and some
+    case has timed rows) and ``<name>.json`` under ``out_dir``; ``extra`` (Markdown) goes
+    before the notes. Returns the paths of the page and the chart (None if none)."""
     os.makedirs(out_dir, exist_ok=True)
     md = os.path.join(out_dir, f"{name}.md")
     png = os.path.join(out_dir, f"{name}.png")
-    text = markdown(rows, info, command, title) + f"\n![time per implementation]({name}.png)\n"
+    try:
+        drawn = bar_chart(rows, png, f"{title} ({info['date']}, {info['blas_threads']} threads)")
+        chart = f"\n![time per implementation]({name}.png)\n" if drawn else ""
+    except ImportError:
+        drawn, chart = False, "\n(No chart: pip install 'conv3d[viz]' for matplotlib.)\n"
+    head, sep, rest = markdown(rows, info, command, title).partition("\nFloat32.")
     with open(md, "w") as f:
-        f.write(text)
-    bar_chart(rows, png, f"{title} ({info['date']}, {info['blas_threads']} threads)")
+        f.write(head + ("\n" + extra if extra else "") + sep + rest + chart)
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump({"info": info, "command": command, "rows": rows}, f, indent=1, default=str)
-    return md, png
+    return md, png if drawn else None
