@@ -42,11 +42,16 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
              f"- **Versions:** Python {info['python']}, NumPy {info['numpy']}, "
              f"numba {info['numba']}",
              "",
-             "Float32. Each row: the median of the timed rounds; the implementations of one case "
-             "run interleaved (a new random order every round), after an agreement check "
-             "against the readable reference path and a warm-up call; each timed call follows a "
-             "0.2 s pause and one untimed call of the same implementation. *vs torch* is time / PyTorch's time in the same "
-             "case (below 1 is faster). *of GEMM* is the row's GFLOP/s over the GEMM row of the "
+             "Float32. Each row: the median (and the best) of its *rounds* timed rounds; the "
+             "implementations of one case run interleaved (a new random order every round), "
+             "after an agreement check against the case's reference (the readable reference "
+             "path; PyTorch's output in the layers and models suites) and a warm-up call; each "
+             "timed call follows a 0.2 s pause and one untimed call of the same implementation "
+             "(calls of 0.5 s or more: no untimed call, the check is their warm-up). Under a "
+             "time budget (the layers suite) each case gets the time left divided by the cases "
+             "left, and as many rounds of that as fit, at least one. *vs torch* is time / "
+             "PyTorch's time in the same case (below 1 is faster). *of GEMM* is the row's "
+             "GFLOP/s over the GEMM row of the "
              "same case (a float32 NumPy/BLAS GEMM the size of the layer's im2col product). "
              "*workspace* is the peak scratch memory of the fast path (measured), or the whole "
              "im2col matrix of the reference path (its size); '-' where not tracked. "
@@ -56,18 +61,19 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
              "3^3, padding 1), cube (the 4x4x4 worked example, per-call overhead). What the "
              "strategies are and how to read the numbers: [notes.md](notes.md).",
              ""]
-    header = ("| case | shape | implementation | ms | GFLOP/s | vs torch | of GEMM | workspace "
-              "| note |")
+    header = ("| case | shape | implementation | ms | best ms | rounds | GFLOP/s | vs torch "
+              "| of GEMM | workspace | note |")
     current = None
     for r in filter(_in_table, rows):
         key = (r["bench"], r["shape"])
         if key != current:
             lines += ["", f"### {r['bench']} — {r['shape']}", "", header,
-                      "|---|---|---|---:|---:|---:|---:|---:|---|"]
+                      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
             current = key
         ms = _f(r["ms"], ".2f") if r["ms"] is not None else r["status"]
         note = r["note"] if r["status"] == "ok" else ""
         lines.append(f"| {r['bench']} | {r['shape']} | {r['impl']} | {ms} | "
+                     f"{_f(r.get('best_ms'), '.2f')} | {r.get('rounds') or '-'} | "
                      f"{_f(r['gflops'], '.3g')} | {_f(r['ratio'], '.2f', 'x')} | "
                      f"{_f(r['frac_gemm'], '.0%')} | {_fmt_bytes(r['workspace'])} | {note} |")
     return "\n".join(lines) + "\n"
