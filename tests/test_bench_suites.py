@@ -43,6 +43,10 @@ def test_select_batches_and_filter():
     assert [b for _, b in stem] == [1, 8]
     assert [b for _, b in layers.select(table, [1], "r3d_18 stem.0")] == [1]
     assert len(layers.select(table, max_layers=2)) == 4
+    both = layers.select(table, name_filter="unet3d down.0.0, r3d_18 stem.0")
+    assert [(r["name"], b) for r, b in both] == [("r3d_18 stem.0 (+1 more)", 1),
+                                                 ("r3d_18 stem.0 (+1 more)", 8),
+                                                 ("unet3d down.0.0", 1)]
 
 
 def _tiny(op, **extra):

@@ -40,10 +40,11 @@ def load_table(path=TABLE) -> dict:
 
 def select(table, batches=None, name_filter=None, max_layers=None):
     """[(layer, batch)] to run: each layer at the batches of the models that use it (or only
-    those in ``batches``), layers whose name or users contain ``name_filter``, the first
-    ``max_layers`` of them."""
+    those in ``batches``), layers whose users contain one of the comma-separated texts of
+    ``name_filter``, the first ``max_layers`` of them."""
+    texts = [t.strip() for t in name_filter.split(",")] if name_filter else []
     layers = [r for r in table["layers"]
-              if not name_filter or any(name_filter in u for u in r["used_by"])]
+              if not texts or any(t in u for t in texts for u in r["used_by"])]
     if max_layers is not None:
         layers = layers[:max_layers]
     out = []

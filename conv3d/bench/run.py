@@ -64,8 +64,9 @@ def build_parser(parser=None):
                         help="ops suite: comma-separated conv shapes (default cube,a1,a2,b; "
                              "quick: cube,small)")
     parser.add_argument("--filter", default=None,
-                        help="layers suite: only layers whose name or users contain this text "
-                             "(e.g. 'r3d_18 layer2', 'unet3d')")
+                        help="layers suite: only layers used by a layer whose name contains "
+                             "this text, or one of several comma-separated texts (e.g. "
+                             "'r3d_18 layer2', 'unet3d,s3d features.7')")
     parser.add_argument("--max-layers", type=_positive(int), default=None,
                         help="layers suite: the first N layers of the table only")
     parser.add_argument("--batches", default=None,
@@ -201,7 +202,9 @@ def run(args, command) -> int:
     budget = args.budget or (LAYER_BUDGET if "layers" in suites and not args.quick else None)
     rows, t0 = [], time.perf_counter()
     budgeted = sum(suite != "ops" for suite, _ in work)
-    for suite, make in work:
+    for n, (suite, make) in enumerate(work, 1):
+        if suite != "ops" and n % 20 == 0:
+            print(f"  [{n}/{len(work)} cases, {time.perf_counter() - t0:.0f} s]")
         share = None
         if budget is not None and suite != "ops":
             # the time left, shared equally among the cases left: cheap cases leave theirs
