@@ -1,5 +1,6 @@
 """How much slower the first call after an idle pause is, per implementation (the reason the
-harness makes one untimed call before each timed one; see conv3d/bench/harness.py and docs/benchmarks/notes.md).
+harness makes one untimed call before each timed one; see conv3d/bench/harness.py and
+docs/benchmarks/notes.md).
 
     python -m benchmarks.first_call --shape a2 --rounds 11
 

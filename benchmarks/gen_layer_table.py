@@ -52,7 +52,8 @@ class UNet3d(nn.Module):
         self.pool = nn.ModuleList([nn.MaxPool3d(2) for _ in range(levels)])
         self.up = nn.ModuleList([nn.ConvTranspose3d(chans[i + 1], chans[i], 2, stride=2)
                                  for i in reversed(range(levels))])
-        self.merge = nn.ModuleList([double(2 * chans[i], chans[i]) for i in reversed(range(levels))])
+        self.merge = nn.ModuleList([double(2 * chans[i], chans[i])
+                                    for i in reversed(range(levels))])
         self.head = nn.Conv3d(chans[0], classes, 1)
 
     def forward(self, x):

@@ -7,17 +7,19 @@ A *case* is one benchmark on one shape (e.g. "conv3d forward+backward, a1") with
    (``check``): an implementation that disagrees is reported as ``MISMATCH`` and never timed;
 2. warms each one up (the check counts as the first call; one more call follows, except for
    calls of ``LONG_CALL`` seconds or more);
-3. times ``repeats`` rounds (fewer under a time ``budget``, see ``run_case``), and in each round every implementation once, one after another
-   (interleaved, so a noisy neighbour slows all rows alike), in a new random order each round
-   (a fixed seed, so runs repeat), so that no row is always first, last, or right after the same
-   row; reports the median and the best (smallest) time. (An earlier version rotated the order by one row per round, which
-   keeps every row after the same neighbour: the ``auto`` row always followed the GEMM row, and
+3. times ``repeats`` rounds (fewer under a time ``budget``, see ``run_case``), and in each
+   round every implementation once, one after another (interleaved, so a noisy neighbour slows
+   all rows alike), in a new random order each round (a fixed seed, so runs repeat), so that no
+   row is always first, last, or right after the same row; reports the median and the best
+   (smallest) time. (An earlier version rotated the order by one row per round, which keeps
+   every row after the same neighbour: the ``auto`` row always followed the GEMM row, and
    on shape b it was the slowest of three rows that run the same code, in two runs out of two.)
 
 Before each timed call the harness sleeps ``PAUSE`` seconds and then makes one *untimed* call of
-the same implementation (not before calls of ``LONG_CALL`` seconds or more). The pause: thread pools spin-wait after their work (OpenBLAS's workers
-for about 0.1 s, OpenMP's in PyTorch and numba), and on a 2-core machine a pool still spinning
-from the previous row slowed the next row by up to 2x. The untimed call: on this project's VM the
+the same implementation (not before calls of ``LONG_CALL`` seconds or more). The pause: thread
+pools spin-wait after their work (OpenBLAS's workers for about 0.1 s, OpenMP's in PyTorch and
+numba), and on a 2-core machine a pool still spinning from the previous row slowed the next row
+by up to 2x. The untimed call: on this project's VM the
 first call after an idle gap runs slow (a single-threaded 5.6 MiB NumPy transpose took 3.6 ms
 back to back and 9.6 ms after a 0.2 s sleep; a2 forward+backward 55 against 72-76 ms), and not
 by the same factor for every implementation: timing that first call measured the VM's wake-up,

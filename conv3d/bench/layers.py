@@ -171,7 +171,8 @@ def summary(rows) -> str:
         return ""
     lines = ["## Layers: conv3d against PyTorch, best times", "",
              "| layer, batch | conv3d fwd ms | torch fwd ms | fwd ratio | conv3d fwd+bwd ms | "
-             "torch fwd+bwd ms | fwd+bwd ratio | rounds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "torch fwd+bwd ms | fwd+bwd ratio | rounds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     ratios = {b: [] for b in BENCH.values()}
 
     def cell(d, bench, impl):

@@ -20,7 +20,8 @@ import time
 
 BENCHES = ("conv", "pool", "block", "train")
 SUITES = ("ops", "layers", "models")
-TORCH_HINT = "PyTorch is not installed, so the PyTorch rows are skipped: pip install 'conv3d[torch]'"
+TORCH_HINT = ("PyTorch is not installed, so the PyTorch rows are skipped: "
+              "pip install 'conv3d[torch]'")
 LAYER_BUDGET = 600.0  # seconds: the layer suite's default target run time (see run_suite)
 
 
