@@ -29,6 +29,10 @@ def test_layer_table_covers_the_five_networks():
     assert (stem["x"], stem["w"], stem["stride"], stem["padding"], stem["bias"]) == (
         [1, 3, 16, 112, 112], [64, 3, 3, 7, 7], [1, 2, 2], [1, 3, 3], False)
     assert "mc3_18 stem.0" in stem["used_by"]               # mc3_18 has the same stem
+    assert layers.describe(stem) == "conv 3->64 k3x7x7 s1x2x2 p1x3x3 on 16x112x112"
+    # mc3_18 keeps 16 frames to the end (3D convs only in its stem): a 16x7x7 global mean
+    pool = next(r for r in table["layers"] if "mc3_18 avgpool" in r["used_by"])
+    assert layers.describe(pool) == "adaptive avg_pool (1,1,1) k16x7x7 s16x7x7 p0x0x0 on 512x16x7x7"
     # the U-Net's first conv sees the 1-channel 96^3 volume; its transposed convs are left out
     first = next(r for r in table["layers"] if "unet3d down.0.0" in r["used_by"])
     assert first["x"] == [1, 1, 96, 96, 96] and first["w"] == [32, 1, 3, 3, 3]
@@ -87,14 +91,14 @@ def test_a_wrong_layer_is_a_mismatch_and_not_timed():
 def test_summary_lists_ratios_and_geometric_means():
     def row(bench, shape, impl, best, ratio):
         return dict(bench=bench, shape=shape, impl=impl, best_ms=best, best_ratio=ratio,
-                    rounds=2, status="ok")
+                    rounds=2, status="ok", detail=f"conv {shape[0]}")
     fwd, both = layers.BENCH[False], layers.BENCH[True]
     rows = [row(fwd, "a N=1", layers.PEER, 2.0, 1.0), row(fwd, "a N=1", layers.OURS, 4.0, 2.0),
             row(fwd, "b N=1", layers.PEER, 1.0, 1.0), row(fwd, "b N=1", layers.OURS, 0.5, 0.5),
             row(both, "a N=1", layers.PEER, 3.0, 1.0), row(both, "a N=1", layers.OURS, 9.0, 3.0)]
     text = layers.summary(rows)
-    assert "| a N=1 | 4.00 | 2.00 | 2.00x | 9.00 | 3.00 | 3.00x | 2 |" in text
-    assert "| b N=1 | 0.50 | 1.00 | 0.50x | - | - | - | 2 |" in text
+    assert "| a N=1 | conv a | 4.00 | 2.00 | 2.00x | 9.00 | 3.00 | 3.00x | 2 |" in text
+    assert "| b N=1 | conv b | 0.50 | 1.00 | 0.50x | - | - | - | 2 |" in text
     # geometric means by hand: sqrt(2 * 0.5) = 1 for forward, 3 for forward+backward
     assert f"| {fwd} | 2 | 1.00x |" in text and f"| {both} | 1 | 3.00x |" in text
 

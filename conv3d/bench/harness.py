@@ -69,6 +69,7 @@ class Case:
     reference: Callable | str | None = None
     rtol: float = 2e-3                 # relative to the largest magnitude of each array
     rows: list = field(default_factory=list)
+    detail: str = ""                   # what the case computes, for the report
 
 
 def agree(outputs, expected, rtol):
@@ -113,7 +114,7 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
         row = dict(bench=case.bench, shape=case.shape, impl=impl.name, ms=None, best_ms=None,
                    rounds=0, gflops=None, ratio=None, best_ratio=None, frac_gemm=None,
                    workspace=None, status="ok", note=impl.note, is_peer=impl.is_peer,
-                   is_gemm=impl.is_gemm, error=None, checked=False)
+                   is_gemm=impl.is_gemm, error=None, checked=False, detail=case.detail)
         rows[impl.name] = row
         if impl.skip:
             row["status"] = f"skipped: {impl.skip}"

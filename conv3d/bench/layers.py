@@ -158,7 +158,8 @@ def layer_case(layer, batch, backward) -> Case:
                 return run()
     # float32 sums of up to ~10^7 terms (weight gradients of the big layers): 2e-3 of the
     # largest magnitude leaves room for summation order, and catches any wrong index
-    return Case(BENCH[backward], f"{layer['name']} N={batch}", impls, reference)
+    return Case(BENCH[backward], f"{layer['name']} N={batch}", impls, reference,
+                detail=describe(layer))
 
 
 def summary(rows) -> str:
@@ -170,9 +171,9 @@ def summary(rows) -> str:
     if not cases:
         return ""
     lines = ["## Layers: conv3d against PyTorch, best times", "",
-             "| layer, batch | conv3d fwd ms | torch fwd ms | fwd ratio | conv3d fwd+bwd ms | "
+             "| layer, batch | computation | conv3d fwd ms | torch fwd ms | fwd ratio | conv3d fwd+bwd ms | "
              "torch fwd+bwd ms | fwd+bwd ratio | rounds |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     ratios = {b: [] for b in BENCH.values()}
 
     def cell(d, bench, impl):
@@ -181,7 +182,7 @@ def summary(rows) -> str:
             return "-"
         return f"{r['best_ms']:.2f}" if r["best_ms"] is not None else r["status"]
     for shape, d in cases.items():
-        cells, rounds = [], set()
+        cells, rounds = [next(iter(d.values())).get("detail") or "-"], set()
         for bench in BENCH.values():
             ours = d.get((bench, OURS))
             ratio = ours and ours["best_ratio"]
