@@ -150,6 +150,19 @@ def test_network_rows_on_a_tiny_twin():
         ours = rows[models.OURS]
         assert ours["status"] == "ok" and ours["checked"] and ours["error"] <= case.rtol, ours
         assert ours["rounds"] == 2 and math.isfinite(ours["ratio"])
+    # the training step's tolerance: 3x PyTorch's own float32 error, at least 2e-3 (a tiny
+    # network's float32 error is far below that floor)
+    assert cases[-1].rtol == models.RTOL and "PyTorch's own float32 error" in cases[-1].detail
+
+
+def test_float32_error_of_a_training_step():
+    """PyTorch's float32 training step against its float64 step from the same weights: not zero
+    (the two really run at different precisions) and rounding-sized for a tiny network."""
+    torch = pytest.importorskip("torch")
+    from conv3d.interop import torch_module
+    x, labels = models._data(2, (3, 4, 6, 6), 5)
+    err = models.float32_error(torch, torch_module(_tiny_network(0)).train(), x, labels, 0.01)
+    assert 0 < err < 1e-4
 
 
 def test_network_rows_disagree_without_the_weight_transfer(monkeypatch):

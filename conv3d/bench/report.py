@@ -67,7 +67,9 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
     for r in filter(_in_table, rows):
         key = (r["bench"], r["shape"])
         if key != current:
-            lines += ["", f"### {r['bench']} — {r['shape']}", "", header,
+            lines += ["", f"### {r['bench']} — {r['shape']}", ""]
+            lines += [r["detail"], ""] if r.get("detail") else []
+            lines += [header,
                       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
             current = key
         ms = _f(r["ms"], ".2f") if r["ms"] is not None else r["status"]
