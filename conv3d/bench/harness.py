@@ -67,21 +67,28 @@ class Case:
     # returns the list of arrays every impl must match; or the name of the impl whose output
     # is the reference (it runs first, the others are checked against it)
     reference: Callable | str | None = None
-    rtol: float = 2e-3                 # relative to the largest magnitude of each array
+    rtol: float | list = 2e-3          # relative to each array's largest magnitude; or one per array
     rows: list = field(default_factory=list)
     detail: str = ""                   # what the case computes, for the report
 
 
-def agree(outputs, expected, rtol):
-    """Largest error relative to each reference array's largest magnitude (None: all agree)."""
-    worst = 0.0
+def errors(outputs, expected) -> list[float]:
+    """Each array's largest error relative to the reference array's largest magnitude (inf for
+    a shape mismatch; one inf more when the number of arrays differs)."""
+    out = []
     for got, want in zip(outputs, expected):
         got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
         if got.shape != want.shape:
-            return float("inf")
+            out.append(float("inf"))
+            continue
         scale = max(float(np.max(np.abs(want))), 1e-30) if want.size else 1.0
-        worst = max(worst, float(np.max(np.abs(got - want))) / scale if want.size else 0.0)
-    return worst
+        out.append(float(np.max(np.abs(got - want))) / scale if want.size else 0.0)
+    return out + ([float("inf")] if len(outputs) != len(expected) else [])
+
+
+def agree(outputs, expected) -> float:
+    """The largest of ``errors``: 0 when every array is equal."""
+    return max(errors(outputs, expected), default=0.0)
 
 
 def _workspace(impl):
@@ -135,10 +142,14 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
             row["status"] = f"not checked: the reference row {ref_name!r} did not run"
             continue
         elif expected is not None and not impl.is_gemm:
-            err = agree(out, expected, case.rtol)
-            row["error"], row["checked"] = err, True
-            if not err <= case.rtol:
-                row["status"] = f"MISMATCH (max rel. error {err:.2e} > {case.rtol:.0e})"
+            errs = errors(out, expected)
+            tols = case.rtol if isinstance(case.rtol, list) else [case.rtol] * len(errs)
+            row["error"], row["checked"] = max(errs, default=0.0), True
+            bad = [i for i, e in enumerate(errs) if i >= len(tols) or not e <= tols[i]]
+            if bad:
+                i = bad[0]
+                tol = f" > {tols[i]:.1e}" if i < len(tols) else ""
+                row["status"] = f"MISMATCH (array {i}: max rel. error {errs[i]:.2e}{tol})"
                 log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
                 continue
         if call_s[impl.name] < LONG_CALL:

@@ -23,7 +23,7 @@ import conv3d.functional as F
 from conv3d import optim
 
 from .cases import torch_module
-from .harness import Case, Impl, agree
+from .harness import Case, Impl, errors
 
 RTOL = 2e-3      # inference, and the floor of the training step's tolerance
 FLOAT32_X = 3.0  # the training step may err up to this many times PyTorch's own float32 error
@@ -129,9 +129,12 @@ def _pair_case(torch, bench, shape, mode, batch, build_ours, build_theirs, clip,
         ours.train(), theirs.train()
         names = {k: v for k, v in name_map(ours).items() if v is not None}
         own = float32_error(torch, theirs, x, labels, lr)
-        rtol = max(RTOL, FLOAT32_X * own)
-        detail = (f"tolerance {rtol:.1e}: {FLOAT32_X:.0f}x PyTorch's own float32 error "
-                  f"({own:.1e}, its float32 step against its float64 step), at least {RTOL:.0e}")
+        rtol = [max(RTOL, FLOAT32_X * e) for e in own]
+        loose = [t for t in rtol if t > RTOL]
+        detail = (f"Tolerance per array (logits, loss, each gradient): {FLOAT32_X:.0f}x "
+                  f"PyTorch's own float32 error on that array (its float32 step against its "
+                  f"float64 step), at least {RTOL:.0e}; {len(loose)} of {len(rtol)} arrays "
+                  f"above {RTOL:.0e}" + (f", the loosest {max(loose):.1e}." if loose else "."))
         runs = (_train_step(ours, x, labels, names, lr),
                 _torch_train_step(torch, theirs, x, labels, lr))
     return Case(bench, shape, [Impl(OURS, runs[0], workspace="measured"),
@@ -140,18 +143,19 @@ def _pair_case(torch, bench, shape, mode, batch, build_ours, build_theirs, clip,
                 detail=detail)
 
 
-def float32_error(torch, model, x, labels, lr):
-    """PyTorch's own float32 error in one training step: its float32 step (logits, loss, every
-    gradient) against its float64 step from the same weights, as ``harness.agree`` measures.
+def float32_error(torch, model, x, labels, lr) -> list[float]:
+    """PyTorch's own float32 error in one training step, per array: its float32 step (logits,
+    loss, every gradient) against its float64 step from the same weights (``harness.errors``).
 
-    The training step's tolerance rests on it because float32 rounding grows through a deep
-    network with BatchNorm in training mode: in r3d_18 at batch 1 PyTorch's float32 weight
-    gradients differ from its float64 ones by about 1% of their largest magnitude, so a fixed
-    2e-3 would fail PyTorch itself."""
+    The training step's tolerance rests on it, array by array, because float32 rounding grows
+    through a deep network with BatchNorm in training mode: in r3d_18 at batch 1 some of
+    PyTorch's float32 weight gradients differ from its float64 ones by 1% to 10% of their largest
+    magnitude, so a fixed 2e-3 would fail PyTorch itself, and one loose tolerance for all arrays
+    would check none of them."""
     single = _torch_train_step(torch, copy.deepcopy(model), x, labels, lr)()
     double = _torch_train_step(torch, copy.deepcopy(model).double(), x.astype(np.float64),
                                labels, lr)()
-    return agree(single, double, 0.0)
+    return errors(single, double)
 
 
 def model_cases(names=MODELS, batches=INFERENCE_BATCHES, train_batch=TRAIN_BATCH):
