@@ -9,7 +9,8 @@ torchvision's class of the same name, loaded through ``tvload``):
 The torch model's initial weights are loaded into conv3d's model
 (``conv3d.interop.load_torch_state_dict``), so both compute the same function, and PyTorch's
 output (logits; or loss and every parameter's gradient for the training step) is the reference
-conv3d's is checked against before anything is timed. A row that cannot run says why (no torch,
+conv3d's is checked against before anything is timed (the training step with a tolerance per
+array, see ``float32_error``). A row that cannot run says why (no torch,
 no torchvision, or a conv3d without that model).
 """
 from __future__ import annotations
