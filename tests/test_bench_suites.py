@@ -162,8 +162,10 @@ def test_float32_error_of_a_training_step():
     torch = pytest.importorskip("torch")
     from conv3d.interop import torch_module
     x, labels = models._data(2, (3, 4, 6, 6), 5)
-    errs = models.float32_error(torch, torch_module(_tiny_network(0)).train(), x, labels, 0.01)
+    errs, double = models.float32_error(torch, torch_module(_tiny_network(0)).train(), x,
+                                        labels, 0.01)
     assert len(errs) == 9 and 0 < max(errs) < 1e-4
+    assert [a.dtype for a in double] == [np.float64] * 9
 
 
 def test_network_rows_disagree_without_the_weight_transfer(monkeypatch):
