@@ -67,7 +67,7 @@ class Case:
     # returns the list of arrays every impl must match; or the name of the impl whose output
     # is the reference (it runs first, the others are checked against it)
     reference: Callable | str | None = None
-    rtol: float | list = 2e-3          # relative to each array's largest magnitude; or one per array
+    rtol: float = 2e-3                 # relative to the largest magnitude of each array
     rows: list = field(default_factory=list)
     detail: str = ""                   # what the case computes, for the report
 
@@ -142,14 +142,10 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
             row["status"] = f"not checked: the reference row {ref_name!r} did not run"
             continue
         elif expected is not None and not impl.is_gemm:
-            errs = errors(out, expected)
-            tols = case.rtol if isinstance(case.rtol, list) else [case.rtol] * len(errs)
-            row["error"], row["checked"] = max(errs, default=0.0), True
-            bad = [i for i, e in enumerate(errs) if i >= len(tols) or not e <= tols[i]]
-            if bad:
-                i = bad[0]
-                tol = f" > {tols[i]:.1e}" if i < len(tols) else ""
-                row["status"] = f"MISMATCH (array {i}: max rel. error {errs[i]:.2e}{tol})"
+            err = agree(out, expected)
+            row["error"], row["checked"] = err, True
+            if not err <= case.rtol:
+                row["status"] = f"MISMATCH (max rel. error {err:.2e} > {case.rtol:.0e})"
                 log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
                 continue
         if call_s[impl.name] < LONG_CALL:

@@ -8,9 +8,9 @@ torchvision's class of the same name, loaded through ``tvload``):
 
 The torch model's initial weights are loaded into conv3d's model
 (``conv3d.interop.load_torch_state_dict``), so both compute the same function, and PyTorch's
-output (the logits) is the reference conv3d's is checked against before anything is timed; for
-the training step (logits, loss and every parameter's gradient) the reference is PyTorch's
-float64 step, with a tolerance per array (see ``float32_error``). A row that cannot run says why (no torch,
+output (the logits) is the reference conv3d's is checked against before anything is timed; the
+training step (logits, loss and every parameter's gradient) is checked on float64 twins of both
+models, then timed in float32. A row that cannot run says why (no torch,
 no torchvision, or a conv3d without that model).
 """
 from __future__ import annotations
@@ -24,10 +24,10 @@ import conv3d.functional as F
 from conv3d import optim
 
 from .cases import torch_module
-from .harness import Case, Impl, errors
+from .harness import Case, Impl
 
-RTOL = 2e-3      # inference, and the floor of the training step's tolerance
-FLOAT32_X = 3.0  # the training step may err up to this many times PyTorch's own float32 error
+RTOL = 2e-3    # float32 inference, relative to the largest logit
+RTOL64 = 1e-6  # the training step's check, in float64: summation order only
 
 MODELS = ("r3d_18", "r2plus1d_18")
 CLIP = (3, 16, 112, 112)
@@ -122,46 +122,48 @@ def _pair_case(torch, bench, shape, mode, batch, build_ours, build_theirs, clip,
     ours = build_ours()
     load_torch_state_dict(ours, theirs.state_dict())
     x, labels = _data(batch, clip, classes)
-    rtol, detail, reference = RTOL, "", PEER
+    rtol, detail = RTOL, ""
     if mode == "inference":
         ours.eval(), theirs.eval()
         runs = _inference(ours, x), _torch_inference(torch, theirs, x)
     else:
+        # the check runs float64 twins (same weights): float32 training-step gradients of a deep
+        # random ReLU network are chaotic, since rounding flips ReLUs near zero (on r2plus1d_18
+        # at batch 1 PyTorch's own float32 gradients differ from its float64 ones by up to 30%
+        # and more on some arrays); in float64 both must agree to RTOL64
+        ours64 = build_ours()
+        load_torch_state_dict(ours64, theirs.state_dict())
+        ours64.astype(np.float64).train()
+        theirs64 = copy.deepcopy(theirs).double().train()
         ours.train(), theirs.train()
         names = {k: v for k, v in name_map(ours).items() if v is not None}
-        own, double = float32_error(torch, theirs, x, labels, lr)
-        rtol = [max(RTOL, FLOAT32_X * e) for e in own]
-        loose = [t for t in rtol if t > RTOL]
-
-        def reference():
-            return double
-        detail = (f"Reference: PyTorch's float64 step from the same weights. Tolerance per "
-                  f"array (logits, loss, each gradient): {FLOAT32_X:.0f}x PyTorch's own float32 "
-                  f"error on that array, at least {RTOL:.0e}; {len(loose)} of {len(rtol)} "
-                  f"arrays above {RTOL:.0e}"
-                  + (f", the loosest {max(loose):.1e}." if loose else "."))
-        runs = (_train_step(ours, x, labels, names, lr),
-                _torch_train_step(torch, theirs, x, labels, lr))
+        x64 = x.astype(np.float64)
+        runs = (_check_first(_train_step(ours64, x64, labels, names, lr),
+                             _train_step(ours, x, labels, names, lr)),
+                _check_first(_torch_train_step(torch, theirs64, x64, labels, lr),
+                             _torch_train_step(torch, theirs, x, labels, lr)))
+        rtol = RTOL64
+        detail = (f"Checked in float64: conv3d's float64 step (logits, loss, every gradient) "
+                  f"against PyTorch's from the same weights, within {RTOL64:.0e}; the timed "
+                  f"steps are float32.")
     return Case(bench, shape, [Impl(OURS, runs[0], workspace="measured"),
-                               Impl(PEER, runs[1], is_peer=True,
-                                    note="the reference" if reference == PEER else "")],
-                reference, rtol=rtol, detail=detail)
+                               Impl(PEER, runs[1], is_peer=True, note="the reference")],
+                PEER, rtol=rtol, detail=detail)
 
 
-def float32_error(torch, model, x, labels, lr):
-    """PyTorch's own float32 error in one training step, per array: its float32 step (logits,
-    loss, every gradient) against its float64 step from the same weights (``harness.errors``).
-    Returns the errors and the float64 step's arrays (the reference of the training case).
+def _check_first(check, timed):
+    """run(): the first call (the harness's agreement check) returns ``check()`` and makes one
+    ``timed()`` call as the float32 step's warm-up; later calls are ``timed()``."""
+    calls = []
 
-    The training step's tolerance rests on it, array by array, because float32 rounding grows
-    through a deep network with BatchNorm in training mode: in r3d_18 at batch 1 some of
-    PyTorch's float32 weight gradients differ from its float64 ones by 1% to 10% of their largest
-    magnitude, so a fixed 2e-3 would fail PyTorch itself, and one loose tolerance for all arrays
-    would check none of them."""
-    single = _torch_train_step(torch, copy.deepcopy(model), x, labels, lr)()
-    double = _torch_train_step(torch, copy.deepcopy(model).double(), x.astype(np.float64),
-                               labels, lr)()
-    return errors(single, double), double
+    def run():
+        calls.append(1)
+        if len(calls) > 1:
+            return timed()
+        out = check()
+        timed()
+        return out
+    return run
 
 
 def model_cases(names=MODELS, batches=INFERENCE_BATCHES, train_batch=TRAIN_BATCH):
