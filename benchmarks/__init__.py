@@ -1,8 +1,6 @@
-"""The conv3d benchmark suite (issue 6): ``python -m benchmarks.run`` or ``conv3d bench``.
+"""Dev-only benchmark scripts of a source checkout (the suites themselves are ``conv3d.bench``):
 
-* ``harness.py``: agreement check, warm-up, interleaved timing, medians, machine description;
-* ``cases.py``: conv3d forward / forward+backward and max_pool3d, every implementation a row;
-* ``cases_model.py``: the (2+1)D block against the full 3D conv, one training step of the
-  article's model;
-* ``report.py``: the Markdown table and the bar chart; ``run.py``: the command line.
+* ``gen_layer_table.py``: writes ``conv3d/bench/layers.json`` from torchvision's video models;
+* ``first_call.py``: how much slower the first call after an idle pause is (the reason for the
+  harness's untimed call).
 """

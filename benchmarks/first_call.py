@@ -1,5 +1,6 @@
 """How much slower the first call after an idle pause is, per implementation (the reason the
-harness makes one untimed call before each timed one; see harness.py and docs/benchmarks/notes.md).
+harness makes one untimed call before each timed one; see conv3d/bench/harness.py and
+docs/benchmarks/notes.md).
 
     python -m benchmarks.first_call --shape a2 --rounds 11
 
@@ -21,8 +22,8 @@ import numpy as np
 
 import conv3d
 
-from . import cases
-from .harness import PAUSE
+from conv3d.bench import cases
+from conv3d.bench.harness import PAUSE
 
 MODES = {"pause": (True, False), "pause+warm": (True, True), "back-to-back": (False, True)}
 

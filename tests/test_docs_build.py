@@ -32,6 +32,7 @@ INTERNAL = {
     "ops": "implementation of conv3d.functional, documented there (its user settings live in "
            "conv3d.ops.fast, listed above)",
     "cli": "the conv3d command, documented by --help and the tutorials",
+    "bench": "the suites of `conv3d bench`, documented by --help and docs/tutorials/benchmarking.md",
     "kernels": "CUDA C sources, documented in the concept page on CUDA kernels",
     "data": "package data (the worked cube)",
     "__main__": "python -m conv3d",

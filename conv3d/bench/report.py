@@ -18,13 +18,23 @@ def _f(v, spec, suffix=""):
     return "-" if v is None else f"{v:{spec}}{suffix}"
 
 
+def _load(values):
+    return ", ".join(f"{v:.1f}" for v in values) if values else "-"
+
+
+def _in_table(r):
+    """Rows of the per-case table (the layer suite has its own summary table)."""
+    return not r["bench"].startswith("layer ")
+
+
 def markdown(rows, info, command, title="conv3d benchmarks") -> str:
     lines = [f"# {title}", "",
              f"- **Command:** `{command}`",
              f"- **Date:** {info['date']}",
              f"- **Machine:** {info['cpu']}, {info['cores']} cores"
-             + (f" (load average at start {', '.join(f'{v:.1f}' for v in info['load_average'])})"
-                if info.get("load_average") else ""),
+             + (f" (load average at start {_load(info.get('load_average'))}, at the end "
+                f"{_load(info.get('load_average_after'))})" if info.get("load_average") else "")
+             + (f"; {info['seconds']:.0f} s in all" if info.get("seconds") else ""),
              f"- **Threads:** {info['blas_threads']} BLAS threads, {info['numba_threads']} numba "
              f"threads; PyTorch: {info['torch'] or 'not installed'}",
              f"- **BLAS:** {info['blas']}"
@@ -32,11 +42,16 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
              f"- **Versions:** Python {info['python']}, NumPy {info['numpy']}, "
              f"numba {info['numba']}",
              "",
-             "Float32. Each row: the median of the timed rounds; the implementations of one case "
-             "run interleaved (a new random order every round), after an agreement check "
-             "against the readable reference path and a warm-up call; each timed call follows a "
-             "0.2 s pause and one untimed call of the same implementation. *vs torch* is time / PyTorch's time in the same "
-             "case (below 1 is faster). *of GEMM* is the row's GFLOP/s over the GEMM row of the "
+             "Float32. Each row: the median (and the best) of its *rounds* timed rounds; the "
+             "implementations of one case run interleaved (a new random order every round), "
+             "after an agreement check against the case's reference (the readable reference "
+             "path; PyTorch's output in the layers and models suites) and a warm-up call; each "
+             "timed call follows a 0.2 s pause and one untimed call of the same implementation "
+             "(calls of 0.5 s or more: no untimed call, the check is their warm-up). Under a "
+             "time budget (the layers suite) each case gets the time left divided by the cases "
+             "left, and as many rounds of that as fit, at least one. *vs torch* is time / "
+             "PyTorch's time in the same case (below 1 is faster). *of GEMM* is the row's "
+             "GFLOP/s over the GEMM row of the "
              "same case (a float32 NumPy/BLAS GEMM the size of the layer's im2col product). "
              "*workspace* is the peak scratch memory of the fast path (measured), or the whole "
              "im2col matrix of the reference path (its size); '-' where not tracked. "
@@ -46,18 +61,21 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
              "3^3, padding 1), cube (the 4x4x4 worked example, per-call overhead). What the "
              "strategies are and how to read the numbers: [notes.md](notes.md).",
              ""]
-    header = ("| case | shape | implementation | ms | GFLOP/s | vs torch | of GEMM | workspace "
-              "| note |")
+    header = ("| case | shape | implementation | ms | best ms | rounds | GFLOP/s | vs torch "
+              "| of GEMM | workspace | note |")
     current = None
-    for r in rows:
+    for r in filter(_in_table, rows):
         key = (r["bench"], r["shape"])
         if key != current:
-            lines += ["", f"### {r['bench']} — {r['shape']}", "", header,
-                      "|---|---|---|---:|---:|---:|---:|---:|---|"]
+            lines += ["", f"### {r['bench']} — {r['shape']}", ""]
+            lines += [r["detail"], ""] if r.get("detail") else []
+            lines += [header,
+                      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
             current = key
         ms = _f(r["ms"], ".2f") if r["ms"] is not None else r["status"]
         note = r["note"] if r["status"] == "ok" else ""
         lines.append(f"| {r['bench']} | {r['shape']} | {r['impl']} | {ms} | "
+                     f"{_f(r.get('best_ms'), '.2f')} | {r.get('rounds') or '-'} | "
                      f"{_f(r['gflops'], '.3g')} | {_f(r['ratio'], '.2f', 'x')} | "
                      f"{_f(r['frac_gemm'], '.0%')} | {_fmt_bytes(r['workspace'])} | {note} |")
     return "\n".join(lines) + "\n"
@@ -71,13 +89,15 @@ def bar_chart(rows, path, title, cap=4.0):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
     cases = []
-    for r in rows:
+    for r in filter(_in_table, rows):
         key = (r["bench"], r["shape"])
         if not cases or cases[-1][0] != key:
             cases.append((key, []))
         if r["ms"] is not None and not r["is_gemm"]:
             cases[-1][1].append(r)
     cases = [c for c in cases if c[1]]
+    if not cases:
+        return False
     fig, axes = plt.subplots(len(cases), 1, figsize=(9, 0.2 * sum(len(c[1]) for c in cases)
                                                      + 0.7 * len(cases) + 0.6), squeeze=False)
     for ax, ((bench, shape), rs) in zip(axes[:, 0], cases):
@@ -103,17 +123,24 @@ def bar_chart(rows, path, title, cap=4.0):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
-def write(rows, info, command, out_dir, name="README", title="conv3d benchmarks"):
-    """Write ``<name>.md``, ``<name>.png`` (the chart) and ``<name>.json`` under ``out_dir``."""
+def write(rows, info, command, out_dir, name="README", title="conv3d benchmarks", extra=""):
+    """Write ``<name>.md``, ``<name>.png`` (the chart, where matplotlib is installed and some
+    case has timed rows) and ``<name>.json`` under ``out_dir``; ``extra`` (Markdown) goes
+    before the notes. Returns the paths of the page and the chart (None if none)."""
     os.makedirs(out_dir, exist_ok=True)
     md = os.path.join(out_dir, f"{name}.md")
     png = os.path.join(out_dir, f"{name}.png")
-    text = markdown(rows, info, command, title) + f"\n![time per implementation]({name}.png)\n"
+    try:
+        drawn = bar_chart(rows, png, f"{title} ({info['date']}, {info['blas_threads']} threads)")
+        chart = f"\n![time per implementation]({name}.png)\n" if drawn else ""
+    except ImportError:
+        drawn, chart = False, "\n(No chart: pip install 'conv3d[viz]' for matplotlib.)\n"
+    head, sep, rest = markdown(rows, info, command, title).partition("\nFloat32.")
     with open(md, "w") as f:
-        f.write(text)
-    bar_chart(rows, png, f"{title} ({info['date']}, {info['blas_threads']} threads)")
+        f.write(head + ("\n" + extra if extra else "") + sep + rest + chart)
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump({"info": info, "command": command, "rows": rows}, f, indent=1, default=str)
-    return md, png
+    return md, png if drawn else None

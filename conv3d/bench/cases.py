@@ -7,21 +7,51 @@ Each case lists its implementations, one row each; see ``harness.py`` for how th
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import math
 import os
-import sys
 
 import numpy as np
 
 import conv3d
 import conv3d.functional as F
 from conv3d.ops import fast
-from conv3d.ops.fast import sample_threads
-from conv3d.ops.fast.geometry import ConvGeometry
 
 from .harness import Case, Impl
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests"))
-import reference as naive  # noqa: E402  (tests/reference.py: float64 loops, nothing from conv3d)
+# The float64 loops of tests/reference.py (nothing from conv3d) are rows where a source checkout
+# has them; an installed package has no tests/ folder, and the rows say so.
+_NAIVE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tests", "reference.py")
+NAIVE_NAME = "naive loops (float64, tests/reference.py)"
+NAIVE_SKIP = "the float64 loops are tests/reference.py of a source checkout, not installed"
+
+
+def naive_module():
+    """tests/reference.py of the source checkout this conv3d runs from, or None."""
+    if not os.path.isfile(_NAIVE_PATH):
+        return None
+    spec = importlib.util.spec_from_file_location("conv3d_bench_naive_reference", _NAIVE_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Geometry:
+    """Output size and FLOPs of a convolution: O = (I + 2P - dil*(k-1) - 1) // s + 1 per axis.
+    The weight shape (K, C/groups, kD, kH, kW) carries the groups."""
+
+    def __init__(self, x_shape, w_shape, stride=(1, 1, 1), padding=(0, 0, 0),
+                 dilation=(1, 1, 1)):
+        self.N, self.C = x_shape[:2]
+        self.K, self.Cg = w_shape[:2]
+        self.taps = math.prod(w_shape[2:])
+        self.out_size = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in
+                              zip(x_shape[2:], w_shape[2:], stride, padding, dilation))
+
+    def flops(self):
+        """2 * N * K * OD*OH*OW * C/groups * kD*kH*kW (a multiply-add is two operations)."""
+        return 2.0 * self.N * self.K * math.prod(self.out_size) * self.Cg * self.taps
 
 CONV_SHAPES = {  # name: (x shape, w shape, padding)
     "cube": ((1, 1, 4, 4, 4), (1, 1, 3, 3, 3), 0),
@@ -32,8 +62,12 @@ CONV_SHAPES = {  # name: (x shape, w shape, padding)
 }
 NAIVE_SHAPES = ("cube", "small", "a2")   # the float64 loops are too slow for a1 and b
 EMU_SHAPES = ("cube", "small")           # the CUDA emulator: for scale only
-CPU_STRATEGIES = ("im2col", "im2col-batched", "im2col-numpy", "im2col-planes", "channels-last",
-                  "per-offset", "numba")
+
+
+def cpu_strategies():
+    """Every named CPU strategy but 'auto' and 'reference' (rows of their own), read at run
+    time from ``conv3d.ops.fast.STRATEGIES``."""
+    return [s for s in fast.STRATEGIES if s not in ("auto", "reference")]
 GPU_ALGORITHMS = ("direct", "tiled", "im2col")
 
 
@@ -61,7 +95,7 @@ def _conv_arrays(shape_name, seed=0):
     x = rng.standard_normal(xs, dtype=np.float32)
     w = (rng.standard_normal(ws, dtype=np.float32) / np.sqrt(np.prod(ws[1:]))).astype(np.float32)
     b = rng.standard_normal(ws[0], dtype=np.float32)
-    geo = ConvGeometry.of(xs, ws, (1, 1, 1), ((p, p),) * 3, (1, 1, 1), 1)
+    geo = Geometry(xs, ws, padding=(p, p, p))
     gy = rng.standard_normal((xs[0], ws[0]) + geo.out_size, dtype=np.float32)
     return x, w, b, gy, p, geo
 
@@ -101,7 +135,7 @@ def _torch_run(torch, x, w, b, gy, p, backward):
     return run
 
 
-def _naive_run(x, w, b, gy, p, backward):
+def _naive_run(naive, x, w, b, gy, p, backward):
     args = ((1, 1, 1), ((p, p),) * 3, (1, 1, 1), 1)
 
     def run():
@@ -132,19 +166,22 @@ def conv_case(shape_name: str, backward: bool, gpu: bool = True) -> Case:
     whole_col = geo.N * geo.C * geo.taps * int(np.prod(geo.out_size)) * x.itemsize
     impls = [_gemm_impl(geo)]
     if shape_name in NAIVE_SHAPES:
-        impls.append(Impl("naive loops (float64, tests/reference.py)",
-                          _naive_run(x, w, b, gy, p, backward), flops, note="small shapes only"))
+        naive = naive_module()
+        impls.append(Impl(NAIVE_NAME, naive and _naive_run(naive, x, w, b, gy, p, backward),
+                          flops, note="small shapes only", skip=None if naive else NAIVE_SKIP))
     impls.append(Impl("conv3d auto (fast path)", _conv3d_run(x, w, b, gy, p, backward=backward),
                       flops, "measured", note="strategy chosen per shape"))
+    split = getattr(fast, "sample_split", None)  # threads over samples: on where it exists
     impls.append(Impl("conv3d auto, unsplit (BLAS threads only)",
-                      _conv3d_run(x, w, b, gy, p, backward=backward,
-                                  context=lambda: sample_threads.sample_split(False)),
-                      flops, "measured", note="no threads over samples"))
+                      split and _conv3d_run(x, w, b, gy, p, backward=backward,
+                                            context=lambda: split(False)),
+                      flops, "measured", note="no threads over samples",
+                      skip=None if split else "this conv3d has no conv3d.ops.fast.sample_split"))
     impls.append(Impl("conv3d reference (readable im2col)",
                       _conv3d_run(x, w, b, gy, p, backward=backward,
                                   context=lambda: fast.use_strategy("reference")),
                       flops, whole_col, note="whole im2col matrix, no limit"))
-    for name in CPU_STRATEGIES:
+    for name in cpu_strategies():
         impls.append(Impl(f"conv3d {name}",
                           _conv3d_run(x, w, b, gy, p, backward=backward,
                                       context=lambda n=name: fast.use_strategy(n)),
@@ -200,7 +237,7 @@ def _cudnn_run(x, w, b, p):
     import cupy  # noqa: PLC0415
     from cupy import cudnn  # noqa: PLC0415
     xd, wd, bd = cupy.asarray(x), cupy.asarray(w), cupy.asarray(b)
-    geo = ConvGeometry.of(x.shape, w.shape, (1, 1, 1), ((p, p),) * 3, (1, 1, 1), 1)
+    geo = Geometry(x.shape, w.shape, padding=(p, p, p))
     yd = cupy.empty((x.shape[0], w.shape[0]) + geo.out_size, dtype=cupy.float32)
 
     def run():
@@ -229,9 +266,10 @@ def pool_case(shape_name: str) -> Case:
         return run
     impls = []
     if shape_name == "cube":
-        impls.append(Impl("naive loops (float64, tests/reference.py)",
-                          lambda: [naive.naive_max_pool3d(x, (2,) * 3, (2,) * 3, (0,) * 3,
-                                                          (1,) * 3, False)[0]]))
+        naive = naive_module()
+        impls.append(Impl(NAIVE_NAME, naive and (lambda: [naive.naive_max_pool3d(
+            x, (2,) * 3, (2,) * 3, (0,) * 3, (1,) * 3, False)[0]]),
+            skip=None if naive else NAIVE_SKIP))
     impls.append(Impl("conv3d max_pool3d (fast path)", ours()))
     impls.append(Impl("cuda-emu max_pool3d (CUDA kernel on the CPU)",
                       ours("cuda-emu") if shape_name == "cube" else None,

@@ -13,9 +13,8 @@ import conv3d
 import conv3d.functional as F
 from conv3d import nn, optim
 from conv3d.ops import fast
-from conv3d.ops.fast.geometry import ConvGeometry
 
-from .cases import torch_module
+from .cases import Geometry, torch_module
 from .harness import Case, Impl
 
 R21D_SHAPE = (4, 64, 8, 28, 28)  # N, C, T, H, W; K = 64, kernel 3x3x3, padding 1
@@ -46,7 +45,7 @@ def block_cases(shape=R21D_SHAPE, K=64) -> list[Case]:
     full = nn.Conv3d(C, K, 3, padding=1, bias=False, rng=0)
     block = nn.Conv2Plus1d(C, K, 3, padding=1, rng=0)
     M = block.mid_channels
-    geo = ConvGeometry.of(shape, (K, C, 3, 3, 3), (1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 1)
+    geo = Geometry(shape, (K, C, 3, 3, 3), padding=(1, 1, 1))
     O = int(np.prod(geo.out_size))
     flops = {"full": 3 * geo.flops(), "block": 3 * 2 * N * O * (9 * C * M + 3 * M * K)}
     torch = torch_module()
@@ -135,10 +134,8 @@ def train_case(batch=128) -> Case:
     rng = np.random.default_rng(4)
     x = rng.standard_normal((batch, 3, 16, 16, 16), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
-    geos = [ConvGeometry.of((batch, 3, 16, 16, 16), (32, 3, 3, 3, 3), (1,) * 3, ((0, 0),) * 3,
-                            (1,) * 3, 1),
-            ConvGeometry.of((batch, 32, 7, 7, 7), (64, 32, 3, 3, 3), (1,) * 3, ((0, 0),) * 3,
-                            (1,) * 3, 1)]
+    geos = [Geometry((batch, 3, 16, 16, 16), (32, 3, 3, 3, 3)),
+            Geometry((batch, 32, 7, 7, 7), (64, 32, 3, 3, 3))]
     flops = geos[0].flops() * 2 + geos[1].flops() * 3  # first layer needs no input gradient
     torch = torch_module()
 

@@ -5,18 +5,21 @@ A *case* is one benchmark on one shape (e.g. "conv3d forward+backward, a1") with
 
 1. runs every implementation once and compares its outputs with the case's reference
    (``check``): an implementation that disagrees is reported as ``MISMATCH`` and never timed;
-2. warms each one up (the check counts as the first call; one more call follows);
-3. times ``repeats`` rounds, and in each round every implementation once, one after another
-   (interleaved, so a noisy neighbour slows all rows alike), in a new random order each round
-   (a fixed seed, so runs repeat), so that no row is always first, last, or right after the same
-   row; reports the median. (An earlier version rotated the order by one row per round, which
-   keeps every row after the same neighbour: the ``auto`` row always followed the GEMM row, and
+2. warms each one up (the check counts as the first call; one more call follows, except for
+   calls of ``LONG_CALL`` seconds or more);
+3. times ``repeats`` rounds (fewer under a time ``budget``, see ``run_case``), and in each
+   round every implementation once, one after another (interleaved, so a noisy neighbour slows
+   all rows alike), in a new random order each round (a fixed seed, so runs repeat), so that no
+   row is always first, last, or right after the same row; reports the median and the best
+   (smallest) time. (An earlier version rotated the order by one row per round, which keeps
+   every row after the same neighbour: the ``auto`` row always followed the GEMM row, and
    on shape b it was the slowest of three rows that run the same code, in two runs out of two.)
 
 Before each timed call the harness sleeps ``PAUSE`` seconds and then makes one *untimed* call of
-the same implementation. The pause: thread pools spin-wait after their work (OpenBLAS's workers
-for about 0.1 s, OpenMP's in PyTorch and numba), and on a 2-core machine a pool still spinning
-from the previous row slowed the next row by up to 2x. The untimed call: on this project's VM the
+the same implementation (not before calls of ``LONG_CALL`` seconds or more). The pause: thread
+pools spin-wait after their work (OpenBLAS's workers for about 0.1 s, OpenMP's in PyTorch and
+numba), and on a 2-core machine a pool still spinning from the previous row slowed the next row
+by up to 2x. The untimed call: on this project's VM the
 first call after an idle gap runs slow (a single-threaded 5.6 MiB NumPy transpose took 3.6 ms
 back to back and 9.6 ms after a 0.2 s sleep; a2 forward+backward 55 against 72-76 ms), and not
 by the same factor for every implementation: timing that first call measured the VM's wake-up,
@@ -37,6 +40,10 @@ from typing import Callable
 import numpy as np
 
 PAUSE = 0.2  # seconds between timed calls: idle threads of the previous row go to sleep
+# A call at least this long skips the untimed call before each timed one and the second warm-up
+# call: the slow first call after an idle gap costs milliseconds (see above), a few percent of
+# such a call at most, while the untimed call would double the suite's time.
+LONG_CALL = 0.5
 
 
 @dataclass
@@ -57,21 +64,31 @@ class Case:
     bench: str
     shape: str
     impls: list
-    reference: Callable | None = None  # returns the list of arrays every impl must match
+    # returns the list of arrays every impl must match; or the name of the impl whose output
+    # is the reference (it runs first, the others are checked against it)
+    reference: Callable | str | None = None
     rtol: float = 2e-3                 # relative to the largest magnitude of each array
     rows: list = field(default_factory=list)
+    detail: str = ""                   # what the case computes, for the report
 
 
-def agree(outputs, expected, rtol):
-    """Largest error relative to each reference array's largest magnitude (None: all agree)."""
-    worst = 0.0
+def errors(outputs, expected) -> list[float]:
+    """Each array's largest error relative to the reference array's largest magnitude (inf for
+    a shape mismatch; one inf more when the number of arrays differs)."""
+    out = []
     for got, want in zip(outputs, expected):
         got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
         if got.shape != want.shape:
-            return float("inf")
+            out.append(float("inf"))
+            continue
         scale = max(float(np.max(np.abs(want))), 1e-30) if want.size else 1.0
-        worst = max(worst, float(np.max(np.abs(got - want))) / scale if want.size else 0.0)
-    return worst
+        out.append(float(np.max(np.abs(got - want))) / scale if want.size else 0.0)
+    return out + ([float("inf")] if len(outputs) != len(expected) else [])
+
+
+def agree(outputs, expected) -> float:
+    """The largest of ``errors``: 0 when every array is equal."""
+    return max(errors(outputs, expected), default=0.0)
 
 
 def _workspace(impl):
@@ -83,58 +100,84 @@ def _workspace(impl):
     return impl.workspace
 
 
-def run_case(case: Case, repeats: int, log=print) -> list[dict]:
-    """Check, warm up and time every implementation of ``case``; return one dict per row."""
+def _round_cost(t, pause):
+    """Seconds one timed round of a row takes whose call takes ``t`` seconds."""
+    return pause + (t if t >= LONG_CALL else max(t, 0.0) * 2)
+
+
+def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
+             budget: float | None = None) -> list[dict]:
+    """Check, warm up and time every implementation of ``case``; return one dict per row.
+
+    ``budget``: seconds the timed rounds of this case may take (None: no limit). The number of
+    rounds is then ``min(repeats, max(1, budget // cost))``, where ``cost`` is one round's time
+    predicted from the check call of every row (pause + untimed call + timed call); every case
+    gets at least one round."""
     from conv3d.ops.fast import reset_peak_workspace  # noqa: PLC0415
-    expected = case.reference() if case.reference else None
-    live, rows = [], {}
-    for impl in case.impls:
-        row = dict(bench=case.bench, shape=case.shape, impl=impl.name, ms=None, gflops=None,
-                   ratio=None, frac_gemm=None, workspace=None, status="ok", note=impl.note,
-                   is_peer=impl.is_peer, is_gemm=impl.is_gemm, error=None)
+    ref_name = case.reference if isinstance(case.reference, str) else None
+    expected = case.reference() if callable(case.reference) else None
+    live, rows, call_s = [], {}, {}
+    for impl in sorted(case.impls, key=lambda i: i.name != ref_name):  # the reference first
+        row = dict(bench=case.bench, shape=case.shape, impl=impl.name, ms=None, best_ms=None,
+                   rounds=0, gflops=None, ratio=None, best_ratio=None, frac_gemm=None,
+                   workspace=None, status="ok", note=impl.note, is_peer=impl.is_peer,
+                   is_gemm=impl.is_gemm, error=None, checked=False, detail=case.detail)
         rows[impl.name] = row
         if impl.skip:
             row["status"] = f"skipped: {impl.skip}"
             continue
         reset_peak_workspace()
         try:
+            t0 = time.perf_counter()
             out = impl.run()
+            call_s[impl.name] = time.perf_counter() - t0
         except Exception as exc:  # report, never hide: the row says what went wrong
             row["status"] = f"error: {type(exc).__name__}: {str(exc)[:120]}"
             log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
             continue
         row["workspace"] = _workspace(impl)
-        if expected is not None and not impl.is_gemm:
-            err = agree(out, expected, case.rtol)
-            row["error"] = err
+        if impl.name == ref_name:
+            expected = out
+        elif ref_name and expected is None:
+            row["status"] = f"not checked: the reference row {ref_name!r} did not run"
+            continue
+        elif expected is not None and not impl.is_gemm:
+            err = agree(out, expected)
+            row["error"], row["checked"] = err, True
             if not err <= case.rtol:
                 row["status"] = f"MISMATCH (max rel. error {err:.2e} > {case.rtol:.0e})"
                 log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
                 continue
-        impl.run()  # second warm-up call
+        if call_s[impl.name] < LONG_CALL:
+            impl.run()  # second warm-up call (a long call's check call is warm-up enough)
         live.append(impl)
+    if budget is not None and live:
+        cost = sum(_round_cost(call_s[i.name], pause) for i in live)
+        repeats = min(repeats, max(1, int(budget // cost)))
     times = {impl.name: [] for impl in live}
     order = np.random.default_rng(0)  # fixed seed: every run times the same orders
     for _ in range(repeats):
         for impl in (live[i] for i in order.permutation(len(live))):
-            time.sleep(PAUSE)  # the previous row's thread pools go quiet
-            impl.run()         # untimed: the first call after an idle gap (see above)
+            time.sleep(pause)  # the previous row's thread pools go quiet
+            if call_s[impl.name] < LONG_CALL:
+                impl.run()     # untimed: the first call after an idle gap (see above)
             t0 = time.perf_counter()
             impl.run()
             times[impl.name].append(time.perf_counter() - t0)
-    peer = next((statistics.median(times[i.name]) for i in live if i.is_peer), None)
+    peer = next((i.name for i in live if i.is_peer), None)
     gemm = next((i for i in live if i.is_gemm), None)
     gemm_rate = gemm.flops / statistics.median(times[gemm.name]) if gemm else None
     for impl in live:
         t = statistics.median(times[impl.name])
         row = rows[impl.name]
-        row["ms"] = t * 1e3
+        row["ms"], row["best_ms"], row["rounds"] = t * 1e3, min(times[impl.name]) * 1e3, repeats
         if impl.flops:
             row["gflops"] = impl.flops / t / 1e9
             if gemm_rate and not impl.is_gemm:
                 row["frac_gemm"] = impl.flops / t / gemm_rate
         if peer and not impl.is_gemm:
-            row["ratio"] = t / peer
+            row["ratio"] = t / statistics.median(times[peer])
+            row["best_ratio"] = min(times[impl.name]) / min(times[peer])
     for impl in case.impls:
         r = rows[impl.name]
         ms = f"{r['ms']:.2f} ms" if r["ms"] is not None else r["status"]
@@ -144,11 +187,17 @@ def run_case(case: Case, repeats: int, log=print) -> list[dict]:
     return case.rows
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
 def machine_info() -> dict:
     """What the numbers were measured on: CPU model, cores, BLAS, threads, versions, date."""
     import numba  # noqa: PLC0415
+    from threadpoolctl import threadpool_info  # noqa: PLC0415
 
-    from conv3d.ops.fast import blas_info, get_num_threads  # noqa: PLC0415
+    from conv3d import get_num_threads  # noqa: PLC0415
     model = platform.processor() or platform.machine()
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
@@ -163,9 +212,10 @@ def machine_info() -> dict:
         "numba_threads": numba.get_num_threads(), "python": platform.python_version(),
         "numpy": np.__version__, "numba": numba.__version__,
         "blas": "; ".join(f"{b['internal_api']} {b['version']} ({b.get('architecture', '?')} "
-                          f"kernel, {b['num_threads']} threads)" for b in blas_info()),
+                          f"kernel, {b['num_threads']} threads)" for b in threadpool_info()
+                         if b["user_api"] == "blas"),
         "env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "load_average": load_average(),
     }
     try:
         import torch  # noqa: PLC0415
