@@ -1,0 +1,276 @@
+"""3D Winograd F(2x2x2, 3x3x3): a stride-1 3x3x3 convolution with 64 multiplications per 2x2x2
+output tile instead of 8*27 = 216 (Lavin & Gray 2016, F(2, 3) along each axis).
+
+In one dimension, two outputs of a 3-tap correlation from four inputs ``d`` and taps ``g``::
+
+    y = A^T [(G g) * (B^T d)]        B^T = [[1, 0,-1, 0],   G = [[  1,    0,   0],   A^T = [[1, 1, 1, 0],
+                                            [0, 1, 1, 0],        [1/2,  1/2, 1/2],          [0, 1,-1,-1]]
+                                            [0,-1, 1, 0],        [1/2, -1/2, 1/2],
+                                            [0, 1, 0,-1]]        [  0,    0,   1]]
+
+and in 3D the same matrices act along depth, height and width. The input is cut into 4x4x4
+tiles with stride 2 (tile ``t`` of an axis starts at padded input ``2t``), so::
+
+    V[a, c, tile]  = (B^T x B^T x B^T) d[c, tile]          a = (aw, ah, ad): 64 positions
+    U[a, k, c]     = (G x G x G) w[k, c]                    once per call
+    M[a]  (K, T)   = U[a] (K, C)  @  V[a] (C, T)            64 GEMMs, one batched matmul
+    y[k, tile]     = (A^T x A^T x A^T) M[:, k, tile]        2x2x2 outputs per tile
+
+Because neighbouring tiles overlap by two inputs, each transform along one axis is four
+strided adds over the whole chunk (``_input_transform``), not a loop over tiles. Output sizes
+that are odd are handled by padding the input with zeros up to whole tiles and cropping.
+
+Only stride 1, dilation 1, groups 1 and a 3x3x3 kernel (``applies``); any padding up to 2 on
+each side, so that the input gradient, the same convolution of ``gy`` with the flipped and
+transposed weight and padding ``2 - p``, runs through the same kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...core.geometry import ConvGeometry
+from .workspace import Workspace, chunks, output, plan_chunks
+
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def applies(geo: ConvGeometry) -> bool:
+    """Stride 1, dilation 1, groups 1, a 3x3x3 kernel and padding at most 2 on each side."""
+    return (geo.kernel == (3, 3, 3) and geo.stride == (1, 1, 1) and geo.dilation == (1, 1, 1)
+            and geo.groups == 1 and all(0 <= p <= 2 for pair in geo.padding for p in pair))
+
+
+def weight_transform(w):
+    """(K, C, 3, 3, 3) -> U (64, K, C): ``G g G^T`` along each axis, positions (aw, ah, ad)
+    (the order ``_input_transform`` leaves them in: it transforms depth first)."""
+    K, C = w.shape[:2]
+    G3 = np.kron(np.kron(G, G), G).reshape(4, 4, 4, 27)  # G x G x G, rows (ad, ah, aw)
+    G3 = G3.transpose(2, 1, 0, 3).reshape(64, 27).astype(w.dtype)  # rows (aw, ah, ad)
+    return (G3 @ w.reshape(K * C, 27).T).reshape(64, K, C)  # one GEMM, no transposed copy
+
+
+def _bt(out, src, axis):
+    """``out[0..3] = B^T`` along ``axis`` of ``src`` (tiles of 4, stride 2); ``out`` has the
+    four positions first and ``T`` tiles on ``axis`` (+1, for the leading position axis)."""
+    T = out.shape[axis + 1]
+
+    def s(j):  # input j of every tile: src[..., j : j + 2T : 2, ...]
+        index = [slice(None)] * src.ndim
+        index[axis] = slice(j, j + 2 * T - 1, 2)
+        return src[tuple(index)]
+    d0, d1, d2, d3 = s(0), s(1), s(2), s(3)
+    np.subtract(d0, d2, out=out[0])
+    np.add(d1, d2, out=out[1])
+    np.subtract(d2, d1, out=out[2])
+    np.subtract(d1, d3, out=out[3])
+
+
+def _at(out, src, axis):
+    """``out[0..1] = A^T`` along the position axis ``axis`` of ``src`` (4 -> 2)."""
+    def s(j):
+        index = [slice(None)] * src.ndim
+        index[axis] = j
+        return src[tuple(index)]
+    m0, m1, m2, m3 = s(0), s(1), s(2), s(3)
+    o0, o1 = out[(slice(None),) * axis + (0,)], out[(slice(None),) * axis + (1,)]
+    np.add(m0, m1, out=o0)
+    o0 += m2
+    np.subtract(m1, m2, out=o1)
+    o1 -= m3
+
+
+def _tiles(geo):
+    return tuple((o + 1) // 2 for o in geo.out_size)  # TD, TH, TW
+
+
+def _plan(geo, itemsize, workspace_limit, what):
+    """Chunk (n samples, td tile rows along depth): the padded input slab, the three transform
+    stages (2x, 4x and 8x the slab), the GEMM products and the output transform stages."""
+    _, TH, TW = _tiles(geo)
+    Hp, Wp = 2 * TH + 2, 2 * TW + 2
+    C, K = geo.C, geo.K
+
+    def bytes_for(n, td):
+        Dp, T = 2 * td + 2, n * td * TH * TW
+        slab = C * n * Dp * Hp * Wp
+        stage1, stage2 = 4 * C * n * td * Hp * Wp, 16 * C * n * td * TH * Wp
+        V, M = 64 * C * T, 64 * K * T
+        out_stages = (32 + 16 + 8) * K * T
+        return (slab + stage1 + stage2 + V + M + out_stages) * itemsize
+    TD = _tiles(geo)[0]
+    n, td = plan_chunks(geo.N, TD, bytes_for, workspace_limit, what)
+    return n, td, Workspace(workspace_limit)
+
+
+def _slab(ws, x, geo, n0, n1, td0, td1):
+    """The zero-padded input (C, n, 2*td + 2, 2*TH + 2, 2*TW + 2) that tile rows td0:td1 of
+    samples n0:n1 read: padded depth 2*td0 .. 2*td1 + 1, zeros past the data up to whole tiles."""
+    _, TH, TW = _tiles(geo)
+    Dp, Hp, Wp = 2 * (td1 - td0) + 2, 2 * TH + 2, 2 * TW + 2
+    (pd, _), (ph, _), (pw, _) = geo.padding
+    slab = ws.take("slab", (geo.C, n1 - n0, Dp, Hp, Wp), x.dtype)
+    d_lo = 2 * td0 - pd
+    a, b = max(d_lo, 0), min(d_lo + Dp, geo.D)
+    slab.fill(0)
+    if b > a:
+        slab[:, :, a - d_lo:b - d_lo, ph:ph + geo.H, pw:pw + geo.W] = \
+            x[n0:n1, :, a:b].transpose(1, 0, 2, 3, 4)
+    return slab
+
+
+def _input_transform(ws, x, geo, n0, n1, td0, td1):
+    """V (64, C, n*td*TH*TW) of samples n0:n1 and tile rows td0:td1 along depth."""
+    _, TH, TW = _tiles(geo)
+    n, td, C = n1 - n0, td1 - td0, geo.C
+    Dp, Hp, Wp = 2 * td + 2, 2 * TH + 2, 2 * TW + 2
+    (pd, _), (ph, _), (pw, _) = geo.padding
+    # the zero-padded slab (C, n, Dp, Hp, Wp): padded depth 2*td0 .. 2*td1 + 1
+    slab = _slab(ws, x, geo, n0, n1, td0, td1)
+    # depth first: the chunk's slab has 2 more planes than its tiles need, the later stages not
+    t1 = ws.take("stage1", (4, C, n, td, Hp, Wp), x.dtype)
+    _bt(t1, slab, 2)
+    t2 = ws.take("stage2", (4, 4, C, n, td, TH, Wp), x.dtype)
+    _bt(t2, t1, 4)   # (ah, ad, ...): the new position axis goes first
+    V = ws.take("V", (4, 4, 4, C, n, td, TH, TW), x.dtype)
+    _bt(V, t2, 6)    # (aw, ah, ad, ...)
+    return V.reshape(64, C, -1)
+
+
+def _output_transform(ws, M, y, geo, n0, n1, td0, td1):
+    """y[n0:n1, :, 2*td0 : 2*td1] from M (64, K, n*td*TH*TW), cropped to the output size."""
+    _, TH, TW = _tiles(geo)
+    n, td, K = n1 - n0, td1 - td0, geo.K
+    M = M.reshape(4, 4, 4, K, n, td, TH, TW)  # (aw, ah, ad, ...)
+    o1 = ws.take("out1", (2, 4, 4, K, n, td, TH, TW), y.dtype)
+    _at(o1, M, 0)
+    o2 = ws.take("out2", (2, 2, 4, K, n, td, TH, TW), y.dtype)
+    _at(o2, o1, 1)
+    o3 = ws.take("out3", (2, 2, 2, K, n, td, TH, TW), y.dtype)
+    _at(o3, o2, 2)
+    OD, OH, OW = geo.out_size
+    od0, od1 = 2 * td0, min(2 * td1, OD)
+    # (aw, ah, ad, K, n, td, TH, TW) -> (n, K, td, ad, TH, ah, TW, aw), cropped
+    tiled = o3.transpose(4, 3, 5, 2, 6, 1, 7, 0).reshape(n, K, 2 * td, 2 * TH, 2 * TW)
+    y[n0:n1, :, od0:od1] = tiled[:, :, :od1 - od0, :OH, :OW]
+
+
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None,
+            compiled=True):
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    if not applies(geo):
+        raise ValueError(f"Winograd F(2x2x2, 3x3x3) needs a 3x3x3 kernel, stride 1, dilation 1, "
+                         f"groups 1 and padding 0..2 per side; got kernel {geo.kernel}, stride "
+                         f"{geo.stride}, dilation {geo.dilation}, groups {geo.groups}, padding "
+                         f"{geo.padding}")
+    y = output(geo.y_shape, x.dtype, out)
+    n, td, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (winograd)")
+    U = weight_transform(w)
+    TD, TH, TW = _tiles(geo)
+    for n0, n1, td0, td1 in chunks(geo.N, TD, n, td):
+        if compiled:
+            slab = _slab(ws, x, geo, n0, n1, td0, td1)
+            V = ws.take("V", (64, geo.C, n1 - n0, td1 - td0, TH, TW), x.dtype)
+            _kernels()[0](V, slab)
+            V = V.reshape(64, geo.C, -1)
+        else:
+            V = _input_transform(ws, x, geo, n0, n1, td0, td1)
+        M = ws.take("M", (64, geo.K, V.shape[2]), x.dtype)
+        np.matmul(U, V, out=M)
+        if compiled:
+            _kernels()[1](y, M.reshape(64, geo.K, n1 - n0, td1 - td0, TH, TW), n0, 2 * td0)
+        else:
+            _output_transform(ws, M, y, geo, n0, n1, td0, td1)
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1, 1)
+    return y
+
+
+_compiled = None
+
+
+def _kernels():
+    """``(input_transform, output_transform)`` compiled on first use (numba is slow to import).
+    One tile at a time, all of its 64 values in registers: NumPy's strided adds make every
+    stage a pass over memory, and the stages write 2x, 4x and 8x the input."""
+    global _compiled
+    if _compiled is not None:
+        return _compiled
+    from numba import njit  # noqa: PLC0415
+
+    @njit(cache=True, nogil=True)
+    def input_tiles(V, slab):
+        # V (64, C, n, td, TH, TW) = (B^T x B^T x B^T) of the 4x4x4 tiles of slab (C, n, Dp, Hp, Wp)
+        _, C, n, td, TH, TW = V.shape
+        d = np.empty((4, 4, 4), dtype=slab.dtype)
+        row = np.empty((64, TW), dtype=slab.dtype)  # one row of tiles, copied out per position
+        for c in range(C):
+            for s in range(n):
+                for t in range(td):
+                    for i in range(TH):
+                        for j in range(TW):
+                            for a in range(4):  # along width
+                                for b in range(4):
+                                    h, w = 2 * i + b, 2 * j
+                                    r0, r1 = slab[c, s, 2 * t + a, h, w], slab[c, s, 2 * t + a, h, w + 1]
+                                    r2, r3 = slab[c, s, 2 * t + a, h, w + 2], slab[c, s, 2 * t + a, h, w + 3]
+                                    d[a, b, 0] = r0 - r2
+                                    d[a, b, 1] = r1 + r2
+                                    d[a, b, 2] = r2 - r1
+                                    d[a, b, 3] = r1 - r3
+                            for a in range(4):  # along height
+                                for k in range(4):
+                                    e0, e1, e2, e3 = d[a, 0, k], d[a, 1, k], d[a, 2, k], d[a, 3, k]
+                                    d[a, 0, k] = e0 - e2
+                                    d[a, 1, k] = e1 + e2
+                                    d[a, 2, k] = e2 - e1
+                                    d[a, 3, k] = e1 - e3
+                            for b in range(4):  # along depth, written out
+                                for k in range(4):
+                                    e0, e1, e2, e3 = d[0, b, k], d[1, b, k], d[2, b, k], d[3, b, k]
+                                    q = k * 16 + b * 4  # positions (aw, ah, ad)
+                                    row[q, j] = e0 - e2
+                                    row[q + 1, j] = e1 + e2
+                                    row[q + 2, j] = e2 - e1
+                                    row[q + 3, j] = e1 - e3
+                        for q in range(64):  # 64 contiguous runs, not 64 interleaved streams
+                            V[q, c, s, t, i, :] = row[q]
+
+    @njit(cache=True, nogil=True)
+    def output_tiles(y, M, n0, od0):
+        # y[n0 + s, k, od0 + 2t + a, 2i + b, 2j + c] = (A^T x A^T x A^T) of M (64, K, n, td, TH, TW)
+        _, K, n, td, TH, TW = M.shape
+        _, _, OD, OH, OW = y.shape
+        m = np.empty((4, 4, 4), dtype=M.dtype)
+        row = np.empty((64, TW), dtype=M.dtype)
+        for s in range(n):
+            for k in range(K):
+                for t in range(td):
+                    for i in range(TH):
+                        for q in range(64):  # 64 contiguous runs, not 64 interleaved streams
+                            row[q] = M[q, k, s, t, i, :]
+                        for j in range(TW):
+                            for q in range(16):  # along depth; positions (aw, ah, ad)
+                                p = (q % 4) * 16 + (q // 4) * 4
+                                m0, m1, m2, m3 = row[p, j], row[p + 1, j], row[p + 2, j], row[p + 3, j]
+                                m[0, q // 4, q % 4] = m0 + m1 + m2
+                                m[1, q // 4, q % 4] = m1 - m2 - m3
+                            for a in range(2):  # along height
+                                for c in range(4):
+                                    e0, e1, e2, e3 = m[a, 0, c], m[a, 1, c], m[a, 2, c], m[a, 3, c]
+                                    m[a, 0, c] = e0 + e1 + e2
+                                    m[a, 1, c] = e1 - e2 - e3
+                            for a in range(2):  # along width, written out (cropped)
+                                od = od0 + 2 * t + a
+                                if od >= OD:
+                                    continue
+                                for b in range(2):
+                                    oh = 2 * i + b
+                                    if oh >= OH:
+                                        continue
+                                    ow = 2 * j
+                                    y[n0 + s, k, od, oh, ow] = m[a, b, 0] + m[a, b, 1] + m[a, b, 2]
+                                    if ow + 1 < OW:
+                                        y[n0 + s, k, od, oh, ow + 1] = m[a, b, 1] - m[a, b, 2] - m[a, b, 3]
+
+    _compiled = (input_tiles, output_tiles)
+    return _compiled
