@@ -54,8 +54,9 @@ def _arrays(case):
     return x, w, b, gy, args, y_ref
 
 
-def test_strategies_are_the_three_that_auto_chooses_from():
-    assert fast.STRATEGIES == ("auto", "reference", *STRATEGY_NAMES)
+def test_strategies_are_the_four_that_auto_chooses_from():
+    # 'winograd' serves only stride-1 3x3x3 layers: tests/test_winograd.py
+    assert fast.STRATEGIES == ("auto", "reference", *STRATEGY_NAMES, "winograd")
 
 
 @pytest.mark.parametrize("name", STRATEGY_NAMES)

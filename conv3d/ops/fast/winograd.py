@@ -3,10 +3,12 @@ output tile instead of 8*27 = 216 (Lavin & Gray 2016, F(2, 3) along each axis).
 
 In one dimension, two outputs of a 3-tap correlation from four inputs ``d`` and taps ``g``::
 
-    y = A^T [(G g) * (B^T d)]        B^T = [[1, 0,-1, 0],   G = [[  1,    0,   0],   A^T = [[1, 1, 1, 0],
-                                            [0, 1, 1, 0],        [1/2,  1/2, 1/2],          [0, 1,-1,-1]]
-                                            [0,-1, 1, 0],        [1/2, -1/2, 1/2],
-                                            [0, 1, 0,-1]]        [  0,    0,   1]]
+    y = A^T [(G g) * (B^T d)]     B^T = [[1, 0,-1, 0],   G = [[  1,    0,   0],
+                                         [0, 1, 1, 0],        [1/2,  1/2, 1/2],
+                                         [0,-1, 1, 0],        [1/2, -1/2, 1/2],
+                                         [0, 1, 0,-1]]        [  0,    0,   1]]
+                                  A^T = [[1, 1, 1, 0],
+                                         [0, 1,-1,-1]]
 
 and in 3D the same matrices act along depth, height and width. The input is cut into 4x4x4
 tiles with stride 2 (tile ``t`` of an axis starts at padded input ``2t``), so::
@@ -26,10 +28,16 @@ transposed weight and padding ``2 - p``, runs through the same kernel.
 """
 from __future__ import annotations
 
+from concurrent.futures import wait
+
 import numpy as np
 
 from ...core.geometry import ConvGeometry
-from .workspace import Workspace, chunks, output, plan_chunks
+from . import plane_im2col
+from .sample_threads import _workers, threads_for
+from .threads import blas_controller
+from .workspace import (Workspace, WorkspaceLimitError, chunks, output, plan_chunks,
+                        resolve_limit)
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -97,9 +105,7 @@ def _plan(geo, itemsize, workspace_limit, what):
         V, M = 64 * C * T, 64 * K * T
         out_stages = (32 + 16 + 8) * K * T
         return (slab + stage1 + stage2 + V + M + out_stages) * itemsize
-    TD = _tiles(geo)[0]
-    n, td = plan_chunks(geo.N, TD, bytes_for, workspace_limit, what)
-    return n, td, Workspace(workspace_limit)
+    return plan_chunks(geo.N, _tiles(geo)[0], bytes_for, workspace_limit, what)
 
 
 def _slab(ws, x, geo, n0, n1, td0, td1):
@@ -154,8 +160,7 @@ def _output_transform(ws, M, y, geo, n0, n1, td0, td1):
     y[n0:n1, :, od0:od1] = tiled[:, :, :od1 - od0, :OH, :OW]
 
 
-def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None,
-            compiled=True):
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     if not applies(geo):
         raise ValueError(f"Winograd F(2x2x2, 3x3x3) needs a 3x3x3 kernel, stride 1, dilation 1, "
@@ -163,114 +168,75 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
                          f"{geo.stride}, dilation {geo.dilation}, groups {geo.groups}, padding "
                          f"{geo.padding}")
     y = output(geo.y_shape, x.dtype, out)
-    n, td, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward (winograd)")
     U = weight_transform(w)
-    TD, TH, TW = _tiles(geo)
-    for n0, n1, td0, td1 in chunks(geo.N, TD, n, td):
-        if compiled:
-            slab = _slab(ws, x, geo, n0, n1, td0, td1)
-            V = ws.take("V", (64, geo.C, n1 - n0, td1 - td0, TH, TW), x.dtype)
-            _kernels()[0](V, slab)
-            V = V.reshape(64, geo.C, -1)
-        else:
-            V = _input_transform(ws, x, geo, n0, n1, td0, td1)
-        M = ws.take("M", (64, geo.K, V.shape[2]), x.dtype)
-        np.matmul(U, V, out=M)
-        if compiled:
-            _kernels()[1](y, M.reshape(64, geo.K, n1 - n0, td1 - td0, TH, TW), n0, 2 * td0)
-        else:
-            _output_transform(ws, M, y, geo, n0, n1, td0, td1)
+    parts, limit = _split(geo, x.itemsize, workspace_limit)
+    if len(parts) == 1:
+        _run_chunks(x, U, y, geo, parts[0], limit)
+    else:
+        with blas_controller().limit(limits=1, user_api="blas"):
+            futures = [_workers(len(parts)).submit(_run_chunks, x, U, y, geo, part, limit)
+                       for part in parts[1:]]
+            try:
+                _run_chunks(x, U, y, geo, parts[0], limit)
+            finally:
+                wait(futures)  # never leave a thread running with BLAS limited
+            for f in futures:
+                f.result()
     if b is not None:
         y += b.reshape(1, -1, 1, 1, 1)
     return y
 
 
-_compiled = None
+def _split(geo, itemsize, workspace_limit):
+    """The chunks, cut into one contiguous part per thread, and the limit each part runs under.
+
+    A call the threads over samples do not split (one sample, or a slice of one thread's) is
+    split here over its chunks of depth tiles when it is large enough and ``get_num_threads()``
+    > 1: its transforms are single-threaded NumPy passes and its 64 GEMMs per chunk are small,
+    so T threads with a single-threaded BLAS each run whole chunks instead of T BLAS threads
+    synchronising on every small GEMM while one core does the transforms."""
+    what = "conv3d forward (winograd)"
+    T = threads_for(2 if geo.N == 1 else 1, geo.flops())  # 1 unless one sample
+    limit = resolve_limit(workspace_limit)
+    if T > 1:
+        try:
+            n, td = _plan(geo, itemsize, limit // T, what)
+        except WorkspaceLimitError:
+            T = 1
+    if T == 1:
+        n, td = _plan(geo, itemsize, limit, what)
+    todo = list(chunks(geo.N, _tiles(geo)[0], n, td))
+    if T > 1 and len(todo) == 1:  # one chunk of all depth tiles: one (smaller) per thread
+        todo = list(chunks(geo.N, _tiles(geo)[0], n, -(-_tiles(geo)[0] // T)))
+    T = min(T, len(todo))
+    bounds = [len(todo) * i // T for i in range(T + 1)]
+    return [todo[a:b] for a, b in zip(bounds, bounds[1:])], limit // T
 
 
-def _kernels():
-    """``(input_transform, output_transform)`` compiled on first use (numba is slow to import).
-    One tile at a time, all of its 64 values in registers: NumPy's strided adds make every
-    stage a pass over memory, and the stages write 2x, 4x and 8x the input."""
-    global _compiled
-    if _compiled is not None:
-        return _compiled
-    from numba import njit  # noqa: PLC0415
+def _run_chunks(x, U, y, geo, todo, limit):
+    ws = Workspace(limit)
+    for n0, n1, td0, td1 in todo:
+        V = _input_transform(ws, x, geo, n0, n1, td0, td1)
+        M = ws.take("M", (64, geo.K, V.shape[2]), x.dtype)
+        np.matmul(U, V, out=M)  # 64 GEMMs (K, C) @ (C, tiles), one per position
+        _output_transform(ws, M, y, geo, n0, n1, td0, td1)
 
-    @njit(cache=True, nogil=True)
-    def input_tiles(V, slab):
-        # V (64, C, n, td, TH, TW) = (B^T x B^T x B^T) of the 4x4x4 tiles of slab (C, n, Dp, Hp, Wp)
-        _, C, n, td, TH, TW = V.shape
-        d = np.empty((4, 4, 4), dtype=slab.dtype)
-        row = np.empty((64, TW), dtype=slab.dtype)  # one row of tiles, copied out per position
-        for c in range(C):
-            for s in range(n):
-                for t in range(td):
-                    for i in range(TH):
-                        for j in range(TW):
-                            for a in range(4):  # along width
-                                for b in range(4):
-                                    h, w = 2 * i + b, 2 * j
-                                    r0, r1 = slab[c, s, 2 * t + a, h, w], slab[c, s, 2 * t + a, h, w + 1]
-                                    r2, r3 = slab[c, s, 2 * t + a, h, w + 2], slab[c, s, 2 * t + a, h, w + 3]
-                                    d[a, b, 0] = r0 - r2
-                                    d[a, b, 1] = r1 + r2
-                                    d[a, b, 2] = r2 - r1
-                                    d[a, b, 3] = r1 - r3
-                            for a in range(4):  # along height
-                                for k in range(4):
-                                    e0, e1, e2, e3 = d[a, 0, k], d[a, 1, k], d[a, 2, k], d[a, 3, k]
-                                    d[a, 0, k] = e0 - e2
-                                    d[a, 1, k] = e1 + e2
-                                    d[a, 2, k] = e2 - e1
-                                    d[a, 3, k] = e1 - e3
-                            for b in range(4):  # along depth, written out
-                                for k in range(4):
-                                    e0, e1, e2, e3 = d[0, b, k], d[1, b, k], d[2, b, k], d[3, b, k]
-                                    q = k * 16 + b * 4  # positions (aw, ah, ad)
-                                    row[q, j] = e0 - e2
-                                    row[q + 1, j] = e1 + e2
-                                    row[q + 2, j] = e2 - e1
-                                    row[q + 3, j] = e1 - e3
-                        for q in range(64):  # 64 contiguous runs, not 64 interleaved streams
-                            V[q, c, s, t, i, :] = row[q]
 
-    @njit(cache=True, nogil=True)
-    def output_tiles(y, M, n0, od0):
-        # y[n0 + s, k, od0 + 2t + a, 2i + b, 2j + c] = (A^T x A^T x A^T) of M (64, K, n, td, TH, TW)
-        _, K, n, td, TH, TW = M.shape
-        _, _, OD, OH, OW = y.shape
-        m = np.empty((4, 4, 4), dtype=M.dtype)
-        row = np.empty((64, TW), dtype=M.dtype)
-        for s in range(n):
-            for k in range(K):
-                for t in range(td):
-                    for i in range(TH):
-                        for q in range(64):  # 64 contiguous runs, not 64 interleaved streams
-                            row[q] = M[q, k, s, t, i, :]
-                        for j in range(TW):
-                            for q in range(16):  # along depth; positions (aw, ah, ad)
-                                p = (q % 4) * 16 + (q // 4) * 4
-                                m0, m1, m2, m3 = row[p, j], row[p + 1, j], row[p + 2, j], row[p + 3, j]
-                                m[0, q // 4, q % 4] = m0 + m1 + m2
-                                m[1, q // 4, q % 4] = m1 - m2 - m3
-                            for a in range(2):  # along height
-                                for c in range(4):
-                                    e0, e1, e2, e3 = m[a, 0, c], m[a, 1, c], m[a, 2, c], m[a, 3, c]
-                                    m[a, 0, c] = e0 + e1 + e2
-                                    m[a, 1, c] = e1 - e2 - e3
-                            for a in range(2):  # along width, written out (cropped)
-                                od = od0 + 2 * t + a
-                                if od >= OD:
-                                    continue
-                                for b in range(2):
-                                    oh = 2 * i + b
-                                    if oh >= OH:
-                                        continue
-                                    ow = 2 * j
-                                    y[n0 + s, k, od, oh, ow] = m[a, b, 0] + m[a, b, 1] + m[a, b, 2]
-                                    if ow + 1 < OW:
-                                        y[n0 + s, k, od, oh, ow + 1] = m[a, b, 1] - m[a, b, 2] - m[a, b, 3]
+def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True),
+             workspace_limit=None, out=None):
+    """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``.
 
-    _compiled = (input_tiles, output_tiles)
-    return _compiled
+    With stride 1 the input gradient is itself a stride-1 3x3x3 convolution: ``gy`` with the
+    weight flipped along all three axes and its channel axes swapped, padded by ``2 - p`` on
+    each side (``gx[i] = sum_k gy[i + p - k] w[k]``), so it runs through ``forward``. The
+    weight gradient is that of ``'im2col-planes'``."""
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    gx = gw = None
+    if output_mask[0]:
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1, ::-1].transpose(1, 0, 2, 3, 4))
+        pad_t = tuple((2 - lo, 2 - hi) for lo, hi in geo.padding)
+        gx = forward(gy, w_t, None, 1, pad_t, 1, 1, workspace_limit, out)
+    if output_mask[1]:
+        gw = plane_im2col.backward(gy, x, w, stride, padding, dilation, groups, (False, True),
+                                   workspace_limit)[1]
+    return gx, gw
