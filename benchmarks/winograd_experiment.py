@@ -246,6 +246,42 @@ def time_shapes(shapes, rounds, threads, with_numba):
     print(f"\nload average at end {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f}")
 
 
+def time_gx(shapes, rounds, threads):
+    """The input gradient alone: winograd's (the forward kernel on gy) against auto's."""
+    conv3d.set_num_threads(threads)
+    order = random.Random(1)
+    load0 = os.getloadavg()
+    print(f"\n### input gradient, {threads} thread(s); load average at start {load0[0]:.1f}\n")
+    print("| layer | N | C=K | D x H x W | winograd gx | auto gx (its strategy) "
+          "| auto / winograd |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    for name, N, C, K, size in shapes:
+        x, w = _arrays(N, C, K, size)
+        gy = np.random.default_rng(2).standard_normal((N, K) + size).astype(np.float32)
+        geo = ConvGeometry.from_shapes(x.shape, w.shape, 1, PAD, (1, 1, 1), 1)
+        args = (gy, x, w, (1, 1, 1), PAD, (1, 1, 1), 1, (True, False))
+        impls = {"winograd": lambda: sample_threads.call("backward", winograd.backward, args,
+                                                         geo)[0],
+                 "auto": lambda: fast.provider.conv3d_backward(*args[:-1],
+                                                               output_mask=(True, False))[0]}
+        a, b = impls["winograd"](), impls["auto"]()
+        assert float(np.max(np.abs(a - b)) / np.max(np.abs(b))) < 1e-4, name
+        chosen = fast.last_choice["backward"]
+        best = {k: float("inf") for k in impls}
+        for _ in range(rounds):
+            keys = list(impls)
+            order.shuffle(keys)
+            for key in keys:
+                time.sleep(PAUSE)
+                impls[key]()
+                t = time.perf_counter()
+                impls[key]()
+                best[key] = min(best[key], time.perf_counter() - t)
+        print(f"| {name} | {N} | {C} | {'x'.join(map(str, size))} | {best['winograd'] * 1e3:.1f} "
+              f"| {best['auto'] * 1e3:.1f} ({chosen}) | {best['auto'] / best['winograd']:.2f} |",
+              flush=True)
+
+
 def rel_err(y, y64):
     return float(np.max(np.abs(y.astype(np.float64) - y64)) / np.max(np.abs(y64)))
 
@@ -274,6 +310,7 @@ def main(argv=None):
     p.add_argument("--only", nargs="*", help="indices into SHAPES")
     p.add_argument("--numba", action="store_true", help="also time the numba transforms")
     p.add_argument("--no-accuracy", action="store_true")
+    p.add_argument("--gx", action="store_true", help="time the input gradient instead")
     a = p.parse_args(argv)
     shapes = SHAPES if not a.only else [SHAPES[int(i)] for i in a.only]
     import torch  # noqa: PLC0415
@@ -282,7 +319,10 @@ def main(argv=None):
           f"BLAS {[b.get('internal_api') for b in fast.blas_info()]}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     for t in a.threads:
-        time_shapes(shapes, a.rounds, t, a.numba)
+        if a.gx:
+            time_gx(shapes, a.rounds, t)
+        else:
+            time_shapes(shapes, a.rounds, t, a.numba)
     if not a.no_accuracy:
         accuracy([64, 128, 256, 512])
 

@@ -36,7 +36,7 @@ from ...core.geometry import ConvGeometry
 from . import plane_im2col
 from .sample_threads import _workers, threads_for
 from .threads import blas_controller
-from .workspace import (Workspace, WorkspaceLimitError, chunks, output, plan_chunks,
+from .workspace import (CACHE_TARGET, Workspace, WorkspaceLimitError, chunks, output, plan_chunks,
                         resolve_limit)
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -105,7 +105,10 @@ def _plan(geo, itemsize, workspace_limit, what):
         V, M = 64 * C * T, 64 * K * T
         out_stages = (32 + 16 + 8) * K * T
         return (slab + stage1 + stage2 + V + M + out_stages) * itemsize
-    return plan_chunks(geo.N, _tiles(geo)[0], bytes_for, workspace_limit, what)
+    # every chunk streams the whole transformed weight U (64*K*C) through its GEMMs once, so a
+    # chunk is kept near the cache target only while U is smaller than that target
+    target = max(CACHE_TARGET, 64 * K * C * itemsize)
+    return plan_chunks(geo.N, _tiles(geo)[0], bytes_for, workspace_limit, what, target=target)
 
 
 def _slab(ws, x, geo, n0, n1, td0, td1):
