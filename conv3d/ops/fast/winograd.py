@@ -131,10 +131,8 @@ def _input_transform(ws, x, geo, n0, n1, td0, td1):
     """V (64, C, n*td*TH*TW) of samples n0:n1 and tile rows td0:td1 along depth."""
     _, TH, TW = _tiles(geo)
     n, td, C = n1 - n0, td1 - td0, geo.C
-    Dp, Hp, Wp = 2 * td + 2, 2 * TH + 2, 2 * TW + 2
-    (pd, _), (ph, _), (pw, _) = geo.padding
-    # the zero-padded slab (C, n, Dp, Hp, Wp): padded depth 2*td0 .. 2*td1 + 1
-    slab = _slab(ws, x, geo, n0, n1, td0, td1)
+    Hp, Wp = 2 * TH + 2, 2 * TW + 2
+    slab = _slab(ws, x, geo, n0, n1, td0, td1)  # (C, n, 2*td + 2, Hp, Wp)
     # depth first: the chunk's slab has 2 more planes than its tiles need, the later stages not
     t1 = ws.take("stage1", (4, C, n, td, Hp, Wp), x.dtype)
     _bt(t1, slab, 2)
@@ -193,11 +191,12 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
 def _split(geo, itemsize, workspace_limit):
     """The chunks, cut into one contiguous part per thread, and the limit each part runs under.
 
-    A call the threads over samples do not split (one sample, or a slice of one thread's) is
-    split here over its chunks of depth tiles when it is large enough and ``get_num_threads()``
-    > 1: its transforms are single-threaded NumPy passes and its 64 GEMMs per chunk are small,
-    so T threads with a single-threaded BLAS each run whole chunks instead of T BLAS threads
-    synchronising on every small GEMM while one core does the transforms."""
+    A one-sample call, which the threads over samples cannot split, is split here over its
+    chunks of depth tiles when it is large enough (``sample_threads.threads_for``) and
+    ``get_num_threads()`` > 1: its transforms are single-threaded NumPy passes and its 64 GEMMs
+    per chunk are small, so T threads with a single-threaded BLAS each run whole chunks instead
+    of T BLAS threads synchronising on every small GEMM while one core does the transforms.
+    (Inside a split call BLAS runs one thread, so a slice is never split again.)"""
     what = "conv3d forward (winograd)"
     T = threads_for(2 if geo.N == 1 else 1, geo.flops())  # 1 unless one sample
     limit = resolve_limit(workspace_limit)
