@@ -169,3 +169,23 @@ def test_one_sample_runs_on_two_threads_over_depth_tiles():
     with fast.num_threads(1):
         assert len(winograd._split(geo, x.itemsize, None)[0]) == 1
     _close(y, cpu_reference.conv3d_forward(x, w, None, *args), np.float64)
+
+
+def test_one_chunk_shares_its_gemms_out_over_two_threads():
+    """One depth tile of one sample (r3d layer4's shape, fewer channels): nothing to cut into
+    chunks, so the two threads take half of the 64 positions of the weight transform and of
+    the GEMMs each."""
+    from conv3d.ops import cpu_reference
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 96, 2, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((96, 96, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(96).astype(np.float32)
+    args = ((1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 1)
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, *args)
+    with fast.num_threads(2):
+        parts, _, T = winograd._split(geo, x.itemsize, None)
+        assert len(parts) == 1 and T == 2
+        y = winograd.forward(x, w, b, *args)
+    want = cpu_reference.conv3d_forward(x.astype(np.float64), w.astype(np.float64),
+                                        b.astype(np.float64), *args)
+    _close(y, want, np.float32)

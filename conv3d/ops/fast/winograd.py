@@ -48,13 +48,31 @@ def applies(geo: ConvGeometry) -> bool:
             and geo.groups == 1 and all(0 <= p <= 2 for pair in geo.padding for p in pair))
 
 
-def weight_transform(w):
+def weight_transform(w, threads=1):
     """(K, C, 3, 3, 3) -> U (64, K, C): ``G g G^T`` along each axis, positions (aw, ah, ad)
     (the order ``_input_transform`` leaves them in: it transforms depth first)."""
     K, C = w.shape[:2]
     G3 = np.kron(np.kron(G, G), G).reshape(4, 4, 4, 27)  # G x G x G, rows (ad, ah, aw)
     G3 = G3.transpose(2, 1, 0, 3).reshape(64, 27).astype(w.dtype)  # rows (aw, ah, ad)
-    return (G3 @ w.reshape(K * C, 27).T).reshape(64, K, C)  # one GEMM, no transposed copy
+    U = np.empty((64, K * C), dtype=w.dtype)
+    w_t = w.reshape(K * C, 27).T  # one GEMM per block of positions, no transposed copy
+    _by_positions(lambda a, b: np.matmul(G3[a:b], w_t, out=U[a:b]), threads)
+    return U.reshape(64, K, C)
+
+
+def _by_positions(fn, threads):
+    """``fn(a, b)`` for blocks of the 64 positions, one per thread (the caller limits BLAS)."""
+    if threads == 1:
+        fn(0, 64)
+        return
+    bounds = [64 * i // threads for i in range(threads + 1)]
+    futures = [_workers(threads).submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    try:
+        fn(0, bounds[1])
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()
 
 
 def _bt(out, src, axis):
@@ -169,27 +187,36 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
                          f"{geo.stride}, dilation {geo.dilation}, groups {geo.groups}, padding "
                          f"{geo.padding}")
     y = output(geo.y_shape, x.dtype, out)
-    U = weight_transform(w)
-    parts, limit = _split(geo, x.itemsize, workspace_limit)
-    if len(parts) == 1:
-        _run_chunks(x, U, y, geo, parts[0], limit)
-    else:
-        with blas_controller().limit(limits=1, user_api="blas"):
-            futures = [_workers(len(parts)).submit(_run_chunks, x, U, y, geo, part, limit)
-                       for part in parts[1:]]
-            try:
-                _run_chunks(x, U, y, geo, parts[0], limit)
-            finally:
-                wait(futures)  # never leave a thread running with BLAS limited
-            for f in futures:
-                f.result()
+    parts, limit, T = _split(geo, x.itemsize, workspace_limit)
+    if T == 1:
+        _run_chunks(x, weight_transform(w), y, geo, parts[0], limit, 1)
+        return _add_bias(y, b)
+    with blas_controller().limit(limits=1, user_api="blas"):
+        if len(parts) == 1:  # one chunk: its GEMMs' positions are shared out instead
+            _run_chunks(x, weight_transform(w, T), y, geo, parts[0], limit, T)
+            return _add_bias(y, b)
+        U = weight_transform(w)
+        futures = [_workers(len(parts)).submit(_run_chunks, x, U, y, geo, part, limit, 1)
+                   for part in parts[1:]]
+        try:
+            _run_chunks(x, U, y, geo, parts[0], limit, 1)
+        finally:
+            wait(futures)  # never leave a thread running with BLAS limited
+        for f in futures:
+            f.result()
+    return _add_bias(y, b)
+
+
+def _add_bias(y, b):
     if b is not None:
         y += b.reshape(1, -1, 1, 1, 1)
     return y
 
 
 def _split(geo, itemsize, workspace_limit):
-    """The chunks, cut into one contiguous part per thread, and the limit each part runs under.
+    """``(parts, limit, T)``: the chunks cut into one contiguous part per thread, the limit each
+    part runs under, and the thread count T. A call of a single chunk (one depth tile) is one
+    part, and its T threads share out the 64 positions of its GEMMs instead.
 
     A one-sample call, which the threads over samples cannot split, is split here over its
     chunks of depth tiles when it is large enough (``sample_threads.threads_for``) and
@@ -210,17 +237,21 @@ def _split(geo, itemsize, workspace_limit):
     todo = list(chunks(geo.N, _tiles(geo)[0], n, td))
     if T > 1 and len(todo) == 1:  # one chunk of all depth tiles: one (smaller) per thread
         todo = list(chunks(geo.N, _tiles(geo)[0], n, -(-_tiles(geo)[0] // T)))
-    T = min(T, len(todo))
-    bounds = [len(todo) * i // T for i in range(T + 1)]
-    return [todo[a:b] for a, b in zip(bounds, bounds[1:])], limit // T
+    if len(todo) == 1:
+        return [todo], limit, T
+    P = min(T, len(todo))
+    bounds = [len(todo) * i // P for i in range(P + 1)]
+    return [todo[a:b] for a, b in zip(bounds, bounds[1:])], limit // T, T
 
 
-def _run_chunks(x, U, y, geo, todo, limit):
+def _run_chunks(x, U, y, geo, todo, limit, threads):
+    """The chunks ``todo`` in turn; ``threads`` > 1 shares out each chunk's 64 GEMMs."""
     ws = Workspace(limit)
     for n0, n1, td0, td1 in todo:
         V = _input_transform(ws, x, geo, n0, n1, td0, td1)
         M = ws.take("M", (64, geo.K, V.shape[2]), x.dtype)
-        np.matmul(U, V, out=M)  # 64 GEMMs (K, C) @ (C, tiles), one per position
+        # 64 GEMMs (K, C) @ (C, tiles), one per position
+        _by_positions(lambda a, b: np.matmul(U[a:b], V[a:b], out=M[a:b]), threads)
         _output_transform(ws, M, y, geo, n0, n1, td0, td1)
 
 
