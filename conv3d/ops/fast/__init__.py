@@ -1,13 +1,14 @@
-"""The fast CPU path for 3D convolution: three chunked strategies under a workspace limit.
+"""The fast CPU path for 3D convolution: four chunked strategies under a workspace limit.
 
 ``conv3d/ops/cpu_reference.py`` is the version to read first: one im2col, one matmul. This
-package is the version to run. It keeps the same mathematics and adds what speed and memory
-need, each in its own module:
+package is the version to run. It keeps the same mathematics (Winograd: the same result by
+fewer multiplications) and adds what speed and memory need, each in its own module:
 
 * ``chooser.py``: the per-shape choice (``'auto'``) and the kernel provider ``provider``;
 * ``im2col_gemm.py``: strategy ``'im2col'``, chunked NCDHW im2col/col2im + one GEMM per chunk;
 * ``plane_im2col.py``: strategy ``'im2col-planes'``, 2D columns per input plane shared along depth;
 * ``channels_last.py``: strategy ``'channels-last'``, 2D columns in NDHWC layout (numba loops);
+* ``winograd.py``: strategy ``'winograd'``, 3D Winograd F(2x2x2, 3x3x3) for stride-1 3x3x3 layers;
 * ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
 * ``sample_threads.py``: large calls run on one slice of the batch per thread;
 * ``threads.py``: the BLAS thread count;

@@ -6,6 +6,7 @@
 ``'im2col'``        chunked im2col + one GEMM per chunk (``im2col_gemm``)
 ``'im2col-planes'`` 2D im2col per input plane, shared by kD output planes (``plane_im2col``)
 ``'channels-last'`` 2D im2col in NDHWC layout, copies of whole channel runs (``channels_last``)
+``'winograd'``      3D Winograd F(2x2x2, 3x3x3) for stride-1 3x3x3 layers (``winograd``)
 ==================  =========================================================================
 
 Each strategy module has ``forward(x, w, b, ...)`` and ``backward(gy, x, w, ..., output_mask)``.
@@ -17,15 +18,16 @@ import contextlib
 
 from ...core.geometry import ConvGeometry
 from .. import cpu_reference
-from . import channels_last, im2col_gemm, plane_im2col, pooling, sample_threads
+from . import channels_last, im2col_gemm, plane_im2col, pooling, sample_threads, winograd
 
-STRATEGIES = ("auto", "reference", "im2col", "im2col-planes", "channels-last")
+STRATEGIES = ("auto", "reference", "im2col", "im2col-planes", "channels-last", "winograd")
 _MODULES = {"im2col": im2col_gemm, "im2col-planes": plane_im2col,
-            "channels-last": channels_last}
+            "channels-last": channels_last, "winograd": winograd}
 
 LONG_PLANE = 1024    # output voxels per plane (OH*OW) from which 'im2col-planes' is chosen
 SMALL_VOLUME = 4096  # output voxels per sample (OD*OH*OW) up to which 'channels-last' is chosen
 THIN = 256           # GEMM inner dimension C/groups*kD*kH*kW up to which it is not
+WINOGRAD_CHANNELS = 64  # input and output channels from which 'winograd' runs the forward
 
 _strategy = "auto"
 last_choice: dict = {}  # 'forward'/'backward' -> strategy of the most recent call
@@ -59,21 +61,38 @@ def use_strategy(name: str):
         _strategy = previous
 
 
-def choose(geo: ConvGeometry) -> str:
-    """The strategy for ``geo``: the one set, or under ``'auto'`` this rule.
+def choose(geo: ConvGeometry, op: str = "forward") -> str:
+    """The strategy for ``geo`` and ``op`` ('forward' or 'backward'): the one set, or under
+    ``'auto'`` this rule.
 
-    Output planes of at least ``LONG_PLANE`` voxels with depth dilation 1 take
-    ``'im2col-planes'``, and small output volumes (at most ``SMALL_VOLUME`` voxels per sample)
-    with a GEMM inner dimension C/groups*kD*kH*kW above ``THIN`` take ``'channels-last'``.
-    Everything else takes ``'im2col'``.
+    The forward of a layer ``winograd.applies`` to (3x3x3 kernel, stride 1, dilation 1, groups
+    1) with at least ``WINOGRAD_CHANNELS`` input and output channels takes ``'winograd'``: it
+    needs 64 multiplications per 2x2x2 outputs where im2col's GEMM needs 216, and the GEMMs are
+    what these layers spend their time on. With fewer channels its 64 GEMMs (inner dimension C,
+    not 27*C) are too thin for BLAS to run near its peak. Its backward follows the rules below
+    (Winograd has no weight gradient of its own). Otherwise, output planes of at least
+    ``LONG_PLANE`` voxels with depth dilation 1 take ``'im2col-planes'``, and small output
+    volumes (at most ``SMALL_VOLUME`` voxels per sample) with a GEMM inner dimension
+    C/groups*kD*kH*kW above ``THIN`` take ``'channels-last'``.
+    Everything else takes ``'im2col'``. With ``'winograd'`` set, layers it does not apply to take
+    what ``'auto'`` would.
 
     Why: a long plane is a long GEMM, and sharing each input plane's 2D columns among kD output
     planes saves two thirds of the copying; in a small volume NCDHW rows are a few floats long,
     so copying whole channel runs wins, unless there are too few channels to make a run.
     (Measurements: docs/benchmarks/notes.md, "Why auto chooses what it chooses".)
     """
+    if _strategy == "winograd" and not winograd.applies(geo):
+        return _auto(geo, op)  # set, but not applicable: the layer runs what auto picks
     if _strategy != "auto":
         return _strategy
+    return _auto(geo, op)
+
+
+def _auto(geo, op):
+    if (op == "forward" and winograd.applies(geo)
+            and min(geo.C, geo.K) >= WINOGRAD_CHANNELS):
+        return "winograd"
     if geo.plane >= LONG_PLANE and geo.dilation[0] == 1:
         return "im2col-planes"
     if geo.plane * geo.OD <= SMALL_VOLUME and geo.Cg * geo.taps > THIN:
@@ -100,7 +119,7 @@ class FastCPUKernels:
                         output_mask=(True, True), workspace_limit=None):
         """``(gx, gw)``, ``None`` where ``output_mask`` is False, in one strategy call."""
         geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
-        name = last_choice["backward"] = choose(geo)
+        name = last_choice["backward"] = choose(geo, "backward")
         args = (gy, x, w, stride, padding, dilation, groups, tuple(output_mask))
         if not any(output_mask):  # only the bias wants a gradient (conv3d's Function sums gy)
             return None, None

@@ -1,0 +1,275 @@
+"""3D Winograd F(2x2x2, 3x3x3): a stride-1 3x3x3 convolution with 64 multiplications per 2x2x2
+output tile instead of 8*27 = 216 (Lavin & Gray 2016, F(2, 3) along each axis).
+
+In one dimension, two outputs of a 3-tap correlation from four inputs ``d`` and taps ``g``::
+
+    y = A^T [(G g) * (B^T d)]     B^T = [[1, 0,-1, 0],   G = [[  1,    0,   0],
+                                         [0, 1, 1, 0],        [1/2,  1/2, 1/2],
+                                         [0,-1, 1, 0],        [1/2, -1/2, 1/2],
+                                         [0, 1, 0,-1]]        [  0,    0,   1]]
+                                  A^T = [[1, 1, 1, 0],
+                                         [0, 1,-1,-1]]
+
+and in 3D the same matrices act along depth, height and width. The input is cut into 4x4x4
+tiles with stride 2 (tile ``t`` of an axis starts at padded input ``2t``), so::
+
+    V[a, c, tile]  = (B^T x B^T x B^T) d[c, tile]          a = (aw, ah, ad): 64 positions
+    U[a, k, c]     = (G x G x G) w[k, c]                    once per call
+    M[a]  (K, T)   = U[a] (K, C)  @  V[a] (C, T)            64 GEMMs, one batched matmul
+    y[k, tile]     = (A^T x A^T x A^T) M[:, k, tile]        2x2x2 outputs per tile
+
+Because neighbouring tiles overlap by two inputs, each transform along one axis is four
+strided adds over the whole chunk (``_input_transform``), not a loop over tiles. Output sizes
+that are odd are handled by padding the input with zeros up to whole tiles and cropping.
+
+Only stride 1, dilation 1, groups 1 and a 3x3x3 kernel (``applies``); any padding up to 2 on
+each side, so that the input gradient, the same convolution of ``gy`` with the flipped and
+transposed weight and padding ``2 - p``, runs through the same kernel.
+"""
+from __future__ import annotations
+
+from concurrent.futures import wait
+
+import numpy as np
+
+from ...core.geometry import ConvGeometry
+from . import plane_im2col
+from .sample_threads import _workers, threads_for
+from .threads import blas_controller
+from .workspace import (CACHE_TARGET, Workspace, WorkspaceLimitError, chunks, output, plan_chunks,
+                        resolve_limit)
+
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def applies(geo: ConvGeometry) -> bool:
+    """Stride 1, dilation 1, groups 1, a 3x3x3 kernel and padding at most 2 on each side."""
+    return (geo.kernel == (3, 3, 3) and geo.stride == (1, 1, 1) and geo.dilation == (1, 1, 1)
+            and geo.groups == 1 and all(0 <= p <= 2 for pair in geo.padding for p in pair))
+
+
+def weight_transform(w, threads=1):
+    """(K, C, 3, 3, 3) -> U (64, K, C): ``G g G^T`` along each axis, positions (aw, ah, ad)
+    (the order ``_input_transform`` leaves them in: it transforms depth first)."""
+    K, C = w.shape[:2]
+    G3 = np.kron(np.kron(G, G), G).reshape(4, 4, 4, 27)  # G x G x G, rows (ad, ah, aw)
+    G3 = G3.transpose(2, 1, 0, 3).reshape(64, 27).astype(w.dtype)  # rows (aw, ah, ad)
+    U = np.empty((64, K * C), dtype=w.dtype)
+    w_t = w.reshape(K * C, 27).T  # one GEMM per block of positions, no transposed copy
+    _by_positions(lambda a, b: np.matmul(G3[a:b], w_t, out=U[a:b]), threads)
+    return U.reshape(64, K, C)
+
+
+def _by_positions(fn, threads):
+    """``fn(a, b)`` for blocks of the 64 positions, one per thread (the caller limits BLAS)."""
+    if threads == 1:
+        fn(0, 64)
+        return
+    bounds = [64 * i // threads for i in range(threads + 1)]
+    futures = [_workers(threads).submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+    try:
+        fn(0, bounds[1])
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()
+
+
+def _bt(out, src, axis):
+    """``out[0..3] = B^T`` along ``axis`` of ``src`` (tiles of 4, stride 2); ``out`` has the
+    four positions first and ``T`` tiles on ``axis`` (+1, for the leading position axis)."""
+    T = out.shape[axis + 1]
+
+    def s(j):  # input j of every tile: src[..., j : j + 2T : 2, ...]
+        index = [slice(None)] * src.ndim
+        index[axis] = slice(j, j + 2 * T - 1, 2)
+        return src[tuple(index)]
+    d0, d1, d2, d3 = s(0), s(1), s(2), s(3)
+    np.subtract(d0, d2, out=out[0])
+    np.add(d1, d2, out=out[1])
+    np.subtract(d2, d1, out=out[2])
+    np.subtract(d1, d3, out=out[3])
+
+
+def _at(out, src, axis):
+    """``out[0..1] = A^T`` along the position axis ``axis`` of ``src`` (4 -> 2)."""
+    def s(j):
+        index = [slice(None)] * src.ndim
+        index[axis] = j
+        return src[tuple(index)]
+    m0, m1, m2, m3 = s(0), s(1), s(2), s(3)
+    o0, o1 = out[(slice(None),) * axis + (0,)], out[(slice(None),) * axis + (1,)]
+    np.add(m0, m1, out=o0)
+    o0 += m2
+    np.subtract(m1, m2, out=o1)
+    o1 -= m3
+
+
+def _tiles(geo):
+    return tuple((o + 1) // 2 for o in geo.out_size)  # TD, TH, TW
+
+
+def _plan(geo, itemsize, workspace_limit, what):
+    """Chunk (n samples, td tile rows along depth): the padded input slab, the three transform
+    stages (2x, 4x and 8x the slab), the GEMM products and the output transform stages."""
+    _, TH, TW = _tiles(geo)
+    Hp, Wp = 2 * TH + 2, 2 * TW + 2
+    C, K = geo.C, geo.K
+
+    def bytes_for(n, td):
+        Dp, T = 2 * td + 2, n * td * TH * TW
+        slab = C * n * Dp * Hp * Wp
+        stage1, stage2 = 4 * C * n * td * Hp * Wp, 16 * C * n * td * TH * Wp
+        V, M = 64 * C * T, 64 * K * T
+        out_stages = (32 + 16 + 8) * K * T
+        return (slab + stage1 + stage2 + V + M + out_stages) * itemsize
+    # every chunk streams the whole transformed weight U (64*K*C) through its GEMMs once, so a
+    # chunk is kept near the cache target only while U is smaller than that target
+    target = max(CACHE_TARGET, 64 * K * C * itemsize)
+    return plan_chunks(geo.N, _tiles(geo)[0], bytes_for, workspace_limit, what, target=target)
+
+
+def _slab(ws, x, geo, n0, n1, td0, td1):
+    """The zero-padded input (C, n, 2*td + 2, 2*TH + 2, 2*TW + 2) that tile rows td0:td1 of
+    samples n0:n1 read: padded depth 2*td0 .. 2*td1 + 1, zeros past the data up to whole tiles."""
+    _, TH, TW = _tiles(geo)
+    Dp, Hp, Wp = 2 * (td1 - td0) + 2, 2 * TH + 2, 2 * TW + 2
+    (pd, _), (ph, _), (pw, _) = geo.padding
+    slab = ws.take("slab", (geo.C, n1 - n0, Dp, Hp, Wp), x.dtype)
+    d_lo = 2 * td0 - pd
+    a, b = max(d_lo, 0), min(d_lo + Dp, geo.D)
+    slab.fill(0)
+    if b > a:
+        slab[:, :, a - d_lo:b - d_lo, ph:ph + geo.H, pw:pw + geo.W] = \
+            x[n0:n1, :, a:b].transpose(1, 0, 2, 3, 4)
+    return slab
+
+
+def _input_transform(ws, x, geo, n0, n1, td0, td1):
+    """V (64, C, n*td*TH*TW) of samples n0:n1 and tile rows td0:td1 along depth."""
+    _, TH, TW = _tiles(geo)
+    n, td, C = n1 - n0, td1 - td0, geo.C
+    Hp, Wp = 2 * TH + 2, 2 * TW + 2
+    slab = _slab(ws, x, geo, n0, n1, td0, td1)  # (C, n, 2*td + 2, Hp, Wp)
+    # depth first: the chunk's slab has 2 more planes than its tiles need, the later stages not
+    t1 = ws.take("stage1", (4, C, n, td, Hp, Wp), x.dtype)
+    _bt(t1, slab, 2)
+    t2 = ws.take("stage2", (4, 4, C, n, td, TH, Wp), x.dtype)
+    _bt(t2, t1, 4)   # (ah, ad, ...): the new position axis goes first
+    V = ws.take("V", (4, 4, 4, C, n, td, TH, TW), x.dtype)
+    _bt(V, t2, 6)    # (aw, ah, ad, ...)
+    return V.reshape(64, C, -1)
+
+
+def _output_transform(ws, M, y, geo, n0, n1, td0, td1):
+    """y[n0:n1, :, 2*td0 : 2*td1] from M (64, K, n*td*TH*TW), cropped to the output size."""
+    _, TH, TW = _tiles(geo)
+    n, td, K = n1 - n0, td1 - td0, geo.K
+    M = M.reshape(4, 4, 4, K, n, td, TH, TW)  # (aw, ah, ad, ...)
+    o1 = ws.take("out1", (2, 4, 4, K, n, td, TH, TW), y.dtype)
+    _at(o1, M, 0)
+    o2 = ws.take("out2", (2, 2, 4, K, n, td, TH, TW), y.dtype)
+    _at(o2, o1, 1)
+    o3 = ws.take("out3", (2, 2, 2, K, n, td, TH, TW), y.dtype)
+    _at(o3, o2, 2)
+    OD, OH, OW = geo.out_size
+    od0, od1 = 2 * td0, min(2 * td1, OD)
+    # (aw, ah, ad, K, n, td, TH, TW) -> (n, K, td, ad, TH, ah, TW, aw), cropped
+    tiled = o3.transpose(4, 3, 5, 2, 6, 1, 7, 0).reshape(n, K, 2 * td, 2 * TH, 2 * TW)
+    y[n0:n1, :, od0:od1] = tiled[:, :, :od1 - od0, :OH, :OW]
+
+
+def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    if not applies(geo):
+        raise ValueError(f"Winograd F(2x2x2, 3x3x3) needs a 3x3x3 kernel, stride 1, dilation 1, "
+                         f"groups 1 and padding 0..2 per side; got kernel {geo.kernel}, stride "
+                         f"{geo.stride}, dilation {geo.dilation}, groups {geo.groups}, padding "
+                         f"{geo.padding}")
+    y = output(geo.y_shape, x.dtype, out)
+    parts, limit, T = _split(geo, x.itemsize, workspace_limit)
+    if T == 1:
+        _run_chunks(x, weight_transform(w), y, geo, parts[0], limit, 1)
+        return _add_bias(y, b)
+    with blas_controller().limit(limits=1, user_api="blas"):
+        if len(parts) == 1:  # one chunk: its GEMMs' positions are shared out instead
+            _run_chunks(x, weight_transform(w, T), y, geo, parts[0], limit, T)
+            return _add_bias(y, b)
+        U = weight_transform(w)
+        futures = [_workers(len(parts)).submit(_run_chunks, x, U, y, geo, part, limit, 1)
+                   for part in parts[1:]]
+        try:
+            _run_chunks(x, U, y, geo, parts[0], limit, 1)
+        finally:
+            wait(futures)  # never leave a thread running with BLAS limited
+        for f in futures:
+            f.result()
+    return _add_bias(y, b)
+
+
+def _add_bias(y, b):
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1, 1)
+    return y
+
+
+def _split(geo, itemsize, workspace_limit):
+    """``(parts, limit, T)``: the chunks cut into one contiguous part per thread, the limit each
+    part runs under, and the thread count T. A call of a single chunk (one depth tile) is one
+    part, and its T threads share out the 64 positions of its GEMMs instead.
+
+    A one-sample call, which the threads over samples cannot split, is split here over its
+    chunks of depth tiles when it is large enough (``sample_threads.threads_for``) and
+    ``get_num_threads()`` > 1: its transforms are single-threaded NumPy passes and its 64 GEMMs
+    per chunk are small, so T threads with a single-threaded BLAS each run whole chunks instead
+    of T BLAS threads synchronising on every small GEMM while one core does the transforms.
+    (Inside a split call BLAS runs one thread, so a slice is never split again.)"""
+    what = "conv3d forward (winograd)"
+    T = threads_for(2 if geo.N == 1 else 1, geo.flops())  # 1 unless one sample
+    limit = resolve_limit(workspace_limit)
+    if T > 1:
+        try:
+            n, td = _plan(geo, itemsize, limit // T, what)
+        except WorkspaceLimitError:
+            T = 1
+    if T == 1:
+        n, td = _plan(geo, itemsize, limit, what)
+    todo = list(chunks(geo.N, _tiles(geo)[0], n, td))
+    if T > 1 and len(todo) == 1:  # one chunk of all depth tiles: one (smaller) per thread
+        todo = list(chunks(geo.N, _tiles(geo)[0], n, -(-_tiles(geo)[0] // T)))
+    if len(todo) == 1:
+        return [todo], limit, T
+    P = min(T, len(todo))
+    bounds = [len(todo) * i // P for i in range(P + 1)]
+    return [todo[a:b] for a, b in zip(bounds, bounds[1:])], limit // T, T
+
+
+def _run_chunks(x, U, y, geo, todo, limit, threads):
+    """The chunks ``todo`` in turn; ``threads`` > 1 shares out each chunk's 64 GEMMs."""
+    ws = Workspace(limit)
+    for n0, n1, td0, td1 in todo:
+        V = _input_transform(ws, x, geo, n0, n1, td0, td1)
+        M = ws.take("M", (64, geo.K, V.shape[2]), x.dtype)
+        # 64 GEMMs (K, C) @ (C, tiles), one per position
+        _by_positions(lambda a, b: np.matmul(U[a:b], V[a:b], out=M[a:b]), threads)
+        _output_transform(ws, M, y, geo, n0, n1, td0, td1)
+
+
+def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, True),
+             workspace_limit=None, out=None):
+    """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``.
+
+    With stride 1 the input gradient is itself a stride-1 3x3x3 convolution: ``gy`` with the
+    weight flipped along all three axes and its channel axes swapped, padded by ``2 - p`` on
+    each side (``gx[i] = sum_k gy[i + p - k] w[k]``), so it runs through ``forward``. The
+    weight gradient is that of ``'im2col-planes'``."""
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    gx = gw = None
+    if output_mask[0]:
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1, ::-1].transpose(1, 0, 2, 3, 4))
+        pad_t = tuple((2 - lo, 2 - hi) for lo, hi in geo.padding)
+        gx = forward(gy, w_t, None, 1, pad_t, 1, 1, workspace_limit, out)
+    if output_mask[1]:
+        gw = plane_im2col.backward(gy, x, w, stride, padding, dilation, groups, (False, True),
+                                   workspace_limit)[1]
+    return gx, gw
