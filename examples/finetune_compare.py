@@ -236,13 +236,13 @@ def main(argv=None) -> int:
                         "the data seed")
     parser.add_argument("--seeds", type=int, default=2, help="number of seeds (default 2)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: width 7, 4 frames of 12x12, 16 clips, 1 epoch, 1 seed")
+                        help="a smoke run: width 7, 4 frames of 12x12, 8 clips (one step), 1 seed")
     parser.add_argument("--progress", action="store_true", help="tqdm bars and epoch lines")
     parser.add_argument("--out", help="also write the table (Markdown) to this file")
     args = parser.parse_args(argv)
     if args.quick:
         args.width, args.frames, args.size = 7, 4, 12
-        args.n_train, args.n_test, args.epochs, args.seeds, args.batch_size = 16, 8, 1, 1, 8
+        args.n_train, args.n_test, args.epochs, args.seeds, args.batch_size = 8, 8, 1, 1, 8
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     result = run(args.n_train, args.n_test, args.epochs, args.width, args.frames, args.size,
