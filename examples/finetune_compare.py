@@ -238,8 +238,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0, help="first initialization seed and "
-                        "the data seed")
+    parser.add_argument("--seed", type=int, default=0, help="the first initialization seed")
+    parser.add_argument("--data-seed", type=int, default=None,
+                        help="the clips' seed (default: --seed)")
     parser.add_argument("--seeds", type=int, default=2, help="number of seeds (default 2)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: width 7, 4 frames of 12x12, 8 clips (one step), 1 seed")
@@ -253,7 +254,8 @@ def main(argv=None) -> int:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     result = run(args.n_train, args.n_test, args.epochs, args.width, args.frames, args.size,
                  seeds=tuple(range(args.seed, args.seed + args.seeds)),
-                 batch_size=args.batch_size, lr=args.lr, data_seed=args.seed,
+                 batch_size=args.batch_size, lr=args.lr,
+                 data_seed=args.seed if args.data_seed is None else args.data_seed,
                  progress=args.progress)
     command = "python examples/finetune_compare.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
