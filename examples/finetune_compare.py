@@ -179,9 +179,10 @@ def run(n_train=800, n_test=400, epochs=3, width=10, frames=8, size=16, seeds=(0
             row["first_epoch_accuracy"].append(hist["val_accuracy"][0])
             row["train_accuracy"].append(hist["accuracy"][-1])
             row["step_times"] += timer.times
+            curve = ", ".join(f"{a:.1%}" for a in hist["val_accuracy"])
             log(f"{variant:9s} seed {seed}: base_width {base_width}, {params:,} params, test acc "
-                f"{row['accuracy'][-1]:.1%}, median step {np.median(timer.times):.3f} s, "
-                f"load {row['load'][-1]:.1f}")
+                f"by epoch {curve}, train acc {hist['accuracy'][-1]:.1%}, median step "
+                f"{np.median(timer.times):.3f} s, load {row['load'][-1]:.1f}")
         rows.append(row)
     return dict(rows=rows, n_train=n_train, n_test=n_test, epochs=epochs, width=width,
                 frames=frames, size=size, seeds=list(seeds), batch_size=batch_size, lr=lr,
