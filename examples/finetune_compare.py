@@ -21,7 +21,7 @@ second conv of each stage's first block too few channels, about 6% fewer paramet
 Same data, initialization seeds, optimizer (Adam), epochs and batch size for every variant. The
 gray clips are repeated to 3 channels, as gray video is fed to an RGB network.
 
-Run:  python examples/finetune_compare.py [--quick] [--out docs/models/finetune-table.md]
+Run:  python examples/finetune_compare.py [--quick] [--out FILE.md]   (see docs/models/finetune.md)
 """
 from __future__ import annotations
 
