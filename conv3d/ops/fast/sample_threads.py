@@ -29,6 +29,7 @@ from .threads import blas_controller, get_num_threads
 from .workspace import WorkspaceLimitError, resolve_limit
 
 SPLIT_MIN_FLOPS = 30e6  # forward FLOPs (2 per multiply-add) from which a call is split
+UNITS_MIN_WORK = 2e6    # operations from which run_units shares its units among threads
 
 _enabled = True
 _executor: ThreadPoolExecutor | None = None  # T-1 threads that live on (they keep workspaces)
@@ -107,3 +108,19 @@ def call(op: str, fn, args: tuple, geo, workspace_limit=None):
         return whole
     gws = [gw for _, gw in results]
     return whole, None if gws[0] is None else sum(gws[1:], gws[0])
+
+
+def run_units(kernel, units: int, work: float, *args) -> None:
+    """``kernel(*args, u0, u1)`` over ``range(units)`` in one contiguous range per thread, for
+    compiled loops (``nogil``) whose units write disjoint outputs; unsplit below
+    ``UNITS_MIN_WORK`` operations, where the hand-off costs more than it saves."""
+    T = min(get_num_threads(), units) if _enabled and work >= UNITS_MIN_WORK else 1
+    parts = slices(units, T)
+    futures = [_workers(T).submit(kernel, *args, s.start, s.stop) for s in parts[1:]] \
+        if T > 1 else []
+    try:
+        kernel(*args, parts[0].start, parts[0].stop)
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()
