@@ -319,6 +319,31 @@ def test_depthwise_through_auto_matches_naive_loops(C, multiplier, N, size, kern
     assert tx.grad.dtype == tw.grad.dtype == dtype
 
 
+@settings(max_examples=20, deadline=None)
+@given(N=st.integers(1, 3), groups=st.sampled_from([1, 2]), C=st.integers(1, 3),
+       K=st.integers(1, 3), size=st.tuples(*[st.integers(1, 7)] * 3),
+       stride=st.tuples(*[st.integers(1, 3)] * 3), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_pointwise_layers_match_naive_loops(N, groups, C, K, size, stride, dtype, seed):
+    """1x1x1 kernels without padding (ResNet shortcuts with stride 2) take 'im2col''s GEMM on
+    the strided input, with no columns; every input voxel that no output reads gets zero."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C * groups) + size).astype(dtype)
+    w = rng.standard_normal((K * groups, C, 1, 1, 1)).astype(dtype)
+    b = rng.standard_normal(K * groups).astype(dtype)
+    args = (stride, ((0, 0),) * 3, (1, 1, 1), groups)
+    y_ref = naive_conv3d(x, w, b, *args)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    with fast.use_strategy("im2col"):
+        y = fast.provider.conv3d_forward(x, w, b, *args)
+        gx, gw = fast.provider.conv3d_backward(gy, x, w, *args)
+    tol = TOL[dtype]
+    assert y.dtype == gx.dtype == gw.dtype == dtype
+    np.testing.assert_allclose(y, y_ref, **tol)
+    np.testing.assert_allclose(gx, naive_conv3d_backward_input(gy, w, x.shape, *args), **tol)
+    np.testing.assert_allclose(gw, naive_conv3d_backward_weight(gy, x, w.shape, *args), **tol)
+
+
 def test_direct_shares_its_units_among_threads():
     """Large enough for the threads: the same results as one thread (each unit owns its
     outputs, so the split changes nothing)."""

@@ -115,9 +115,10 @@ def run_units(kernel, units: int, work: float, *args) -> None:
     compiled loops (``nogil``) whose units write disjoint outputs; unsplit below
     ``UNITS_MIN_WORK`` operations, where the hand-off costs more than it saves."""
     T = min(get_num_threads(), units) if _enabled and work >= UNITS_MIN_WORK else 1
+    if T == 1:
+        return kernel(*args, 0, units)
     parts = slices(units, T)
-    futures = [_workers(T).submit(kernel, *args, s.start, s.stop) for s in parts[1:]] \
-        if T > 1 else []
+    futures = [_workers(T).submit(kernel, *args, s.start, s.stop) for s in parts[1:]]
     try:
         kernel(*args, parts[0].start, parts[0].stop)
     finally:
