@@ -8,8 +8,11 @@ accumulated tap by tap instead, one output row at a time::
     gx[n, g*Cg + c, ...] += w[k, c, a, b, e] * gy[n, k, od, oh, :]      (the same rows, scattered)
     gw[k, c, a, b, e]    = sum over n, od, oh, ow of gy[n, k, od, oh, ow] * x[n, g*Cg + c, ...]
 
-For each tap only the outputs whose input lies inside the data are visited (``_valid``), so
-there is no padded copy and no workspace at all. The work is cut into independent units: the
+For each tap only the outputs whose input lies inside the data are visited (``_valid``). With
+stride 1 a tap is instead one shift of the whole zero-padded channel: each unit copies its
+channel into a padded flat buffer once, and every tap is then one long contiguous loop (that
+the compiler vectorizes) in place of OD*OH short rows. Neither needs a workspace: the loops'
+buffers are one channel's volume. The work is cut into independent units: the
 forward by (sample, output channel), the input gradient by (sample, input channel), the weight
 gradient by (output channel, input channel of its group). Units never write to the same array
 element, so threads each run a contiguous range of them in the compiled loop, which releases
@@ -23,6 +26,11 @@ from ...core.geometry import ConvGeometry
 from .sample_threads import run_units
 from .workspace import output
 
+def _wide(geo: ConvGeometry) -> int:
+    """3 (the offset of the wide loops in ``_kernels()``) for stride 1, else 0."""
+    return 3 if geo.stride == (1, 1, 1) else 0
+
+
 def _settings(geo: ConvGeometry) -> tuple:
     return geo.stride + tuple(p[0] for p in geo.padding) + geo.dilation
 
@@ -32,7 +40,8 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     y = output(geo.y_shape, x.dtype, out)
     bias = np.zeros(geo.K, x.dtype) if b is None else b
-    run_units(_kernels()[0], geo.N * geo.K, geo.flops(), x, w, bias, y, *_settings(geo))
+    run_units(_kernels()[0 + _wide(geo)], geo.N * geo.K, geo.flops(), x, w, bias, y,
+              *_settings(geo))
     return y
 
 
@@ -43,10 +52,12 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
     gx = gw = None
     if output_mask[0]:
         gx = output(geo.x_shape, gy.dtype, out)
-        run_units(_kernels()[1], geo.N * geo.C, geo.flops(), gy, w, gx, *_settings(geo))
+        run_units(_kernels()[1 + _wide(geo)], geo.N * geo.C, geo.flops(), gy, w, gx,
+                  *_settings(geo))
     if output_mask[1]:
         gw = np.empty(geo.w_shape, dtype=gy.dtype)
-        run_units(_kernels()[2], geo.K * geo.Cg, geo.flops(), gy, x, gw, *_settings(geo))
+        run_units(_kernels()[2 + _wide(geo)], geo.K * geo.Cg, geo.flops(), gy, x, gw,
+                  *_settings(geo))
     return gx, gw
 
 
@@ -88,10 +99,11 @@ def _kernels():
                             wv, shift = w[k, c, a, b, e], e * dw - pw
                             for od in range(od0, od1):
                                 for oh in range(oh0, oh1):
-                                    xr = xc[od * sd + a * dd - pd, oh * sh + b * dh - ph]
-                                    yr = yk[od, oh]
-                                    for ow in range(ow0, ow1):
-                                        yr[ow] += wv * xr[ow * sw + shift]
+                                    xr = xc[od * sd + a * dd - pd, oh * sh + b * dh - ph,
+                                            ow0 * sw + shift::sw]  # views, see forward_wide
+                                    yr = yk[od, oh, ow0:ow1]
+                                    for t in range(ow1 - ow0):
+                                        yr[t] += wv * xr[t]
 
     @njit(cache=True, nogil=True)
     def input_loop(gy, w, gx, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
@@ -115,10 +127,11 @@ def _kernels():
                             wv, shift = w[k, c, a, b, e], e * dw - pw
                             for od in range(od0, od1):
                                 for oh in range(oh0, oh1):
-                                    dst = gxc[od * sd + a * dd - pd, oh * sh + b * dh - ph]
-                                    src = gyk[od, oh]
-                                    for ow in range(ow0, ow1):
-                                        dst[ow * sw + shift] += wv * src[ow]
+                                    dst = gxc[od * sd + a * dd - pd, oh * sh + b * dh - ph,
+                                              ow0 * sw + shift::sw]
+                                    src = gyk[od, oh, ow0:ow1]
+                                    for t in range(ow1 - ow0):
+                                        dst[t] += wv * src[t]
 
     @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
     def weight_loop(gy, x, gw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
@@ -139,11 +152,104 @@ def _kernels():
                         for n in range(N):
                             for od in range(od0, od1):
                                 for oh in range(oh0, oh1):
-                                    xr = x[n, ci, od * sd + a * dd - pd, oh * sh + b * dh - ph]
-                                    gr = gy[n, k, od, oh]
-                                    for ow in range(ow0, ow1):
-                                        acc += gr[ow] * xr[ow * sw + shift]
+                                    xr = x[n, ci, od * sd + a * dd - pd, oh * sh + b * dh - ph,
+                                           ow0 * sw + shift::sw]
+                                    gr = gy[n, k, od, oh, ow0:ow1]
+                                    for t in range(ow1 - ow0):
+                                        acc += gr[t] * xr[t]
                         gw[k, c, a, b, e] = acc
 
-    _compiled = forward_loop, input_loop, weight_loop
+    # Stride 1: every tap reads the zero-padded input plane-slab shifted by one constant offset,
+    # so a volume laid out with the padded row and plane lengths (Hp*Wp per plane, Wp per row;
+    # "wide": the positions past OW or OH hold values nobody reads) makes each tap one long
+    # contiguous loop instead of OD*OH loops of OW values.
+    @njit(cache=True, nogil=True, inline="always")
+    def _embed(dst, src, pd, ph, pw, Hp, Wp):
+        # dst (wide, flat)[(i + pd)*Hp*Wp + (j + ph)*Wp + l + pw] = src[i, j, l]
+        for i in range(src.shape[0]):
+            for j in range(src.shape[1]):
+                base = (i + pd) * Hp * Wp + (j + ph) * Wp + pw
+                for l in range(src.shape[2]):
+                    dst[base + l] = src[i, j, l]
+
+    @njit(cache=True, nogil=True)
+    def forward_wide(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
+        C = x.shape[1]
+        K, Cg, kD, kH, kW = w.shape
+        OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
+        Kg = K // (C // Cg)
+        Dp, Hp, Wp = OD + dd * (kD - 1), OH + dh * (kH - 1), OW + dw * (kW - 1)
+        L = (OD - 1) * Hp * Wp + (OH - 1) * Wp + OW  # one past the last output read back
+        xp, yw = np.zeros(Dp * Hp * Wp, x.dtype), np.empty(L, y.dtype)
+        for u in range(u0, u1):  # u = n*K + k
+            n, k = u // K, u % K
+            yw[:] = bias[k]
+            for c in range(Cg):
+                _embed(xp, x[n, (k // Kg) * Cg + c], pd, ph, pw, Hp, Wp)
+                for a in range(kD):
+                    for b in range(kH):
+                        for e in range(kW):
+                            wv, off = w[k, c, a, b, e], (a * dd * Hp + b * dh) * Wp + e * dw
+                            src = xp[off:off + L]  # a view: indices from range(L) need
+                            for q in range(L):     # no negative-index check, so it vectorizes
+                                yw[q] += wv * src[q]
+            for od in range(OD):
+                for oh in range(OH):
+                    for ow in range(OW):
+                        y[n, k, od, oh, ow] = yw[(od * Hp + oh) * Wp + ow]
+
+    @njit(cache=True, nogil=True)
+    def input_wide(gy, w, gx, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
+        C, D, H, W = gx.shape[1], gx.shape[2], gx.shape[3], gx.shape[4]
+        K, Cg, kD, kH, kW = w.shape
+        OD, OH, OW = gy.shape[2], gy.shape[3], gy.shape[4]
+        Kg = K // (C // Cg)
+        Dp, Hp, Wp = OD + dd * (kD - 1), OH + dh * (kH - 1), OW + dw * (kW - 1)
+        L = (OD - 1) * Hp * Wp + (OH - 1) * Wp + OW
+        gyw, gxw = np.zeros(L, gy.dtype), np.empty(Dp * Hp * Wp, gx.dtype)
+        for u in range(u0, u1):  # u = n*C + input channel
+            n, ci = u // C, u % C
+            g, c = ci // Cg, ci % Cg
+            gxw[:] = 0
+            for k in range(g * Kg, (g + 1) * Kg):
+                _embed(gyw, gy[n, k], 0, 0, 0, Hp, Wp)  # the wide gaps stay zero
+                for a in range(kD):
+                    for b in range(kH):
+                        for e in range(kW):
+                            wv, off = w[k, c, a, b, e], (a * dd * Hp + b * dh) * Wp + e * dw
+                            dst = gxw[off:off + L]
+                            for q in range(L):
+                                dst[q] += wv * gyw[q]
+            for i in range(D):
+                for j in range(H):
+                    for l in range(W):
+                        gx[n, ci, i, j, l] = gxw[((i + pd) * Hp + j + ph) * Wp + l + pw]
+
+    @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+    def weight_wide(gy, x, gw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
+        N, C = x.shape[0], x.shape[1]
+        K, Cg, kD, kH, kW = gw.shape
+        OD, OH, OW = gy.shape[2], gy.shape[3], gy.shape[4]
+        Kg = K // (C // Cg)
+        Dp, Hp, Wp = OD + dd * (kD - 1), OH + dh * (kH - 1), OW + dw * (kW - 1)
+        L = (OD - 1) * Hp * Wp + (OH - 1) * Wp + OW
+        xp, gyw = np.zeros(Dp * Hp * Wp, x.dtype), np.zeros(L, gy.dtype)
+        acc = np.empty((kD, kH, kW))
+        for u in range(u0, u1):  # u = k*Cg + c
+            k, c = u // Cg, u % Cg
+            acc[...] = 0
+            for n in range(N):
+                _embed(xp, x[n, (k // Kg) * Cg + c], pd, ph, pw, Hp, Wp)
+                _embed(gyw, gy[n, k], 0, 0, 0, Hp, Wp)
+                for a in range(kD):
+                    for b in range(kH):
+                        for e in range(kW):
+                            off, total = (a * dd * Hp + b * dh) * Wp + e * dw, 0.0
+                            src = xp[off:off + L]
+                            for q in range(L):
+                                total += gyw[q] * src[q]
+                            acc[a, b, e] += total
+            gw[k, c] = acc
+
+    _compiled = (forward_loop, input_loop, weight_loop, forward_wide, input_wide, weight_wide)
     return _compiled

@@ -14,7 +14,8 @@ Groups run one after another on channel slices (views, no copies)::
 Output ``o`` along an axis reads input ``i = o*s + k*d - p_lo`` for kernel tap ``k``. Instead of
 copying the input into a zero-padded buffer, each tap asks which outputs land inside the data
 (``ConvGeometry.tap_ranges``) and copies only those: one strided copy per tap, as in Chainer's
-N-d im2col; the rest of the column matrix is written as zeros.
+N-d im2col; the rest of the column matrix is written as zeros. A 1x1x1 kernel without padding
+needs no columns at all: its GEMM operand is x read with the stride (``_pointwise_forward``).
 """
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ hand-off to another thread costs more than it saves) and ``T = min(get_num_threa
 While a split call runs, the BLAS library is limited to one thread for the whole process (its
 thread count is process-wide); split calls made from several threads of a program at once give
 the right results but may leave each other's BLAS at its usual count.
-``with sample_split(False):`` turns splitting off.
+``with sample_split(False):`` turns splitting off, also for ``run_units``: the compiled loops
+without BLAS (strategy ``'direct'``, pooling) share their independent units the same way.
 """
 from __future__ import annotations
 
