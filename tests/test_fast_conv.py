@@ -15,11 +15,12 @@ import conv3d
 import conv3d.functional as F
 from conv3d.core.geometry import ConvGeometry
 from conv3d.ops import fast
-from conv3d.ops.fast import channels_last, im2col_gemm, plane_im2col
+from conv3d.ops.fast import channels_last, direct, im2col_gemm, plane_im2col
 from reference import naive_conv3d, naive_conv3d_backward_input, naive_conv3d_backward_weight
 
-STRATEGY_NAMES = ["im2col", "im2col-planes", "channels-last"]
-MODULES = [im2col_gemm, plane_im2col, channels_last]
+STRATEGY_NAMES = ["im2col", "im2col-planes", "channels-last", "direct"]
+MODULES = [im2col_gemm, plane_im2col, channels_last, direct]
+CHUNKED_NAMES = ["im2col", "im2col-planes", "channels-last"]  # 'direct' uses no workspace
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
@@ -54,9 +55,10 @@ def _arrays(case):
     return x, w, b, gy, args, y_ref
 
 
-def test_strategies_are_the_four_that_auto_chooses_from():
+def test_strategies_are_the_ones_that_auto_chooses_from():
     # 'winograd' serves only stride-1 3x3x3 layers: tests/test_winograd.py
-    assert fast.STRATEGIES == ("auto", "reference", *STRATEGY_NAMES, "winograd")
+    assert fast.STRATEGIES == ("auto", "reference", *STRATEGY_NAMES[:3], "winograd",
+                               *STRATEGY_NAMES[3:])
 
 
 @pytest.mark.parametrize("name", STRATEGY_NAMES)
@@ -155,7 +157,7 @@ def test_channels_last_both_gradients_in_chunks(fraction):
                                rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize("name", CHUNKED_NAMES)
 def test_buffers_kept_between_calls_stay_under_the_limit_and_leave_results_alone(name):
     """The scratch buffers a call leaves for the next one: never more than the limit, and no
     result of an earlier call is a view of them (a later call would overwrite it)."""
@@ -218,7 +220,7 @@ def test_planner_prefers_whole_samples_then_depth_chunks():
     assert plan_chunks(8, 10, lambda n, od: n * od * per_plane, 3000, "t", 50) == (1, 1)
 
 
-@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize("name", CHUNKED_NAMES)
 def test_refuses_when_one_chunk_cannot_fit(name):
     x = conv3d.Tensor(np.ones((2, 8, 4, 16, 16), np.float32))
     w = conv3d.Tensor(np.ones((16, 8, 3, 3, 3), np.float32))
@@ -274,6 +276,8 @@ def test_strategy_selection():
     ((128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0, 1, "im2col"),           # thin, 14x14 planes
     ((128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 0, 1, "channels-last"),     # 5x5x5 outputs
     ((2, 9, 7, 7, 7), (4, 9, 3, 3, 3), 0, 1, "im2col"),   # 5x5x5, but C*taps = 243 <= THIN
+    ((1, 1, 8, 8, 8), (1, 1, 3, 3, 3), 1, 1, "direct"),   # one input channel, one filter
+    ((1, 1, 8, 8, 8), (8, 1, 3, 3, 3), 1, 1, "im2col"),   # one input channel, 8 filters
 ])
 def test_auto_choice_per_shape(x_shape, w_shape, padding, dilation, want):
     """The rule of ``choose`` on the benchmark shapes (docs/benchmarks/notes.md says why); the
@@ -281,6 +285,87 @@ def test_auto_choice_per_shape(x_shape, w_shape, padding, dilation, want):
     (tests/test_winograd.py)."""
     geo = ConvGeometry.from_shapes(x_shape, w_shape, 1, padding, dilation, 1)
     assert fast.choose(geo, "backward") == want
+
+
+def test_auto_takes_direct_for_depthwise_layers():
+    dw = ConvGeometry.from_shapes((2, 96, 16, 14, 14), (96, 1, 3, 3, 3), 1, 1, 1, groups=96)
+    doubled = ConvGeometry.from_shapes((2, 48, 8, 8, 8), (96, 1, 3, 3, 3), 1, 1, 1, groups=48)
+    grouped = ConvGeometry.from_shapes((2, 128, 8, 8, 8), (128, 4, 3, 3, 3), 1, 1, 1, groups=32)
+    assert [fast.choose(g) for g in (dw, doubled, grouped)] == ["direct", "direct", "im2col"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(C=st.integers(1, 5), multiplier=st.sampled_from([1, 2]), N=st.integers(1, 2),
+       size=st.tuples(*[st.integers(1, 7)] * 3), kernel=st.tuples(*[st.integers(1, 3)] * 3),
+       stride=st.one_of(st.just((1, 1, 1)), st.tuples(*[st.integers(1, 3)] * 3)),
+       dilation=st.tuples(*[st.integers(1, 2)] * 3),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_depthwise_through_auto_matches_naive_loops(C, multiplier, N, size, kernel, stride,
+                                                    dilation, dtype, seed):
+    """Depthwise layers (groups = C, 1 or 2 filters each) with padding='same', as X3D's and
+    CSN's, through the autograd API: 'auto' takes 'direct' (its stride-1 loops on the padded
+    "wide" layout, or the general ones), and all three results match the float64 loops;
+    float32 stays float32."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C) + size).astype(dtype)
+    w = rng.standard_normal((C * multiplier, 1) + kernel).astype(dtype)
+    b = rng.standard_normal(C * multiplier).astype(dtype)
+    tx, tw, tb = (conv3d.Tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv3d(tx, tw, tb, stride=stride, padding="same", dilation=dilation, groups=C)
+    assert fast.last_choice["forward"] == "direct" and y.dtype == dtype
+    geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, "same", dilation, C)
+    args = (stride, geo.padding, dilation, C)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(y.numpy(), naive_conv3d(x, w, b, *args), **tol)
+    np.testing.assert_allclose(tx.grad, naive_conv3d_backward_input(gy, w, x.shape, *args), **tol)
+    np.testing.assert_allclose(tw.grad, naive_conv3d_backward_weight(gy, x, w.shape, *args),
+                               **tol)
+    assert tx.grad.dtype == tw.grad.dtype == dtype
+
+
+@settings(max_examples=20, deadline=None)
+@given(N=st.integers(1, 3), groups=st.sampled_from([1, 2]), C=st.integers(1, 3),
+       K=st.integers(1, 3), size=st.tuples(*[st.integers(1, 7)] * 3),
+       stride=st.tuples(*[st.integers(1, 3)] * 3), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_pointwise_layers_match_naive_loops(N, groups, C, K, size, stride, dtype, seed):
+    """1x1x1 kernels without padding (ResNet shortcuts with stride 2) take 'im2col''s GEMM on
+    the strided input, with no columns; every input voxel that no output reads gets zero."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C * groups) + size).astype(dtype)
+    w = rng.standard_normal((K * groups, C, 1, 1, 1)).astype(dtype)
+    b = rng.standard_normal(K * groups).astype(dtype)
+    args = (stride, ((0, 0),) * 3, (1, 1, 1), groups)
+    y_ref = naive_conv3d(x, w, b, *args)
+    gy = rng.standard_normal(y_ref.shape).astype(dtype)
+    with fast.use_strategy("im2col"):
+        y = fast.provider.conv3d_forward(x, w, b, *args)
+        gx, gw = fast.provider.conv3d_backward(gy, x, w, *args)
+    tol = TOL[dtype]
+    assert y.dtype == gx.dtype == gw.dtype == dtype
+    np.testing.assert_allclose(y, y_ref, **tol)
+    np.testing.assert_allclose(gx, naive_conv3d_backward_input(gy, w, x.shape, *args), **tol)
+    np.testing.assert_allclose(gw, naive_conv3d_backward_weight(gy, x, w.shape, *args), **tol)
+
+
+def test_direct_shares_its_units_among_threads():
+    """Large enough for the threads: the same results as one thread (each unit owns its
+    outputs, so the split changes nothing)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 6, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((16, 1, 3, 3, 3)).astype(np.float32)
+    args = ((1, 1, 1), ((1, 1),) * 3, (1, 1, 1), 16)
+    gy = rng.standard_normal((2, 16, 6, 20, 20)).astype(np.float32)
+    results = []
+    for n in (1, 2):
+        with fast.num_threads(n):
+            results.append([direct.forward(x, w, None, *args), *direct.backward(gy, x, w, *args)])
+    assert ConvGeometry.from_shapes(x.shape, w.shape, *args).flops() >= fast.sample_threads.UNITS_MIN_WORK
+    for one, two in zip(*results):
+        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(results[1][0], naive_conv3d(x, w, None, *args), **TOL[np.float32])
 
 
 @pytest.mark.parametrize("stride,dilation", [((1, 2, 1), (1, 1, 2)), ((1, 1, 1), (2, 1, 1)),

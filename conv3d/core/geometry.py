@@ -21,6 +21,7 @@ from functools import cached_property
 from .shapes import conv_output_size, pool_output_size, same_padding, to_triple
 
 AXES = ("depth", "height", "width")
+_checked: dict = {}  # ConvGeometry.from_shapes: settings already checked -> their geometry
 _IN, _OUT = ("D", "H", "W"), ("OD", "OH", "OW")
 
 
@@ -53,7 +54,19 @@ class ConvGeometry:
     @classmethod
     def from_shapes(cls, x_shape, w_shape, stride=1, padding=0, dilation=1,
                     groups=1) -> ConvGeometry:
-        """Check the settings against the shapes and return the geometry."""
+        """Check the settings against the shapes and return the geometry. A call is checked by
+        several layers in turn (ops, provider, strategy), so checked settings are remembered
+        (the geometry is frozen), keyed by their ``repr``: ``1.0`` and ``True`` are not ``1``."""
+        key = repr((x_shape, w_shape, stride, padding, dilation, groups))
+        geo = _checked.get(key)
+        if geo is None:
+            if len(_checked) >= 512:
+                _checked.clear()
+            geo = _checked[key] = cls._check(x_shape, w_shape, stride, padding, dilation, groups)
+        return geo
+
+    @classmethod
+    def _check(cls, x_shape, w_shape, stride, padding, dilation, groups) -> ConvGeometry:
         stride = to_triple(stride, "stride", minimum=1)
         dilation = to_triple(dilation, "dilation", minimum=1)
         N, C, D, H, W = (int(v) for v in x_shape)

@@ -303,7 +303,7 @@ def check_float_dtypes(op: str, **arrays) -> None:
         if a.dtype.kind != "f":
             raise TypeError(f"{op}: {name} has dtype {a.dtype}, expected float32 or float64; "
                             f"convert it, e.g. {name}.astype(np.float32)")
-    dtypes = {str(a.dtype) for a in named.values()}
+    dtypes = {a.dtype for a in named.values()}
     if len(dtypes) > 1:
         listing = ", ".join(f"{k}={v.dtype}" for k, v in named.items())
         raise TypeError(f"{op}: mixed dtypes ({listing}); conv3d never upcasts silently, so "

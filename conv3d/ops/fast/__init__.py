@@ -1,4 +1,5 @@
-"""The fast CPU path for 3D convolution: four chunked strategies under a workspace limit.
+"""The fast CPU path for 3D convolution: GEMM, Winograd and direct-loop strategies under a
+workspace limit.
 
 ``conv3d/ops/cpu_reference.py`` is the version to read first: one im2col, one matmul. This
 package is the version to run. It keeps the same mathematics (Winograd: the same result by
@@ -12,7 +13,8 @@ fewer multiplications) and adds what speed and memory need, each in its own modu
 * ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
 * ``sample_threads.py``: large calls run on one slice of the batch per thread;
 * ``threads.py``: the BLAS thread count;
-* ``pooling.py``: max pooling over tiling windows in one pass.
+* ``direct.py``: strategy ``'direct'``, compiled loops over the taps for depthwise layers;
+* ``pooling.py``: max and average pooling, compiled loops over the output voxels.
 
 ``conv3d.ops`` registers ``provider`` for the ``'cpu'`` device. To run the readable path
 instead: ``conv3d.ops.fast.set_strategy('reference')`` or ``with use_strategy('reference'):``.

@@ -7,6 +7,7 @@
 ``'im2col-planes'`` 2D im2col per input plane, shared by kD output planes (``plane_im2col``)
 ``'channels-last'`` 2D im2col in NDHWC layout, copies of whole channel runs (``channels_last``)
 ``'winograd'``      3D Winograd F(2x2x2, 3x3x3) for stride-1 3x3x3 layers (``winograd``)
+``'direct'``        compiled loops over the taps, no columns, no workspace (``direct``)
 ==================  =========================================================================
 
 Each strategy module has ``forward(x, w, b, ...)`` and ``backward(gy, x, w, ..., output_mask)``.
@@ -18,16 +19,18 @@ import contextlib
 
 from ...core.geometry import ConvGeometry
 from .. import cpu_reference
-from . import channels_last, im2col_gemm, plane_im2col, pooling, sample_threads, winograd
+from . import channels_last, direct, im2col_gemm, plane_im2col, pooling, sample_threads, winograd
 
-STRATEGIES = ("auto", "reference", "im2col", "im2col-planes", "channels-last", "winograd")
+STRATEGIES = ("auto", "reference", "im2col", "im2col-planes", "channels-last", "winograd",
+              "direct")
 _MODULES = {"im2col": im2col_gemm, "im2col-planes": plane_im2col,
-            "channels-last": channels_last, "winograd": winograd}
+            "channels-last": channels_last, "winograd": winograd, "direct": direct}
 
 LONG_PLANE = 1024    # output voxels per plane (OH*OW) from which 'im2col-planes' is chosen
 SMALL_VOLUME = 4096  # output voxels per sample (OD*OH*OW) up to which 'channels-last' is chosen
 THIN = 256           # GEMM inner dimension C/groups*kD*kH*kW up to which it is not
 WINOGRAD_CHANNELS = 64  # input and output channels from which 'winograd' runs the forward
+FEW_FILTERS = 4      # filters per group up to which groups of one input channel take 'direct'
 
 _strategy = "auto"
 last_choice: dict = {}  # 'forward'/'backward' -> strategy of the most recent call
@@ -65,6 +68,9 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     """The strategy for ``geo`` and ``op`` ('forward' or 'backward'): the one set, or under
     ``'auto'`` this rule.
 
+    Groups of one input channel with at most ``FEW_FILTERS`` filters each (depthwise layers,
+    single-channel inputs) take ``'direct'``: their GEMMs would have one row of C/groups*taps
+    values, so im2col copies the input kD*kH*kW times for almost no arithmetic.
     The forward of a layer ``winograd.applies`` to (3x3x3 kernel, stride 1, dilation 1, groups
     1) with at least ``WINOGRAD_CHANNELS`` input and output channels takes ``'winograd'``: it
     needs 64 multiplications per 2x2x2 outputs where im2col's GEMM needs 216, and the GEMMs are
@@ -93,6 +99,8 @@ def _auto(geo, op):
     if (op == "forward" and winograd.applies(geo)
             and min(geo.C, geo.K) >= WINOGRAD_CHANNELS):
         return "winograd"
+    if geo.Cg == 1 and geo.Kg <= FEW_FILTERS:
+        return "direct"
     if geo.plane >= LONG_PLANE and geo.dilation[0] == 1:
         return "im2col-planes"
     if geo.plane * geo.OD <= SMALL_VOLUME and geo.Cg * geo.taps > THIN:
@@ -103,14 +111,16 @@ def _auto(geo, op):
 class FastCPUKernels:
     """The kernel provider for ``'cpu'`` (the contract in ``conv3d.core.backend``), choosing a
     strategy per call. The convolution functions also take ``workspace_limit=`` (bytes, this
-    call only). Max pooling with tiling windows (``MaxPool3d(2)``) takes one compiled pass
-    (``pooling.py``); all other pooling is the reference provider's."""
+    call only). Pooling takes the compiled loops of ``pooling.py`` (the reference provider's
+    under strategy ``'reference'``)."""
 
     def conv3d_forward(self, x, w, b, stride, padding, dilation, groups, workspace_limit=None):
         geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
         name = last_choice["forward"] = choose(geo)
         if name == "reference":
             return cpu_reference.conv3d_forward(x, w, b, stride, padding, dilation, groups)
+        if name == "direct":  # no workspace; it shares its own units among the threads
+            return direct.forward(x, w, b, stride, padding, dilation, groups)
         return sample_threads.call("forward", _MODULES[name].forward,
                                    (x, w, b, stride, padding, dilation, groups), geo,
                                    workspace_limit)
@@ -125,19 +135,25 @@ class FastCPUKernels:
             return None, None
         if name == "reference":
             return cpu_reference.conv3d_backward(*args)
+        if name == "direct":
+            return direct.backward(*args)
         return sample_threads.call("backward", _MODULES[name].backward, args, geo,
                                    workspace_limit)
 
+    def _pooling(self):
+        return cpu_reference if _strategy == "reference" else pooling
+
     def max_pool3d_forward(self, *args, **options):
-        module = cpu_reference if _strategy == "reference" else pooling
-        return module.max_pool3d_forward(*args, **options)
+        return self._pooling().max_pool3d_forward(*args, **options)
 
     def max_pool3d_backward(self, *args):
-        module = cpu_reference if _strategy == "reference" else pooling
-        return module.max_pool3d_backward(*args)
+        return self._pooling().max_pool3d_backward(*args)
 
-    avg_pool3d_forward = staticmethod(cpu_reference.avg_pool3d_forward)
-    avg_pool3d_backward = staticmethod(cpu_reference.avg_pool3d_backward)
+    def avg_pool3d_forward(self, *args):
+        return self._pooling().avg_pool3d_forward(*args)
+
+    def avg_pool3d_backward(self, *args):
+        return self._pooling().avg_pool3d_backward(*args)
 
 
 provider = FastCPUKernels()

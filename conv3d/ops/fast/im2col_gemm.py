@@ -14,7 +14,8 @@ Groups run one after another on channel slices (views, no copies)::
 Output ``o`` along an axis reads input ``i = o*s + k*d - p_lo`` for kernel tap ``k``. Instead of
 copying the input into a zero-padded buffer, each tap asks which outputs land inside the data
 (``ConvGeometry.tap_ranges``) and copies only those: one strided copy per tap, as in Chainer's
-N-d im2col; the rest of the column matrix is written as zeros.
+N-d im2col; the rest of the column matrix is written as zeros. A 1x1x1 kernel without padding
+needs no columns at all: its GEMM operand is x read with the stride (``_pointwise_forward``).
 """
 from __future__ import annotations
 
@@ -100,8 +101,57 @@ def _gy_rows(ws, gyg, n0, n1, od0, od1):
     return g2.reshape(g2.shape[0], -1)
 
 
+def _pointwise(geo) -> bool:
+    """A 1x1x1 kernel without padding: its im2col matrix is x itself, strided (no columns)."""
+    return geo.taps == 1 and not any(lo or hi for lo, hi in geo.padding)
+
+
+def _strided(a, geo):
+    """The voxels of ``a`` (N, C, D, H, W) that a 1x1x1 kernel reads: (N, C, OD*OH*OW), a view
+    for stride 1, else one copy."""
+    (sd, sh, sw), (OD, OH, OW) = geo.stride, geo.out_size
+    return a[:, :, :OD * sd:sd, :OH * sh:sh, :OW * sw:sw].reshape(a.shape[0], a.shape[1], -1)
+
+
+def _pointwise_forward(x, w, b, geo, out):
+    """y[n] (K, voxels) = W (K, C) @ x[n, :, ::s, ::s, ::s] (C, voxels), per group."""
+    y = output(geo.y_shape, x.dtype, out)
+    xs, Cg, Kg = _strided(x, geo), geo.Cg, geo.Kg
+    ys = y.reshape(geo.N, geo.K, -1)
+    for g in range(geo.groups):
+        np.matmul(w[g * Kg:(g + 1) * Kg].reshape(Kg, Cg), xs[:, g * Cg:(g + 1) * Cg],
+                  out=ys[:, g * Kg:(g + 1) * Kg])
+    if b is not None:
+        ys += b[:, None]
+    return y
+
+
+def _pointwise_backward(gy, x, w, geo, output_mask, out):
+    """gx[n, :, ::s, ::s, ::s] = W^T @ gy[n] (zero elsewhere); gW = sum over n of gy[n] @ x[n]^T."""
+    Cg, Kg = geo.Cg, geo.Kg
+    gys = gy.reshape(geo.N, geo.K, -1)
+    gx = gw = None
+    if output_mask[0]:
+        gx = output(geo.x_shape, gy.dtype, out, zero=geo.stride != (1, 1, 1))
+        (sd, sh, sw), (OD, OH, OW) = geo.stride, geo.out_size
+        dst = gx[:, :, :OD * sd:sd, :OH * sh:sh, :OW * sw:sw]
+        for g in range(geo.groups):
+            wt = w[g * Kg:(g + 1) * Kg].reshape(Kg, Cg).T
+            dst[:, g * Cg:(g + 1) * Cg] = (wt @ gys[:, g * Kg:(g + 1) * Kg]).reshape(
+                (geo.N, Cg) + geo.out_size)
+    if output_mask[1]:
+        xs = _strided(x, geo)
+        gw = np.empty(geo.w_shape, gy.dtype)
+        for g in range(geo.groups):
+            prod = gys[:, g * Kg:(g + 1) * Kg] @ xs[:, g * Cg:(g + 1) * Cg].transpose(0, 2, 1)
+            gw[g * Kg:(g + 1) * Kg] = prod.sum(axis=0).reshape(Kg, Cg, 1, 1, 1)
+    return gx, gw
+
+
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    if _pointwise(geo):
+        return _pointwise_forward(x, w, b, geo, out)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward")
     y = output(geo.y_shape, x.dtype, out)
     g1, Cg, Kg = geo.one_group(), geo.Cg, geo.Kg
@@ -128,6 +178,8 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
              workspace_limit=None, out=None):
     """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``."""
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
+    if _pointwise(geo):
+        return _pointwise_backward(gy, x, w, geo, output_mask, out)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward")
     gx = output(geo.x_shape, gy.dtype, out, zero=True) if output_mask[0] else None
     gw = np.zeros(geo.w_shape, dtype=gy.dtype) if output_mask[1] else None

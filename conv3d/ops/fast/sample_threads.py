@@ -16,7 +16,8 @@ hand-off to another thread costs more than it saves) and ``T = min(get_num_threa
 While a split call runs, the BLAS library is limited to one thread for the whole process (its
 thread count is process-wide); split calls made from several threads of a program at once give
 the right results but may leave each other's BLAS at its usual count.
-``with sample_split(False):`` turns splitting off.
+``with sample_split(False):`` turns splitting off, also for ``run_units``: the compiled loops
+without BLAS (strategy ``'direct'``, pooling) share their independent units the same way.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .threads import blas_controller, get_num_threads
 from .workspace import WorkspaceLimitError, resolve_limit
 
 SPLIT_MIN_FLOPS = 30e6  # forward FLOPs (2 per multiply-add) from which a call is split
+UNITS_MIN_WORK = 2e6    # operations from which run_units shares its units among threads
 
 _enabled = True
 _executor: ThreadPoolExecutor | None = None  # T-1 threads that live on (they keep workspaces)
@@ -107,3 +109,20 @@ def call(op: str, fn, args: tuple, geo, workspace_limit=None):
         return whole
     gws = [gw for _, gw in results]
     return whole, None if gws[0] is None else sum(gws[1:], gws[0])
+
+
+def run_units(kernel, units: int, work: float, *args) -> None:
+    """``kernel(*args, u0, u1)`` over ``range(units)`` in one contiguous range per thread, for
+    compiled loops (``nogil``) whose units write disjoint outputs; unsplit below
+    ``UNITS_MIN_WORK`` operations, where the hand-off costs more than it saves."""
+    T = min(get_num_threads(), units) if _enabled and work >= UNITS_MIN_WORK else 1
+    if T == 1:
+        return kernel(*args, 0, units)
+    parts = slices(units, T)
+    futures = [_workers(T).submit(kernel, *args, s.start, s.stop) for s in parts[1:]]
+    try:
+        kernel(*args, parts[0].start, parts[0].stop)
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()

@@ -2,8 +2,9 @@
 
 ``set_num_threads(n)`` sets it for every BLAS library threadpoolctl finds; ``get_num_threads()``
 reports it (respecting ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` set before start-up);
-``num_threads(n)`` is the context-manager form. The compiled loops (channels-last copies,
-max pooling) are serial, so numba's thread count does not matter here.
+``num_threads(n)`` is the context-manager form. The compiled loops never use numba's own
+threads: the channels-last copies are serial, and strategy ``'direct'`` and pooling share
+their units among this many Python threads (``sample_threads.run_units``).
 """
 from __future__ import annotations
 
