@@ -1,7 +1,7 @@
 """Which strategy runs a convolution, and the ``'cpu'`` kernel provider built on that choice.
 
 ==================  =========================================================================
-``'auto'``          the default: ``choose`` picks one of the three below per shape
+``'auto'``          the default: ``choose`` picks one of the strategies below per shape
 ``'reference'``     the readable path, ``conv3d/ops/cpu_reference.py`` (whole im2col, no limit)
 ``'im2col'``        chunked im2col + one GEMM per chunk (``im2col_gemm``)
 ``'im2col-planes'`` 2D im2col per input plane, shared by kD output planes (``plane_im2col``)
