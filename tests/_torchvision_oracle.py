@@ -3,12 +3,9 @@
 torchvision's video networks (``torchvision/models/video/resnet.py`` and ``s3d.py``) are pure
 Python on top of ``torch.nn``, but ``import torchvision`` loads its C extension first, and the
 only wheel installable beside the CPU build of torch is built for CUDA torch, so it fails
-("operator torchvision::nms does not exist"). We therefore never run torchvision's package
-``__init__`` files: stub package modules (with the real ``__path__``) stand in for
-``torchvision``, ``torchvision.models``, ``torchvision.models.video`` and ``torchvision.ops``
-while the two source files are imported, and every ``torchvision*`` entry of ``sys.modules``
-is put back as it was afterwards, so no other test sees a half-imported torchvision. (A
-torchvision that some other code already imported for real is used as it is.)
+("operator torchvision::nms does not exist"). ``conv3d.bench.tvload`` imports those files
+without running torchvision's package ``__init__`` (and leaves ``sys.modules`` as it was);
+this module turns its ImportError into a skip with the reason.
 
 ``video_models()`` returns the two modules and ``torchvision_module(name)`` any other pure-Python
 module (``"models.resnet"``, ``"transforms._presets"``), or each skips the calling test with the
@@ -16,67 +13,17 @@ reason.
 """
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.util
-import os
-import sys
-import types
-
 import pytest
 
-STUBBED = ("torchvision", "torchvision.models", "torchvision.models.video", "torchvision.ops")
-INSTALL = 'pip install --no-deps "torchvision==0.29.1"'
-
-
-def _is_torchvision(name: str) -> bool:
-    return name == "torchvision" or name.startswith("torchvision.")
-
-
-@functools.lru_cache(maxsize=None)
-def _load(name: str):
-    """The module ``torchvision.<name>`` (e.g. ``"models.video.resnet"``,
-    ``"transforms._presets"``), or the reason it cannot be loaded (a str)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return "torch is not installed: the torchvision oracle needs it (pip install torch)"
-    if "torchvision" in sys.modules and not isinstance(sys.modules["torchvision"],
-                                                       _StubPackage):
-        try:  # imported for real elsewhere: use it
-            return importlib.import_module(f"torchvision.{name}")
-        except Exception as exc:  # noqa: BLE001 - any failure means no oracle
-            return f"torchvision is imported but torchvision.{name} fails: {exc!r}"
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None or not spec.submodule_search_locations:
-        return f"torchvision is not installed ({INSTALL})"
-    root = list(spec.submodule_search_locations)[0]
-    saved = {k: v for k, v in sys.modules.items() if _is_torchvision(k)}
-    try:
-        for package in STUBBED:
-            stub = _StubPackage(package)
-            stub.__path__ = [os.path.join(root, *package.split(".")[1:])]
-            sys.modules[package] = stub
-        return importlib.import_module(f"torchvision.{name}")
-    except Exception as exc:  # noqa: BLE001 - any failure means no oracle, with its reason
-        return (f"torchvision.{name} does not import from {root} even with its C extension "
-                f"bypassed: {type(exc).__name__}: {exc}")
-    finally:
-        for key in [k for k in sys.modules if _is_torchvision(k)]:
-            del sys.modules[key]
-        sys.modules.update(saved)
-
-
-class _StubPackage(types.ModuleType):
-    """A package module whose ``__init__`` never runs (only its ``__path__`` is used)."""
+from conv3d.bench import tvload
 
 
 def torchvision_module(name: str):
-    """``torchvision.<name>``, imported as the module docstring says; skips the test if absent."""
-    loaded = _load(name)
-    if isinstance(loaded, str):
-        pytest.skip(loaded)
-    return loaded
+    """``torchvision.<name>``, imported by ``conv3d.bench.tvload``; skips the test if absent."""
+    try:
+        return tvload.torchvision_module(name)
+    except ImportError as exc:
+        pytest.skip(str(exc))
 
 
 def video_models():

@@ -211,3 +211,21 @@ def test_registered_and_bad_input():
         models.r3d_18(base_width=0)
     with pytest.raises(ValueError, match=r"\(N, 3, D, H, W\)"):
         models.r3d_18(base_width=4)(Tensor(np.zeros((1, 1, 4, 32, 32), np.float32)))
+
+
+def test_loading_torchvision_files_leaves_sys_modules_as_it_was():
+    """tvload stubs torchvision's packages only while it imports a file: a stub left behind
+    would make a later real ``import torchvision`` find an empty package."""
+    import sys
+
+    from conv3d.bench import tvload
+
+    def torchvision_entries():
+        return {k: id(v) for k, v in sys.modules.items() if k.split(".")[0] == "torchvision"}
+
+    before = torchvision_entries()
+    try:
+        tvload.video_models()
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    assert torchvision_entries() == before
