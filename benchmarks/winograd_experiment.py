@@ -203,6 +203,23 @@ def _impls(x, w, with_numba):
     return impls
 
 
+def best_of_rounds(impls, rounds, order):
+    """{key: best seconds}: in each round every implementation runs once warm and once timed,
+    in a shuffled order with a pause before each, so that drift in the machine's load is
+    shared by all of them instead of landing on whichever ran last."""
+    best = {k: float("inf") for k in impls}
+    for _ in range(rounds):
+        keys = list(impls)
+        order.shuffle(keys)
+        for key in keys:
+            time.sleep(PAUSE)
+            impls[key]()
+            t = time.perf_counter()
+            impls[key]()
+            best[key] = min(best[key], time.perf_counter() - t)
+    return best
+
+
 def time_shapes(shapes, rounds, threads, with_numba):
     import torch  # noqa: PLC0415
     conv3d.set_num_threads(threads)
@@ -226,16 +243,7 @@ def time_shapes(shapes, rounds, threads, with_numba):
         with _no_winograd():
             impls["auto"]()
             chosen = fast.last_choice["forward"]
-        best = {k: float("inf") for k in impls}
-        for _ in range(rounds):
-            keys = list(impls)
-            order.shuffle(keys)
-            for key in keys:
-                time.sleep(PAUSE)
-                impls[key]()
-                t = time.perf_counter()
-                impls[key]()
-                best[key] = min(best[key], time.perf_counter() - t)
+        best = best_of_rounds(impls, rounds, order)
         ms = {k: v * 1e3 for k, v in best.items()}
         numba = f"{ms['winograd-numba']:.1f}" if "winograd-numba" in ms else "-"
         print(f"| {name} | {N} | {C} | {'x'.join(map(str, size))} | {ms['winograd']:.1f} | "
@@ -267,16 +275,7 @@ def time_gx(shapes, rounds, threads):
         a, b = impls["winograd"](), impls["auto"]()
         assert float(np.max(np.abs(a - b)) / np.max(np.abs(b))) < 1e-4, name
         chosen = fast.last_choice["backward"]
-        best = {k: float("inf") for k in impls}
-        for _ in range(rounds):
-            keys = list(impls)
-            order.shuffle(keys)
-            for key in keys:
-                time.sleep(PAUSE)
-                impls[key]()
-                t = time.perf_counter()
-                impls[key]()
-                best[key] = min(best[key], time.perf_counter() - t)
+        best = best_of_rounds(impls, rounds, order)
         print(f"| {name} | {N} | {C} | {'x'.join(map(str, size))} | {best['winograd'] * 1e3:.1f} "
               f"| {best['auto'] * 1e3:.1f} ({chosen}) | {best['auto'] / best['winograd']:.2f} |",
               flush=True)
