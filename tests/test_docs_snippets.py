@@ -74,7 +74,13 @@ CHECKER = doctest.OutputChecker()
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+#: pages whose snippets take over 10 s (they build whole networks): run in CI's slow step
+SLOW_PAGES = {"models/c3d-p3d-i3d.md"}
+
+
+@pytest.mark.parametrize("page", [
+    pytest.param(p, marks=pytest.mark.slow) if str(p.relative_to(DOCS)) in SLOW_PAGES else p
+    for p in PAGES], ids=[str(p.relative_to(DOCS)) for p in PAGES])
 def test_page_snippets_print_what_the_page_says(page, tmp_path, monkeypatch):
     import matplotlib
     import numpy as np

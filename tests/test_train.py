@@ -158,6 +158,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # trains in a subprocess, kills it mid-write, resumes: about 10 s
 def test_checkpoint_survives_kill_9_during_a_write_and_training_resumes(tmp_path):
     path = tmp_path / "ckpt.npz"
     script = CHILD.format(tests=os.path.dirname(__file__), path=str(path))
