@@ -80,13 +80,13 @@ def check_against_reference(case, dtype):
     assert X.grad.dtype == Wt.grad.dtype == dtype
 
 
-@settings(max_examples=80)
+@settings(max_examples=40)
 @given(conv_cases())
 def test_conv3d_matches_naive_loops_float64(case):
     check_against_reference(case, np.float64)
 
 
-@settings(max_examples=50)
+@settings(max_examples=25)
 @given(conv_cases())
 def test_conv3d_matches_naive_loops_float32(case):
     check_against_reference(case, np.float32)
