@@ -9,7 +9,11 @@ per axis with input size I and output size O:
 * the scale: ``1 / scale_factor`` when a scale factor was given (and not recomputed), else
   ``I / O``; with ``align_corners=True`` (trilinear only) ``(I - 1) / (O - 1)`` (0 when O = 1);
 * nearest: output o copies input ``min(floor(o * scale), I - 1)``, computed in float32 as torch
-  does (so ``scale_factor=3`` on 5 voxels picks the same input voxels as torch);
+  does (in float64, ``scale_factor=3.7`` on 11 voxels would pick other voxels), with no special
+  case for O = I or O = 2I (torch 2.x has none either: ``scale_factor=1.3`` on 2 voxels gives
+  O = 2 but copies voxel 0 twice). The backward here is that forward's own gradient; torch's
+  nearest backward still takes those two shortcuts, so in such cases its gradient is not the
+  gradient of its forward, and conv3d's differs from it;
 * trilinear: the source position is ``src = o * scale`` (align_corners) or
   ``max((o + 0.5) * scale - 0.5, 0)``; output o is ``(1 - l) * x[i0] + l * x[i1]`` with
   ``i0 = floor(src)``, ``i1 = min(i0 + 1, I - 1)``, ``l = src - i0``.
@@ -47,10 +51,6 @@ def nearest_indices(I: int, O: int, factor=None) -> np.ndarray:
     >>> nearest_indices(2, 5).tolist()       # scale 2/5 = 0.4: floor(0, 0.4, 0.8, 1.2, 1.6)
     [0, 0, 0, 1, 1]
     """
-    if O == I:
-        return np.arange(O)
-    if O == 2 * I:
-        return np.arange(O) >> 1
     scale = _scale(I, O, factor, False, np.float32)
     src = np.floor(np.arange(O, dtype=np.float32) * scale).astype(np.int64)
     return np.minimum(src, I - 1)
