@@ -143,3 +143,13 @@ def test_nearest_gradient_is_the_adjoint_where_torchs_is_not():
     np.testing.assert_array_equal(x.grad.ravel(), [3.0, 0.0])
     assert gradcheck(lambda t: F.interpolate(t, scale_factor=(1, 1, 1.3)),
                      [Tensor(np.array([1.0, 2.0]).reshape(1, 1, 1, 1, 2), requires_grad=True)])
+
+
+def test_trilinear_copies_an_axis_whose_size_stays_as_torch():
+    torch = pytest.importorskip("torch")
+    x = np.arange(1.0, 5.0).reshape(1, 1, 2, 1, 2)
+    kwargs = dict(scale_factor=(2, 1, 1.3), mode="trilinear")  # W: floor(2 * 1.3) = 2 = I
+    y = F.interpolate(x, **kwargs).numpy()
+    np.testing.assert_array_equal(y[0, 0, :, 0], [[1, 2], [1.5, 2.5], [2.5, 3.5], [3, 4]])
+    np.testing.assert_array_equal(
+        y, torch.nn.functional.interpolate(torch.from_numpy(x), **kwargs).numpy())

@@ -16,7 +16,8 @@ per axis with input size I and output size O:
   gradient of its forward, and conv3d's differs from it;
 * trilinear: the source position is ``src = o * scale`` (align_corners) or
   ``max((o + 0.5) * scale - 0.5, 0)``; output o is ``(1 - l) * x[i0] + l * x[i1]`` with
-  ``i0 = floor(src)``, ``i1 = min(i0 + 1, I - 1)``, ``l = src - i0``.
+  ``i0 = floor(src)``, ``i1 = min(i0 + 1, I - 1)``, ``l = src - i0``. An axis with O = I is
+  copied, as torch does, even when ``scale_factor`` (e.g. 1.3 on 2 voxels) says otherwise.
 
 The output size is ``size``, or ``floor(I * scale_factor)`` per axis.
 """
@@ -82,6 +83,8 @@ def resize_matrix(I: int, O: int, mode: str, factor, align_corners: bool, dtype)
     if mode == "nearest":
         M[rows, nearest_indices(I, O, factor)] = 1
         return M
+    if O == I:  # torch copies such an axis, whatever scale_factor says (nearest does not)
+        return np.eye(I, dtype=dtype)
     i0, i1, lam = linear_weights(I, O, factor, align_corners, dtype)
     np.add.at(M, (rows, i0), 1 - lam)
     np.add.at(M, (rows, i1), lam)  # i1 == i0 at the last input: the weights add up to 1
