@@ -109,7 +109,8 @@ def pad(x, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
         pad: an even number of ints, (last_lo, last_hi, second_last_lo, ...), as torch.
         mode: 'constant', 'reflect', 'replicate' or 'circular' (see the module docstring).
             'reflect' needs each amount < the axis's size, 'circular' <= it; the three of them
-            need amounts >= 0.
+            need amounts >= 0. They pad any number of trailing axes (torch's take exactly the
+            last three of a 5-D input).
         value: the fill value of 'constant' (e.g. ``-float('inf')`` before a max pooling).
 
     >>> import numpy as np, conv3d, conv3d.functional as F
