@@ -2,6 +2,7 @@
 <conv3d(u, w), v> == <u, conv_transpose3d(v, w)> to 1e-10, finite differences, and torch as a
 peer (forward and all gradients, float64 and float32) over drawn settings."""
 import itertools
+import shutil
 
 import numpy as np
 import pytest
@@ -161,3 +162,21 @@ def test_errors_name_the_argument():
         F.conv_transpose3d(x, w, padding=3)
     with pytest.raises(ValueError, match="groups=3 must divide"):
         conv3d.nn.ConvTranspose3d(4, 6, 2, groups=3)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None,
+                    reason="the CUDA emulator needs g++ to compile the kernels")
+def test_on_cuda_emu_the_cuda_conv_kernels_serve_it_too():
+    """On device 'cuda-emu' the same Function reaches the CUDA provider's conv3d kernels (input
+    gradient for the forward; forward and weight gradient for the backward), emulated."""
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in
+              ((1, 2, 2, 3, 2), (2, 3, 3, 2, 2), (3,))]
+    results = []
+    for device in ("cpu", "cuda-emu"):
+        ts = [Tensor(a.copy(), requires_grad=True, device=device) for a in arrays]
+        y = F.conv_transpose3d(*ts, stride=(2, 1, 2), padding=(1, 0, 0), output_padding=(1, 0, 1))
+        y.backward(np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape))
+        results.append([y.numpy()] + [t.grad for t in ts])
+    for emu, cpu in zip(results[1], results[0]):
+        np.testing.assert_allclose(emu, cpu, rtol=1e-4, atol=1e-5)
