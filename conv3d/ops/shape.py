@@ -106,10 +106,10 @@ def split(x, split_size_or_sections, axis: int = 0) -> tuple:
     or, given a list of sizes, pieces of exactly those sizes (they must add up to the axis).
 
     >>> import numpy as np, conv3d.functional as F
-    >>> [p.shape for p in F.split(np.zeros((5, 2)), 2)]
-    [(2, 2), (2, 2), (1, 2)]
-    >>> [p.shape for p in F.split(np.zeros((5, 2)), [1, 4])]
-    [(1, 2), (4, 2)]
+    >>> tuple(p.shape for p in F.split(np.zeros((5, 2)), 2))
+    ((2, 2), (2, 2), (1, 2))
+    >>> tuple(p.shape for p in F.split(np.zeros((5, 2)), (1, 4)))
+    ((1, 2), (4, 2))
     """
     x = as_tensor(x)
     if not -x.ndim <= axis < x.ndim:
