@@ -135,6 +135,7 @@ def test_instance_norm_layer_matches_torch_in_both_modes(affine, track, dtype):
         if track:
             assert_close(ours.running_mean, theirs.running_mean, dtype, "running_mean")
             assert_close(ours.running_var, theirs.running_var, dtype, "running_var")
+            assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked)
         ours.zero_grad()
         theirs.zero_grad()
 
@@ -152,3 +153,14 @@ def test_norm_layers_state_and_errors():
         F.group_norm(np.zeros((1, 4, 2, 2, 2)), 2, np.ones(3))
     with pytest.raises(ValueError, match=r"expects \(N, 3, D, H, W\)"):
         conv3d.nn.InstanceNorm3d(3)(Tensor(np.zeros((1, 2, 2, 2, 2))))
+
+
+def test_instance_norm_momentum_none_keeps_the_running_stats_as_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(3).standard_normal((2, 2, 2, 3, 2)) * 2 + 1
+    ours = conv3d.nn.InstanceNorm3d(2, momentum=None, track_running_stats=True, dtype=np.float64)
+    theirs = torch.nn.InstanceNorm3d(2, momentum=None, track_running_stats=True).double()
+    ours(Tensor(x))
+    theirs(torch.from_numpy(x))
+    assert_close(ours.running_mean, theirs.running_mean, np.float64, "running_mean")
+    np.testing.assert_array_equal(ours.running_var, [1.0, 1.0])

@@ -49,16 +49,21 @@ class InstanceNorm3d(Module):
     torch's defaults: ``affine=False`` and ``track_running_stats=False`` (both modes then use
     the instance's statistics). With ``track_running_stats`` training updates running_mean and
     running_var (``new = (1 - momentum) * old + momentum * batch average of the instance
-    statistics``, the variance unbiased) and eval mode normalizes with them.
+    statistics``, the variance unbiased) and eval mode normalizes with them; as in torch,
+    ``momentum=None`` leaves them where they are, and the buffer ``num_batches_tracked`` is kept
+    (for the state-dict layout) but not counted.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False, dtype=np.float32):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features", "InstanceNorm3d")
-        if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"InstanceNorm3d: momentum must lie in [0, 1], got {momentum!r}")
-        self.eps, self.momentum = float(eps), float(momentum)
+        if momentum is not None and (not isinstance(momentum, numbers.Real)
+                                     or not 0.0 <= momentum <= 1.0):
+            raise ValueError(f"InstanceNorm3d: momentum must lie in [0, 1] or be None, got "
+                             f"{momentum!r}")
+        self.eps = float(eps)
+        self.momentum = None if momentum is None else float(momentum)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         dtype = _float_dtype(dtype, "InstanceNorm3d")
         C = self.num_features
@@ -74,11 +79,11 @@ class InstanceNorm3d(Module):
             raise ValueError(f"InstanceNorm3d({self.num_features}) expects (N, "
                              f"{self.num_features}, D, H, W), got shape {tuple(x.shape)}")
         use_input_stats = self.training or not self.track_running_stats
-        if self.training and self.track_running_stats:
-            count = self._buffers["num_batches_tracked"]
-            count += 1
+        # torch's rules: momentum=None means 0 (the running statistics stay), and
+        # num_batches_tracked exists for BatchNorm's state-dict layout but is never counted
+        momentum = 0.0 if self.momentum is None else self.momentum
         return F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                               use_input_stats=use_input_stats, momentum=self.momentum,
+                               use_input_stats=use_input_stats, momentum=momentum,
                                eps=self.eps)
 
     def extra_repr(self):
