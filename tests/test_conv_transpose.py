@@ -180,3 +180,18 @@ def test_on_cuda_emu_the_cuda_conv_kernels_serve_it_too():
         results.append([y.numpy()] + [t.grad for t in ts])
     for emu, cpu in zip(results[1], results[0]):
         np.testing.assert_allclose(emu, cpu, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_output_size_picks_the_output_padding_as_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    theirs = torch.nn.ConvTranspose3d(2, 3, 3, stride=2, padding=1).double()
+    ours = conv3d.nn.ConvTranspose3d(2, 3, 3, stride=2, padding=1, dtype=np.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(5).standard_normal((1, 2, 3, 4, 3))
+    for size in ((5, 7, 6), (6, 8, 5)):  # from 3: 5 or 6; from 4: 7 or 8
+        y = ours(Tensor(x), output_size=size)
+        ty = theirs(torch.from_numpy(x), output_size=size)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="out of reach on the depth axis"):
+        ours(Tensor(x), output_size=(7, 7, 5))

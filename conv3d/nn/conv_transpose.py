@@ -60,9 +60,31 @@ class ConvTranspose3d(Module):
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
         _init.initialize(self.weight, self.bias, init, rng)
 
-    def forward(self, x):
+    def forward(self, x, output_size=None):
+        """``output_size`` ((OD, OH, OW), or with N and C in front), as torch: the
+        output_padding that gives that size, instead of the layer's own."""
+        output_padding = self.output_padding
+        if output_size is not None:
+            output_padding = self._output_padding_for(x.shape[2:], output_size)
         return F.conv_transpose3d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding, self.groups, self.dilation)
+                                  output_padding, self.groups, self.dilation)
+
+    def _output_padding_for(self, in_size, output_size):
+        size = tuple(int(v) for v in output_size)[-3:]
+        if len(tuple(output_size)) not in (3, 5):
+            raise ValueError(f"ConvTranspose3d: output_size must be (OD, OH, OW) or "
+                             f"(N, C, OD, OH, OW), got {output_size!r}")
+        pads = []
+        for axis, i, o, k, s, p, d in zip(("depth", "height", "width"), in_size, size,
+                                          self.kernel_size, self.stride, self.padding,
+                                          self.dilation):
+            smallest = (i - 1) * s - 2 * p + d * (k - 1) + 1
+            if not smallest <= o < smallest + max(s, d):
+                raise ValueError(f"ConvTranspose3d: output_size {size} is out of reach on the "
+                                 f"{axis} axis: from {i} voxels it can be {smallest} to "
+                                 f"{smallest + max(s, d) - 1}, got {o}")
+            pads.append(o - smallest)
+        return tuple(pads)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
