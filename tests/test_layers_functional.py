@@ -72,8 +72,10 @@ def test_cross_entropy_bad_labels():
         cross_entropy(logits, np.array([0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         cross_entropy(logits, np.array([0, 1]))
-    with pytest.raises(ValueError, match="2-D"):
-        cross_entropy(T(3, 4, 2), np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match=r"labels must have shape \(3, 2\) \(one class per voxel"):
+        cross_entropy(T(3, 4, 2), np.array([0, 1, 1]))  # (N, C, d1) logits need (N, d1) labels
+    with pytest.raises(ValueError, match=r"logits must be \(N, classes\)"):
+        cross_entropy(T(4), np.array([0]))
 
 
 def test_dropout_scales_kept_units_and_masks_the_gradient():

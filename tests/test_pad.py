@@ -1,6 +1,8 @@
-"""F.pad (constant): values and gradients against torch.nn.functional.pad over drawn amounts
-(negative = crop) in float32 and float64, finite differences, errors, and I3D's "same" max pool
-(pad then max_pool3d) against the same composition in torch. Torch tests skip without torch."""
+"""F.pad: constant values and gradients against torch.nn.functional.pad over drawn amounts
+(negative = crop) in float32 and float64, the reflect, replicate and circular modes (by hand,
+finite differences, torch), Conv3d(padding_mode=...) against torch, errors, and I3D's "same"
+max pool (pad then max_pool3d) against the same composition in torch. Torch tests skip without
+torch."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 import conv3d
 import conv3d.functional as F
+from _torch_peer import compare
 from conv3d.core.gradcheck import gradcheck
 
 
@@ -22,8 +25,12 @@ def test_errors():
     x = conv3d.Tensor(np.zeros((1, 1, 2, 2, 2)))
     with pytest.raises(ValueError, match="even number of ints"):
         F.pad(x, (1, 2, 3))
-    with pytest.raises(ValueError, match="only mode='constant'"):
-        F.pad(x, (1, 1), mode="reflect")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        F.pad(x, (1, 1), mode="mirror")
+    with pytest.raises(ValueError, match="can add at most 1 voxels on axis 4"):
+        F.pad(x, (2, 0), mode="reflect")
+    with pytest.raises(ValueError, match="needs amounts >= 0"):
+        F.pad(x, (-1, 0), mode="circular")
     with pytest.raises(ValueError, match="removes more than the axis holds"):
         F.pad(x, (-2, -1))
     with pytest.raises(ValueError, match="pad 6 axes but the input has 5"):
@@ -67,3 +74,56 @@ def test_i3d_same_max_pool_matches_torch():
     y.sum().backward()
     ty.sum().backward()
     np.testing.assert_array_equal(a.grad, t.grad.numpy())
+
+
+def test_modes_by_hand_and_gradcheck():
+    x = conv3d.Tensor(np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 1, 4))
+    expected = {"reflect": [3, 2, 1, 2, 3, 4, 3, 2], "replicate": [1, 1, 1, 2, 3, 4, 4, 4],
+                "circular": [3, 4, 1, 2, 3, 4, 1, 2]}
+    for mode, values in expected.items():
+        np.testing.assert_array_equal(F.pad(x, (2, 2), mode=mode).numpy().ravel(), values)
+    rng = np.random.default_rng(0)
+    t = conv3d.Tensor(rng.standard_normal((1, 2, 2, 3, 3)), requires_grad=True)
+    for mode in expected:
+        assert gradcheck(lambda a: F.pad(a, (2, 1, 0, 2, 1, 1), mode=mode), [t])
+
+
+@settings(max_examples=30)
+@given(st.sampled_from(["reflect", "replicate", "circular"]),
+       st.lists(st.integers(0, 3), min_size=6, max_size=6),
+       st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31 - 1))
+def test_modes_match_torch(mode, amounts, dtype, seed):
+    torch = pytest.importorskip("torch")
+    shape = (2, 2, 4, 4, 5)  # reflect needs every amount < the axis's size
+    rng = np.random.default_rng(seed)
+    compare(torch, lambda a: F.pad(a, tuple(amounts), mode=mode),
+            lambda a: torch.nn.functional.pad(a, tuple(amounts), mode=mode),
+            [rng.standard_normal(shape)], dtype, rng)
+
+
+@settings(max_examples=20)
+@given(st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+       st.sampled_from([1, 2, (1, 0, 2), "same"]), st.integers(0, 2**31 - 1))
+def test_conv3d_padding_mode_matches_torch(mode, padding, seed):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed % 1000)
+    theirs = torch.nn.Conv3d(2, 3, 3, padding=padding, padding_mode=mode).double()
+    ours = conv3d.nn.Conv3d(2, 3, 3, padding=padding, padding_mode=mode, dtype=np.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(seed).standard_normal((1, 2, 4, 5, 3))
+    a, t = conv3d.Tensor(x.copy(), requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = ours(a), theirs(t)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-6, atol=1e-9)
+    gy = np.random.default_rng(seed + 1).standard_normal(y.shape)
+    y.backward(gy)
+    ty.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-6,
+                               atol=1e-9)
+
+
+def test_conv3d_padding_mode_error_and_repr():
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        conv3d.nn.Conv3d(1, 1, 3, padding_mode="mirror")
+    assert "padding_mode='circular'" in repr(conv3d.nn.Conv3d(1, 1, 3, padding=1,
+                                                              padding_mode="circular"))

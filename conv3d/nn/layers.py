@@ -12,11 +12,13 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import functional as F
-from ..core.shapes import to_triple
+from ..core.shapes import same_padding, to_triple
 from ..core.tensor import Tensor
 from . import init as _init
 from .inflate import inflate
 from .module import Module, Parameter
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _positive_int(value, name: str, layer: str) -> int:
@@ -40,6 +42,10 @@ class Conv3d(Module):
         stride, padding, dilation, groups: as ``conv3d.functional.conv3d`` (padding may be an
             int, a triple, 'same' or 'valid').
         bias: learn a (K,) bias.
+        padding_mode: what the padding holds, as torch: 'zeros' (default), or 'reflect',
+            'replicate', 'circular': the input is first padded that way by
+            ``conv3d.functional.pad`` ('same' splits its padding as conv3d does, the larger
+            half after the data), then convolved without padding.
         init: None = PyTorch's default (kaiming_uniform with a=sqrt(5), i.e. U(+-1/sqrt(fan_in))
             for weight and bias); a name such as 'he_uniform' or 'glorot_uniform' (Keras style,
             bias zeros); or a callable ``init(weight)``.
@@ -51,10 +57,14 @@ class Conv3d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, init=None, rng=None,
-                 dtype=np.float32):
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 init=None, rng=None, dtype=np.float32):
         super().__init__()
         name = "Conv3d"
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"Conv3d: padding_mode must be one of {PADDING_MODES}, got "
+                             f"{padding_mode!r}")
+        self.padding_mode = padding_mode
         self.in_channels = _positive_int(in_channels, "in_channels", name)
         self.out_channels = _positive_int(out_channels, "out_channels", name)
         self.groups = _positive_int(groups, "groups", name)
@@ -78,8 +88,19 @@ class Conv3d(Module):
         _init.initialize(self.weight, self.bias, init, rng)
 
     def forward(self, x):
-        return F.conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        if self.padding_mode == "zeros":
+            return F.conv3d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+        if self.padding == "same":
+            pairs = [same_padding(i, k, s, d) for i, k, s, d in
+                     zip(x.shape[2:], self.kernel_size, self.stride, self.dilation)]
+        elif self.padding == "valid":
+            pairs = [(0, 0)] * 3
+        else:
+            pairs = [(p, p) for p in self.padding]
+        amounts = tuple(a for lo_hi in reversed(pairs) for a in lo_hi)  # torch's order: W first
+        x = F.pad(x, amounts, mode=self.padding_mode)
+        return F.conv3d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     @classmethod
     def from_2d(cls, weight_2d, bias=None, time: int = 3, center: bool = False, stride=1,
@@ -117,6 +138,8 @@ class Conv3d(Module):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         return s + ("" if self.bias is not None else ", bias=False")
 
 
@@ -145,19 +168,21 @@ class Linear(Module):
 
 
 class MaxPool3d(Module):
-    """Max pooling, as ``torch.nn.MaxPool3d`` (stride defaults to kernel_size)."""
+    """Max pooling, as ``torch.nn.MaxPool3d`` (stride defaults to kernel_size); with
+    ``return_indices`` it returns ``(y, indices)`` for a ``MaxUnpool3d``."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__()
         self.kernel_size = to_triple(kernel_size, "kernel_size", minimum=1)
         self.stride = self.kernel_size if stride is None else to_triple(stride, "stride", 1)
         self.padding = to_triple(padding, "padding", minimum=0)
         self.dilation = to_triple(dilation, "dilation", minimum=1)
-        self.ceil_mode = bool(ceil_mode)
+        self.ceil_mode, self.return_indices = bool(ceil_mode), bool(return_indices)
 
     def forward(self, x):
         return F.max_pool3d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode)
+                            self.ceil_mode, self.return_indices)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}" + (
@@ -168,16 +193,17 @@ class AvgPool3d(Module):
     """Average pooling, as ``torch.nn.AvgPool3d`` (stride defaults to kernel_size)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True):
+                 count_include_pad=True, divisor_override=None):
         super().__init__()
         self.kernel_size = to_triple(kernel_size, "kernel_size", minimum=1)
         self.stride = self.kernel_size if stride is None else to_triple(stride, "stride", 1)
         self.padding = to_triple(padding, "padding", minimum=0)
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.divisor_override = divisor_override
 
     def forward(self, x):
         return F.avg_pool3d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad)
+                            self.count_include_pad, self.divisor_override)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}" + (

@@ -1,4 +1,5 @@
-"""Loss modules: ``CrossEntropyLoss``, the layer form of ``conv3d.functional.cross_entropy``."""
+"""Loss modules: ``CrossEntropyLoss`` (classification, or per voxel for segmentation),
+``BCEWithLogitsLoss`` and ``DiceLoss``, the layer forms of the functional losses."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,3 +50,61 @@ class CrossEntropyLoss(Module):
         if self.weight is not None:
             parts.append("weight=...")
         return ", ".join(parts)
+
+
+class BCEWithLogitsLoss(Module):
+    """Sigmoid + binary cross-entropy, as ``torch.nn.BCEWithLogitsLoss``:
+    ``BCEWithLogitsLoss(...)(logits, target)`` is ``F.binary_cross_entropy_with_logits``.
+
+    ``weight`` and ``pos_weight``, when given, are buffers (saved in ``state_dict`` under those
+    names, as in torch) and must have the logits' dtype.
+    """
+
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"BCEWithLogitsLoss: reduction must be 'mean', 'sum' or 'none', "
+                             f"got {reduction!r}")
+        for name, value in (("weight", weight), ("pos_weight", pos_weight)):
+            if value is not None:
+                value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+                if value.dtype.kind != "f":
+                    raise TypeError(f"BCEWithLogitsLoss: {name} must be a float array, got "
+                                    f"dtype {value.dtype}")
+                value = value.copy()
+            self.register_buffer(name, value)
+        self.reduction = reduction
+
+    def forward(self, logits, target):
+        return F.binary_cross_entropy_with_logits(logits, target, self.weight, self.reduction,
+                                                  self.pos_weight)
+
+    def extra_repr(self):
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+class DiceLoss(Module):
+    """Soft Dice loss, ``DiceLoss(smooth, reduction)(probs, target)`` =
+    ``F.dice_loss(probs, target, smooth, reduction)``: per sample and class
+    ``1 - (2 sum p t + smooth) / (sum p + sum t + smooth)`` (torch has no Dice loss; this is the
+    V-Net formula with a smoothing term). With ``softmax=True`` the input is logits, and a
+    softmax over the class axis comes first."""
+
+    def __init__(self, smooth: float = 1.0, reduction: str = "mean", softmax: bool = False):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"DiceLoss: reduction must be 'mean', 'sum' or 'none', got "
+                             f"{reduction!r}")
+        if smooth < 0:
+            raise ValueError(f"DiceLoss: smooth must be >= 0, got {smooth!r}")
+        self.smooth, self.reduction, self.softmax = float(smooth), reduction, bool(softmax)
+
+    def forward(self, probs, target):
+        if self.softmax:
+            probs = F.softmax(probs, dim=1)
+        return F.dice_loss(probs, target, self.smooth, self.reduction)
+
+    def extra_repr(self):
+        return f"smooth={self.smooth}" + ("" if self.reduction == "mean" else
+                                          f", reduction={self.reduction!r}") + (
+            ", softmax=True" if self.softmax else "")

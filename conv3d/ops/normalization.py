@@ -95,3 +95,150 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
             raise ValueError(f"batch_norm: weight and bias must have shape ({C},), got {p.shape}")
     fn = BatchNormFunction(stats[0], stats[1], training, momentum, eps)
     return fn(x, *params)
+
+
+# ---- normalization over one sample's own values: group, instance and layer norm ---------------
+
+class NormalizeFunction(Function):
+    """xhat = (x - mean) / sqrt(var + eps), the statistics taken over ``axes`` (biased variance).
+
+    Each set of values normalized together (M of them) is its own little batch norm::
+
+        dx = invstd * (g - mean(g) - xhat * mean(g * xhat)),   means over the same M values
+    """
+
+    def __init__(self, axes, eps):
+        self.axes, self.eps = axes, eps
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        mean = x.mean(axis=self.axes, keepdims=True)
+        var = x.var(axis=self.axes, keepdims=True)
+        self.invstd = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
+        self.xhat = (x - mean) * self.invstd
+        return self.xhat
+
+    def backward(self, gy):
+        g_mean = gy.mean(axis=self.axes, keepdims=True)
+        gx_mean = (gy * self.xhat).mean(axis=self.axes, keepdims=True)
+        return self.invstd * (gy - g_mean - self.xhat * gx_mean)
+
+
+def _affine(y: Tensor, weight, bias, shape) -> Tensor:
+    """``y * weight + bias`` with both reshaped to ``shape`` (broadcast over the rest)."""
+    if weight is not None:
+        y = y * as_tensor(weight).reshape(shape)
+    if bias is not None:
+        y = y + as_tensor(bias).reshape(shape)
+    return y
+
+
+def _check_params(op: str, x: Tensor, shape, **params) -> None:
+    for name, p in params.items():
+        if p is None:
+            continue
+        p = as_tensor(p)
+        if tuple(p.shape) != tuple(shape):
+            raise ValueError(f"{op}: {name} must have shape {tuple(shape)}, got {tuple(p.shape)}")
+        if p.dtype != x.dtype:
+            raise TypeError(f"{op}: {name} has dtype {p.dtype} but the input {x.dtype}; "
+                            f"convert one of them (nothing is upcast silently)")
+
+
+def group_norm(x, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Group normalization, as ``torch.nn.functional.group_norm``: the C channels of each
+    sample split into ``num_groups`` groups, each normalized over its channels and all its
+    voxels (C/G * D*H*W values), then the per-channel affine ``weight``, ``bias`` (C,).
+
+    Independent of the batch size, so it works with batch 1 (volumetric networks). ``num_groups
+    = 1`` normalizes each sample as a whole; ``num_groups = C`` is instance normalization.
+
+    >>> import numpy as np, conv3d.functional as F
+    >>> x = np.arange(8.0).reshape(1, 2, 1, 2, 2)     # channel 0: 0..3, channel 1: 4..7
+    >>> F.group_norm(x, 2).numpy()[0, :, 0, 0].round(4)   # (v - 1.5) / sqrt(1.25 + 1e-5)
+    array([[-1.3416, -0.4472],
+           [-1.3416, -0.4472]])
+    """
+    x = as_tensor(x)
+    if x.ndim < 2:
+        raise ValueError(f"group_norm: input must be (N, C, ...), got shape {x.shape}")
+    N, C = x.shape[:2]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups < 1 or \
+            C % num_groups:
+        raise ValueError(f"group_norm: num_groups must be an int >= 1 that divides the "
+                         f"{C} channels, got {num_groups!r}")
+    _check_params("group_norm", x, (C,), weight=weight, bias=bias)
+    grouped = x.reshape(N, num_groups, -1)
+    y = NormalizeFunction((2,), eps)(grouped).reshape(x.shape)
+    return _affine(y, weight, bias, (1, C) + (1,) * (x.ndim - 2))
+
+
+def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
+    """Instance normalization, as ``torch.nn.functional.instance_norm``: each (sample, channel)
+    normalized over its own D*H*W voxels.
+
+    Args:
+        running_mean, running_var: (C,) arrays or None. With ``use_input_stats`` they are
+            updated in place, torch's rule: ``new = (1 - momentum) * old + momentum * stat``,
+            stat the batch average of the per-instance mean (of the unbiased variance).
+        weight, bias: (C,) affine, or None.
+        use_input_stats: normalize with each instance's statistics (True), or with the
+            running ones (False, torch's eval mode with ``track_running_stats``).
+    """
+    x = as_tensor(x)
+    if x.ndim < 3:
+        raise ValueError(f"instance_norm: input must be (N, C, D, H, W) (or (N, C, L...)), got "
+                         f"shape {x.shape}")
+    C = x.shape[1]
+    bshape = (1, C) + (1,) * (x.ndim - 2)
+    _check_params("instance_norm", x, (C,), weight=weight, bias=bias)
+    stats = [s.data if isinstance(s, Tensor) else s for s in (running_mean, running_var)]
+    if (stats[0] is None) != (stats[1] is None):
+        raise ValueError("instance_norm: pass running_mean together with running_var (or neither)")
+    for name, s in zip(("running_mean", "running_var"), stats):
+        if s is not None and tuple(s.shape) != (C,):
+            raise ValueError(f"instance_norm: {name} must have shape ({C},), got {tuple(s.shape)}")
+    spatial = tuple(range(2, x.ndim))
+    if not use_input_stats:
+        if stats[0] is None:
+            raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
+                             "running_var")
+        xp = get_array_module(x.data)
+        invstd = (1.0 / xp.sqrt(stats[1] + eps)).astype(x.dtype).reshape(bshape)
+        y = (x - as_tensor(stats[0].astype(x.dtype).reshape(bshape))) * as_tensor(invstd)
+        return _affine(y, weight, bias, bshape)
+    M = x.size // (x.shape[0] * C)
+    if M < 2:
+        raise ValueError(f"instance_norm: needs more than one voxel per channel, got input "
+                         f"shape {x.shape}")
+    if stats[0] is not None:  # update the running statistics (torch: averaged over the batch)
+        mean = x.data.mean(axis=spatial)
+        var = x.data.var(axis=spatial) * (M / (M - 1))
+        stats[0] *= 1 - momentum
+        stats[0] += momentum * mean.mean(axis=0)
+        stats[1] *= 1 - momentum
+        stats[1] += momentum * var.mean(axis=0)
+    y = NormalizeFunction(spatial, eps)(x)
+    return _affine(y, weight, bias, bshape)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Layer normalization, as ``torch.nn.functional.layer_norm``: normalize over the last
+    ``len(normalized_shape)`` axes (which must equal ``normalized_shape``), then the elementwise
+    affine ``weight``, ``bias`` of that shape.
+
+    >>> import numpy as np, conv3d.functional as F
+    >>> F.layer_norm(np.array([[1.0, 2.0, 3.0]]), (3,)).numpy().round(4)
+    array([[-1.2247,  0.    ,  1.2247]])
+    """
+    x = as_tensor(x)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or k > x.ndim or tuple(x.shape[x.ndim - k:]) != shape:
+        raise ValueError(f"layer_norm: normalized_shape {shape} must equal the last axes of the "
+                         f"input, got input shape {x.shape}")
+    _check_params("layer_norm", x, shape, weight=weight, bias=bias)
+    y = NormalizeFunction(tuple(range(x.ndim - k, x.ndim)), eps)(x)
+    return _affine(y, weight, bias, shape)
