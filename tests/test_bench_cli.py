@@ -34,6 +34,7 @@ def test_default_out_is_a_new_folder(tmp_path, monkeypatch):
     assert bench_run.build_parser().parse_args([]).out is None   # never docs/benchmarks
 
 
+@pytest.mark.slow  # a real `conv3d bench --quick` in a subprocess: about 6-10 s
 def test_bench_runs_outside_the_repository(tmp_path):
     """From a directory outside the checkout, without --out: a new conv3d-bench-* folder there
     holds the report, whose one layer row has a ratio and was checked against PyTorch."""

@@ -117,6 +117,7 @@ def _check_c3d(input_size, fc6_in, batch):
     assert np.abs(want).max() > 1e-3  # the logits are not all (near) zero
 
 
+@pytest.mark.slow  # the whole 8-conv C3D in both frameworks: about 7 s
 def test_c3d_small_clip_matches_the_torch_port():
     # 16 x 16 x 16: pools give 16x8x8, 8x4x4, 4x2x2, 2x1x1, then pool5 (padding 0,1,1) 1x1x1
     _check_c3d((16, 16, 16), 512, batch=2)
@@ -308,6 +309,7 @@ def test_i3d_center_inflation_gives_the_2d_logits_on_every_frame(resnet2d):
                                atol=1e-4 * np.abs(logits_2d).max())
 
 
+@pytest.mark.slow  # inflates a whole ResNet-18 with a 5-frame kernel: about 6 s
 def test_i3d_inflation_is_the_mean_rule_and_copies_batchnorm_and_fc(resnet2d):
     net = resnet2d
     model = get_model("i3d_resnet18", num_classes=10, weights2d=net.state_dict(), time_kernel=5)
