@@ -219,6 +219,17 @@ class GlobalAvgPool3d(Module):
         return x.mean(axis=(2, 3, 4))
 
 
+def _add_norm_state(layer, C: int, affine: bool, tracking: bool, dtype) -> None:
+    """The per-channel state of a normalization layer, under torch's names: ``weight`` (ones)
+    and ``bias`` (zeros) if ``affine``; ``running_mean``, ``running_var`` and the int64
+    ``num_batches_tracked`` if ``tracking`` (each None otherwise, so the state dict matches)."""
+    layer.weight = Parameter(np.ones(C, dtype=dtype)) if affine else None
+    layer.bias = Parameter(np.zeros(C, dtype=dtype)) if affine else None
+    layer.register_buffer("running_mean", np.zeros(C, dtype=dtype) if tracking else None)
+    layer.register_buffer("running_var", np.ones(C, dtype=dtype) if tracking else None)
+    layer.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracking else None)
+
+
 class BatchNorm3d(Module):
     """Batch normalization over the channels of (N, C, D, H, W), as ``torch.nn.BatchNorm3d``.
 
@@ -248,14 +259,8 @@ class BatchNorm3d(Module):
         self.eps, self.affine = float(eps), bool(affine)
         self.momentum = None if momentum is None else float(momentum)
         self.track_running_stats = bool(track_running_stats)
-        dtype = _float_dtype(dtype, "BatchNorm3d")
-        C = self.num_features
-        self.weight = Parameter(np.ones(C, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(C, dtype=dtype)) if affine else None
-        tracking = self.track_running_stats
-        self.register_buffer("running_mean", np.zeros(C, dtype=dtype) if tracking else None)
-        self.register_buffer("running_var", np.ones(C, dtype=dtype) if tracking else None)
-        self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracking else None)
+        _add_norm_state(self, self.num_features, affine, track_running_stats,
+                        _float_dtype(dtype, "BatchNorm3d"))
 
     def forward(self, x):
         if x.ndim != 5 or x.shape[1] != self.num_features:

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from .. import functional as F
-from .layers import _float_dtype, _positive_int
+from .layers import _add_norm_state, _float_dtype, _positive_int
 from .module import Module, Parameter
 
 
@@ -65,14 +65,8 @@ class InstanceNorm3d(Module):
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
-        dtype = _float_dtype(dtype, "InstanceNorm3d")
-        C = self.num_features
-        self.weight = Parameter(np.ones(C, dtype=dtype)) if affine else None
-        self.bias = Parameter(np.zeros(C, dtype=dtype)) if affine else None
-        tracking = self.track_running_stats
-        self.register_buffer("running_mean", np.zeros(C, dtype=dtype) if tracking else None)
-        self.register_buffer("running_var", np.ones(C, dtype=dtype) if tracking else None)
-        self.register_buffer("num_batches_tracked", np.array(0, np.int64) if tracking else None)
+        _add_norm_state(self, self.num_features, self.affine, self.track_running_stats,
+                        _float_dtype(dtype, "InstanceNorm3d"))
 
     def forward(self, x):
         if x.ndim != 5 or x.shape[1] != self.num_features:
