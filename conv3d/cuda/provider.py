@@ -202,7 +202,7 @@ class CudaKernels:
         launch._check_int32("the input", math.prod(x_shape))
         if math.prod(gy.shape) == 0:  # nothing to scatter back (an empty batch)
             return gx
-        self.launch(launch.max_pool3d_backward_config(gy.shape), gy.dtype,
+        self.launch(launch.max_pool3d_backward_config(gy.shape, gy.dtype.itemsize), gy.dtype,
                     (gy, indices, gx) + launch.int32_args(N * C, plane, outputs))
         return gx
 
