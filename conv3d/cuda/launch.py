@@ -216,12 +216,19 @@ def max_pool3d_forward_config(geo: PoolGeometry) -> LaunchConfig:
                               f"wins, NaN propagates")
 
 
-def max_pool3d_backward_config(y_shape) -> LaunchConfig:
+def max_pool3d_backward_config(y_shape, itemsize: int = 8) -> LaunchConfig:
+    """One block per channel plane; the shared memory stages THREADS_PER_BLOCK (target, gradient)
+    pairs (``itemsize`` bytes per gradient; the default 8 fits float32 and float64 alike)."""
     y_shape = tuple(y_shape)
-    return elementwise_config(
-        "max_pool3d_backward", math.prod(y_shape),
-        f"thread t takes gy[t] (row-major over {y_shape}) and atomicAdds it into gx at the "
-        f"saved argmax of its window")
+    planes = math.prod(y_shape[:2])
+    _check_int32("max_pool3d_backward", math.prod(y_shape))
+    return LaunchConfig(
+        "max_pool3d_backward", (max(1, planes), 1, 1), (THREADS_PER_BLOCK, 1, 1),
+        THREADS_PER_BLOCK * (8 + itemsize),
+        f"block nc handles plane nc of gy {y_shape}; its thread j owns the input positions "
+        f"p % {THREADS_PER_BLOCK} == j and adds, in output order, the gradients of the outputs "
+        f"whose argmax is p (staged {THREADS_PER_BLOCK} at a time in shared memory): "
+        f"no atomics, the same bits every run")
 
 
 def avg_pool3d_forward_config(geo: PoolGeometry) -> LaunchConfig:

@@ -78,11 +78,25 @@ class CudaKernels:
     def _contiguous(self, *arrays):
         return tuple(None if a is None else self.xp.ascontiguousarray(a) for a in arrays)
 
+    def _zeros_if_empty(self, shape, dtype, *shapes):
+        """``xp.zeros(shape)`` when any of ``shapes`` has no elements, else ``None``.
+
+        An empty batch (N = 0, which PyTorch accepts) must not reach a launch: CUDA rejects a
+        grid with a zero dimension as an invalid configuration, and the im2col reshapes cannot
+        infer a size from zero elements. With nothing to read the results are known without a
+        kernel: empty outputs, and zero for a gradient that sums over the (empty) batch."""
+        if any(math.prod(s) == 0 for s in shapes):
+            return self.xp.zeros(tuple(shape), dtype=dtype)
+        return None
+
     # ---- convolution ---------------------------------------------------------------------------
     def conv3d_forward(self, x, w, b, stride, padding, dilation, groups):
         x, w, b = self._contiguous(x, w, b)
         geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
         launch.check_int32(geo)
+        empty = self._zeros_if_empty(geo.y_shape, x.dtype, geo.x_shape, geo.y_shape)
+        if empty is not None:
+            return empty
         if _conv_algorithm == "im2col":
             y = self._conv_im2col(x, w, geo)
         else:
@@ -128,6 +142,9 @@ class CudaKernels:
         gy, w = self._contiguous(gy, w)
         geo = ConvGeometry.from_shapes(x_shape, w.shape, stride, padding, dilation, groups)
         launch.check_int32(geo)
+        empty = self._zeros_if_empty(geo.x_shape, gy.dtype, geo.x_shape, gy.shape)
+        if empty is not None:
+            return empty
         gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
         if _conv_algorithm == "im2col":
             G, L = geo.groups, math.prod(geo.out_size)
@@ -145,6 +162,9 @@ class CudaKernels:
         gy, x = self._contiguous(gy, x)
         geo = ConvGeometry.from_shapes(x.shape, w_shape, stride, padding, dilation, groups)
         launch.check_int32(geo)
+        empty = self._zeros_if_empty(w_shape, gy.dtype, x.shape, gy.shape)
+        if empty is not None:  # a sum over no samples: a zero gradient, as torch gives
+            return empty
         if _conv_algorithm == "im2col":
             G, L = geo.groups, math.prod(geo.out_size)
             col = self._im2col(x, geo)                                   # (N, G, Cg*taps, L)
@@ -164,6 +184,10 @@ class CudaKernels:
         geo = PoolGeometry.from_shape(x.shape, kernel_size, stride, padding, dilation,
                                       ceil_mode)
         launch.check_int32(geo)
+        if math.prod(geo.y_shape) == 0:
+            y = self.xp.zeros(geo.y_shape, dtype=x.dtype)
+            indices = self.xp.zeros(geo.y_shape, dtype=self.xp.int64)
+            return y, (indices if return_indices else None)
         y = self.xp.empty(geo.y_shape, dtype=x.dtype)
         indices = self.xp.empty(geo.y_shape, dtype=self.xp.int64)
         self.launch(launch.max_pool3d_forward_config(geo), x.dtype,
@@ -176,7 +200,9 @@ class CudaKernels:
         plane, outputs = D * H * W, math.prod(gy.shape[2:])
         gx = self.xp.zeros(tuple(x_shape), dtype=gy.dtype)  # the kernel adds into zeros
         launch._check_int32("the input", math.prod(x_shape))
-        self.launch(launch.max_pool3d_backward_config(gy.shape), gy.dtype,
+        if math.prod(gy.shape) == 0:  # nothing to scatter back (an empty batch)
+            return gx
+        self.launch(launch.max_pool3d_backward_config(gy.shape, gy.dtype.itemsize), gy.dtype,
                     (gy, indices, gx) + launch.int32_args(N * C, plane, outputs))
         return gx
 
@@ -185,6 +211,9 @@ class CudaKernels:
         geo = PoolGeometry.from_shape(x.shape, kernel_size, stride, padding,
                                       ceil_mode=ceil_mode)
         launch.check_int32(geo)
+        empty = self._zeros_if_empty(geo.y_shape, x.dtype, geo.y_shape)
+        if empty is not None:
+            return empty
         y = self.xp.empty(geo.y_shape, dtype=x.dtype)
         self.launch(launch.avg_pool3d_forward_config(geo), x.dtype,
                     (x, y) + launch.avg_pool_args(geo, count_include_pad))
@@ -196,6 +225,9 @@ class CudaKernels:
         geo = PoolGeometry.from_shape(x_shape, kernel_size, stride, padding,
                                       ceil_mode=ceil_mode)
         launch.check_int32(geo)
+        empty = self._zeros_if_empty(geo.x_shape, gy.dtype, geo.x_shape, gy.shape)
+        if empty is not None:
+            return empty
         gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
         self.launch(launch.avg_pool3d_backward_config(geo), gy.dtype,
                     (gy, gx) + launch.avg_pool_args(geo, count_include_pad))

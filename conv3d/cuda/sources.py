@@ -36,7 +36,7 @@ KERNELS = {
     "conv3d_backward_input": "conv3d input gradient, one thread per input element (gather)",
     "conv3d_backward_weight": "conv3d weight gradient, one block per weight, shared-memory reduction",
     "max_pool3d_forward": "max pooling with PyTorch's argmax indices (first max wins, NaN wins)",
-    "max_pool3d_backward": "max pooling gradient, scattered to the argmax with atomicAdd",
+    "max_pool3d_backward": "max pooling gradient, one block per plane (owner-computes, no atomics)",
     "avg_pool3d_forward": "average pooling, PyTorch's divisor rule (count_include_pad, ceil_mode)",
     "avg_pool3d_backward": "average pooling gradient, one thread per input element (gather)",
     "bias_add": "add a per-channel bias to a convolution output, in place",
