@@ -23,6 +23,8 @@
 // Shared memory (dynamic, blockDim.x * (8 + sizeof(T)) bytes): blockDim.x long long targets,
 // then blockDim.x gradients. Launch: grid (N*C, 1, 1), 1-D blocks (conv3d/cuda/launch.py).
 
+#include "indexing.cuh"  // the shared header every kernel ships with (unused names cost nothing)
+
 template <typename T>
 __device__ void max_pool3d_backward(const T* gy, const long long* indices, T* gx,
                                     int NC, int plane_size, int outputs_per_plane)
