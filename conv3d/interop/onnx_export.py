@@ -22,6 +22,8 @@ Identity            ``Identity``
 Conv2Plus1d         its parts: ``Conv`` (1 x d x d), ``BatchNormalization``, ``Relu``,
                     ``Conv`` (t x 1 x 1)
 Sequential          its children, in order
+residual blocks,    their plan in ``conv3d.interop.structure``: the children, then ``Add`` /
+VideoResNet         ``Flatten`` where the forward adds or flattens
 ==================  ==========================================================================
 
 The graph is exported in inference mode (``model.eval()`` during the export; the model's mode
@@ -36,6 +38,7 @@ import numpy as np
 
 from ..core.shapes import same_padding
 from ..core.tensor import Tensor, no_grad
+from .structure import Chain, Residual, plan_of
 from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
                   Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
                   Sequential)
@@ -102,6 +105,9 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
         for name in ("spatial", "bn", "relu", "temporal"):  # the order of its forward
             x, xv = _emit(g, m._modules[name], x, xv, f"{path}.{name}" if path else name)
         return x, xv
+    plan = plan_of(m)
+    if plan is not None:
+        return _emit_plan(g, m, plan, x, xv, path)
     hint = path.replace(".", "_") or type(m).__name__
     yv = m(xv)
     if isinstance(m, Conv3d):
@@ -173,9 +179,32 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
         raise TypeError(f"conv3d.onnx.export: no ONNX mapping for {type(m).__name__} (at "
                         f"{path or 'the top level'}); supported: Sequential, Conv2Plus1d, Conv3d, "
                         f"MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool3d, BatchNorm3d, "
-                        f"ReLU, Linear, Flatten, Dropout, GlobalAvgPool3d, Identity. Rebuild the "
-                        f"model as a Sequential of these layers")
+                        f"ReLU, Linear, Flatten, Dropout, GlobalAvgPool3d, Identity, and the blocks "
+                        f"of conv3d.interop.structure. Rebuild the model from these, or give "
+                        f"its block a plan there")
     return y, yv
+
+
+def _chain(g: _Graph, m: Module, names, x: str, xv: Tensor, path: str):
+    for name in names:
+        x, xv = _emit(g, m._modules[name], x, xv, f"{path}.{name}" if path else name)
+    return x, xv
+
+
+def _emit_plan(g: _Graph, m: Module, plan, x: str, xv: Tensor, path: str):
+    """A block with a non-sequential forward (``structure.plan_of``): residual sum or chain."""
+    hint = path.replace(".", "_") or type(m).__name__
+    if isinstance(plan, Residual):
+        y, yv = _chain(g, m, plan.main, x, xv, path)
+        if m._modules.get(plan.shortcut) is not None:  # absent or None: x itself
+            s, sv = _chain(g, m, (plan.shortcut,), x, xv, path)
+        else:
+            s, sv = x, xv
+        return _chain(g, m, (plan.post,), g.node("Add", [y, s], hint + "_add"), yv + sv, path)
+    assert isinstance(plan, Chain), plan
+    y, yv = _chain(g, m, plan.before, x, xv, path)
+    y, yv = g.node("Flatten", [y], hint + "_flatten", axis=1), yv.flatten(1)
+    return _chain(g, m, plan.after, y, yv, path)
 
 
 def to_onnx(model: Module, input_shape, opset: int = OPSET, dynamic_batch: bool = True):

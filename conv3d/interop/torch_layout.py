@@ -27,6 +27,8 @@ from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, 
                   Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
                   Sequential)
 
+from .structure import Chain, Residual, plan_of
+
 #: conv3d sub-layer name -> torchvision Conv2Plus1D (nn.Sequential) index
 CONV2PLUS1D_NAMES = {"spatial": "0", "bn": "1", "relu": "2", "temporal": "3"}
 
@@ -162,7 +164,35 @@ def _dtype(model: Module):
     return next((p.dtype for p in model.parameters()), np.dtype(np.float32))
 
 
+def _planned(tnn, m: Module, plan):
+    """A torch module running ``plan`` (``structure.plan_of``) over children of the same names,
+    so the state-dict keys are conv3d's."""
+    class Planned(tnn.Module):
+        def forward(self, x):
+            if isinstance(plan, Residual):
+                y = x
+                for name in plan.main:
+                    y = getattr(self, name)(y)
+                short = getattr(self, plan.shortcut, None)  # None: x itself
+                return getattr(self, plan.post)(y + (x if short is None else short(x)))
+            for name in plan.before:
+                x = getattr(self, name)(x)
+            x = x.flatten(1)
+            for name in plan.after:
+                x = getattr(self, name)(x)
+            return x
+
+    Planned.__name__ = Planned.__qualname__ = type(m).__name__
+    out = Planned()
+    for name, child in m._modules.items():
+        setattr(out, name, None if child is None else _build(tnn, child))
+    return out
+
+
 def _build(tnn, m: Module):
+    plan = plan_of(m)
+    if plan is not None:
+        return _planned(tnn, m, plan)
     if isinstance(m, Sequential):
         return tnn.Sequential(OrderedDict((name, _build(tnn, c)) for name, c in m.named_children()))
     if isinstance(m, Conv2Plus1d):
