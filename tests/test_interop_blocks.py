@@ -11,6 +11,10 @@ from conv3d.interop.onnx_export import to_onnx
 from conv3d.models.video_resnet import (BasicBlock, Bottleneck, Conv2Plus1D, Conv3DNoTemporal,
                                         Conv3DSimple)
 
+from conv3d.models.i3d import BasicBlock3d
+from conv3d.models.p3d import P3DBottleneck
+from conv3d.models.s3d import SepInceptionBlock3D
+
 from _interop_models import randomize
 
 torch = pytest.importorskip("torch", reason="torch is not installed: pip install conv3d[torch]")
@@ -50,6 +54,11 @@ BLOCKS = {
     "basic_downsample": lambda: BasicBlock(4, 6, Conv3DNoTemporal, 2, _downsample(4, 6, (1, 2, 2))),
     "basic_2plus1d": lambda: BasicBlock(4, 4, Conv2Plus1D),
     "bottleneck": lambda: Bottleneck(4, 2, Conv3DSimple, 2, _downsample(4, 8, 2)),
+    "inception_concat": lambda: SepInceptionBlock3D(4, 2, 2, 3, 2, 3, 2),
+    "i3d_block": lambda: BasicBlock3d(4, 6, stride=2),
+    "p3d_A": lambda: P3DBottleneck(4, 2, "A", stride=2),
+    "p3d_B": lambda: P3DBottleneck(4, 1, "B"),
+    "p3d_C": lambda: P3DBottleneck(4, 2, "C"),
 }
 
 
@@ -69,11 +78,30 @@ def test_torch_module_keeps_the_state_dict_names_and_the_missing_shortcut():
     assert getattr(tm, "downsample", None) is None
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["r3d_18", "mc3_18", "r2plus1d_18"])
-def test_video_resnet_matches_in_torch_and_onnxruntime(name):
-    model = randomize(models.get_model(name, num_classes=5), seed=3)
-    x = np.random.default_rng(4).standard_normal((1, 3, 4, 16, 16)).astype(np.float32)
+#: every model of conv3d.models at a small input: (builder kwargs, input shape)
+ZOO = {
+    "r3d_18": ({}, (1, 3, 4, 16, 16)),
+    "mc3_18": ({}, (1, 3, 4, 16, 16)),
+    "r2plus1d_18": ({}, (1, 3, 4, 16, 16)),
+    "c3d": (dict(input_size=(16, 32, 32)), (1, 3, 16, 32, 32)),
+    "i3d_resnet18": ({}, (1, 3, 4, 32, 32)),
+    "p3d": (dict(layers=(1, 1, 1, 1), width=8, time_pools=1), (1, 3, 4, 32, 32)),
+    "p3d199": (dict(width=4, time_pools=1), (1, 3, 4, 32, 32)),
+    "s3d": (dict(width_mult=0.25), (1, 3, 14, 224, 224)),  # S3D's smallest clip
+}
+FAST = {"p3d"}  # well under a second: the whole-model walk stays in the default run
+
+
+def test_every_model_of_the_zoo_has_a_case():
+    assert sorted(ZOO) == sorted(models.list_models())
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in FAST else pytest.mark.slow)
+                                  for n in sorted(ZOO)])
+def test_model_matches_in_torch_and_onnxruntime(name):
+    kwargs, shape = ZOO[name]
+    model = randomize(models.get_model(name, num_classes=5, **kwargs), seed=3)
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
     want = _engine(model, x)
     _close(_torch(model, x), want)
     _close(_onnxruntime(model, x), want)

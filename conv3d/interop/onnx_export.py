@@ -38,7 +38,8 @@ import numpy as np
 
 from ..core.shapes import same_padding
 from ..core.tensor import Tensor, no_grad
-from .structure import Chain, Residual, plan_of
+from ..ops.shape import cat
+from .structure import plan_of
 from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
                   Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
                   Sequential)
@@ -97,7 +98,7 @@ def _conv_pads(layer: Conv3d, in_shape) -> list[int]:
 
 def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Tensor]:
     """Emit the nodes of module ``m`` applied to tensor name ``x`` (whose value is ``xv``)."""
-    if isinstance(m, Sequential):
+    if isinstance(m, Sequential) and type(m).forward is Sequential.forward:
         for name, child in m.named_children():
             x, xv = _emit(g, child, x, xv, f"{path}.{name}" if path else name)
         return x, xv
@@ -107,7 +108,7 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
         return x, xv
     plan = plan_of(m)
     if plan is not None:
-        return _emit_plan(g, m, plan, x, xv, path)
+        return plan(_Ops(g, m, path), m, (x, xv))
     hint = path.replace(".", "_") or type(m).__name__
     yv = m(xv)
     if isinstance(m, Conv3d):
@@ -185,26 +186,29 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
     return y, yv
 
 
-def _chain(g: _Graph, m: Module, names, x: str, xv: Tensor, path: str):
-    for name in names:
-        x, xv = _emit(g, m._modules[name], x, xv, f"{path}.{name}" if path else name)
-    return x, xv
+class _Ops:
+    """The operations of a plan (``structure``) on (tensor name, value) pairs: one node each."""
 
+    def __init__(self, g: _Graph, m: Module, path: str):
+        self.g, self.m, self.path = g, m, path
+        self.hint = path.replace(".", "_") or type(m).__name__
 
-def _emit_plan(g: _Graph, m: Module, plan, x: str, xv: Tensor, path: str):
-    """A block with a non-sequential forward (``structure.plan_of``): residual sum or chain."""
-    hint = path.replace(".", "_") or type(m).__name__
-    if isinstance(plan, Residual):
-        y, yv = _chain(g, m, plan.main, x, xv, path)
-        if m._modules.get(plan.shortcut) is not None:  # absent or None: x itself
-            s, sv = _chain(g, m, (plan.shortcut,), x, xv, path)
-        else:
-            s, sv = x, xv
-        return _chain(g, m, (plan.post,), g.node("Add", [y, s], hint + "_add"), yv + sv, path)
-    assert isinstance(plan, Chain), plan
-    y, yv = _chain(g, m, plan.before, x, xv, path)
-    y, yv = g.node("Flatten", [y], hint + "_flatten", axis=1), yv.flatten(1)
-    return _chain(g, m, plan.after, y, yv, path)
+    def call(self, name, x):
+        return _emit(self.g, self.m._modules[name], *x, f"{self.path}.{name}" if self.path else name)
+
+    def add(self, a, b):
+        return self.g.node("Add", [a[0], b[0]], self.hint + "_add"), a[1] + b[1]
+
+    def cat(self, xs):
+        return (self.g.node("Concat", [x[0] for x in xs], self.hint + "_cat", axis=1),
+                cat([x[1] for x in xs], axis=1))
+
+    def flatten(self, x):
+        return self.g.node("Flatten", [x[0]], self.hint + "_flatten", axis=1), x[1].flatten(1)
+
+    def mean(self, x, axes):
+        return (self.g.node("ReduceMean", [x[0]], self.hint + "_mean", axes=list(axes),
+                            keepdims=0), x[1].mean(axis=tuple(axes)))
 
 
 def to_onnx(model: Module, input_shape, opset: int = OPSET, dynamic_batch: bool = True):

@@ -27,7 +27,7 @@ from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, 
                   Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
                   Sequential)
 
-from .structure import Chain, Residual, plan_of
+from .structure import plan_of
 
 #: conv3d sub-layer name -> torchvision Conv2Plus1D (nn.Sequential) index
 CONV2PLUS1D_NAMES = {"spatial": "0", "bn": "1", "relu": "2", "temporal": "3"}
@@ -164,23 +164,36 @@ def _dtype(model: Module):
     return next((p.dtype for p in model.parameters()), np.dtype(np.float32))
 
 
+class _TorchOps:
+    """The operations of a plan (``structure``) on torch tensors, children taken from ``owner``."""
+
+    def __init__(self, torch, owner):
+        self.torch, self.owner = torch, owner
+
+    def call(self, name, x):
+        return getattr(self.owner, name)(x)
+
+    def add(self, a, b):
+        return a + b
+
+    def cat(self, xs):
+        return self.torch.cat(xs, dim=1)
+
+    def flatten(self, x):
+        return x.flatten(1)
+
+    def mean(self, x, axes):
+        return x.mean(dim=tuple(axes))
+
+
 def _planned(tnn, m: Module, plan):
     """A torch module running ``plan`` (``structure.plan_of``) over children of the same names,
     so the state-dict keys are conv3d's."""
+    import torch  # noqa: PLC0415 - optional dependency, present when tnn is torch.nn
+
     class Planned(tnn.Module):
         def forward(self, x):
-            if isinstance(plan, Residual):
-                y = x
-                for name in plan.main:
-                    y = getattr(self, name)(y)
-                short = getattr(self, plan.shortcut, None)  # None: x itself
-                return getattr(self, plan.post)(y + (x if short is None else short(x)))
-            for name in plan.before:
-                x = getattr(self, name)(x)
-            x = x.flatten(1)
-            for name in plan.after:
-                x = getattr(self, name)(x)
-            return x
+            return plan(_TorchOps(torch, self), m, x)
 
     Planned.__name__ = Planned.__qualname__ = type(m).__name__
     out = Planned()
@@ -193,7 +206,7 @@ def _build(tnn, m: Module):
     plan = plan_of(m)
     if plan is not None:
         return _planned(tnn, m, plan)
-    if isinstance(m, Sequential):
+    if isinstance(m, Sequential) and type(m).forward is Sequential.forward:
         return tnn.Sequential(OrderedDict((name, _build(tnn, c)) for name, c in m.named_children()))
     if isinstance(m, Conv2Plus1d):
         return tnn.Sequential(*(_build(tnn, m._modules[n]) for n in CONV2PLUS1D_NAMES))
