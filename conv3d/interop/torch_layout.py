@@ -14,8 +14,8 @@ ways):
 
 Arrays are NumPy on both sides (``torch.from_numpy`` or ``torch.load`` turns them into tensors;
 ``load_torch_state_dict`` also accepts torch tensors directly). ``torch_module(model)`` builds the
-equivalent ``torch.nn`` model with the weights loaded, for models made of the layers above and
-``Sequential``. This module never needs PyTorch except in ``torch_module``.
+equivalent ``torch.nn`` model with the weights loaded, for models made of the layers above,
+``Sequential`` and the planned blocks of ``conv3d.interop.structure``. This module never needs PyTorch except in ``torch_module``.
 """
 from __future__ import annotations
 
@@ -145,8 +145,9 @@ def torch_module(model: Module):
 
     Supported: Conv3d, Linear, BatchNorm3d, MaxPool3d, AvgPool3d, AdaptiveAvgPool3d,
     AdaptiveMaxPool3d, ReLU, Identity, Flatten, Dropout, GlobalAvgPool3d, Conv2Plus1d (as
-    torchvision's Sequential layout) and Sequential of them. It is in the same train/eval mode
-    as ``model``.
+    torchvision's Sequential layout), Sequential of them, and the blocks and models with a plan
+    in ``conv3d.interop.structure`` (every model of ``conv3d.models``), as torch modules of the
+    same child names. It is in the same train/eval mode as ``model``.
     """
     try:
         import torch  # noqa: PLC0415 - optional dependency
