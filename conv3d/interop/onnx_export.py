@@ -22,6 +22,8 @@ Identity            ``Identity``
 Conv2Plus1d         its parts: ``Conv`` (1 x d x d), ``BatchNormalization``, ``Relu``,
                     ``Conv`` (t x 1 x 1)
 Sequential          its children, in order
+residual blocks,    their plan in ``conv3d.interop.structure``: the children, then ``Add`` /
+VideoResNet         ``Flatten`` where the forward adds or flattens
 ==================  ==========================================================================
 
 The graph is exported in inference mode (``model.eval()`` during the export; the model's mode
@@ -36,6 +38,8 @@ import numpy as np
 
 from ..core.shapes import same_padding
 from ..core.tensor import Tensor, no_grad
+from ..ops.shape import cat
+from .structure import plan_of
 from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
                   Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
                   Sequential)
@@ -94,7 +98,7 @@ def _conv_pads(layer: Conv3d, in_shape) -> list[int]:
 
 def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Tensor]:
     """Emit the nodes of module ``m`` applied to tensor name ``x`` (whose value is ``xv``)."""
-    if isinstance(m, Sequential):
+    if isinstance(m, Sequential) and type(m).forward is Sequential.forward:
         for name, child in m.named_children():
             x, xv = _emit(g, child, x, xv, f"{path}.{name}" if path else name)
         return x, xv
@@ -102,6 +106,9 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
         for name in ("spatial", "bn", "relu", "temporal"):  # the order of its forward
             x, xv = _emit(g, m._modules[name], x, xv, f"{path}.{name}" if path else name)
         return x, xv
+    plan = plan_of(m)
+    if plan is not None:
+        return plan(_Ops(g, m, path), m, (x, xv))
     hint = path.replace(".", "_") or type(m).__name__
     yv = m(xv)
     if isinstance(m, Conv3d):
@@ -173,9 +180,35 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
         raise TypeError(f"conv3d.onnx.export: no ONNX mapping for {type(m).__name__} (at "
                         f"{path or 'the top level'}); supported: Sequential, Conv2Plus1d, Conv3d, "
                         f"MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool3d, BatchNorm3d, "
-                        f"ReLU, Linear, Flatten, Dropout, GlobalAvgPool3d, Identity. Rebuild the "
-                        f"model as a Sequential of these layers")
+                        f"ReLU, Linear, Flatten, Dropout, GlobalAvgPool3d, Identity, and the blocks "
+                        f"of conv3d.interop.structure. Rebuild the model from these, or give "
+                        f"its block a plan there")
     return y, yv
+
+
+class _Ops:
+    """The operations of a plan (``structure``) on (tensor name, value) pairs: one node each."""
+
+    def __init__(self, g: _Graph, m: Module, path: str):
+        self.g, self.m, self.path = g, m, path
+        self.hint = path.replace(".", "_") or type(m).__name__
+
+    def call(self, name, x):
+        return _emit(self.g, self.m._modules[name], *x, f"{self.path}.{name}" if self.path else name)
+
+    def add(self, a, b):
+        return self.g.node("Add", [a[0], b[0]], self.hint + "_add"), a[1] + b[1]
+
+    def cat(self, xs):
+        return (self.g.node("Concat", [x[0] for x in xs], self.hint + "_cat", axis=1),
+                cat([x[1] for x in xs], axis=1))
+
+    def flatten(self, x):
+        return self.g.node("Flatten", [x[0]], self.hint + "_flatten", axis=1), x[1].flatten(1)
+
+    def mean(self, x, axes):
+        return (self.g.node("ReduceMean", [x[0]], self.hint + "_mean", axes=list(axes),
+                            keepdims=0), x[1].mean(axis=tuple(axes)))
 
 
 def to_onnx(model: Module, input_shape, opset: int = OPSET, dynamic_batch: bool = True):

@@ -14,8 +14,8 @@ ways):
 
 Arrays are NumPy on both sides (``torch.from_numpy`` or ``torch.load`` turns them into tensors;
 ``load_torch_state_dict`` also accepts torch tensors directly). ``torch_module(model)`` builds the
-equivalent ``torch.nn`` model with the weights loaded, for models made of the layers above and
-``Sequential``. This module never needs PyTorch except in ``torch_module``.
+equivalent ``torch.nn`` model with the weights loaded, for models made of the layers above,
+``Sequential`` and the planned blocks of ``conv3d.interop.structure``. This module never needs PyTorch except in ``torch_module``.
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ import numpy as np
 from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
                   Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
                   Sequential)
+
+from .structure import plan_of
 
 #: conv3d sub-layer name -> torchvision Conv2Plus1D (nn.Sequential) index
 CONV2PLUS1D_NAMES = {"spatial": "0", "bn": "1", "relu": "2", "temporal": "3"}
@@ -143,8 +145,9 @@ def torch_module(model: Module):
 
     Supported: Conv3d, Linear, BatchNorm3d, MaxPool3d, AvgPool3d, AdaptiveAvgPool3d,
     AdaptiveMaxPool3d, ReLU, Identity, Flatten, Dropout, GlobalAvgPool3d, Conv2Plus1d (as
-    torchvision's Sequential layout) and Sequential of them. It is in the same train/eval mode
-    as ``model``.
+    torchvision's Sequential layout), Sequential of them, and the blocks and models with a plan
+    in ``conv3d.interop.structure`` (every model of ``conv3d.models``), as torch modules of the
+    same child names. It is in the same train/eval mode as ``model``.
     """
     try:
         import torch  # noqa: PLC0415 - optional dependency
@@ -162,8 +165,49 @@ def _dtype(model: Module):
     return next((p.dtype for p in model.parameters()), np.dtype(np.float32))
 
 
+class _TorchOps:
+    """The operations of a plan (``structure``) on torch tensors, children taken from ``owner``."""
+
+    def __init__(self, torch, owner):
+        self.torch, self.owner = torch, owner
+
+    def call(self, name, x):
+        return getattr(self.owner, name)(x)
+
+    def add(self, a, b):
+        return a + b
+
+    def cat(self, xs):
+        return self.torch.cat(xs, dim=1)
+
+    def flatten(self, x):
+        return x.flatten(1)
+
+    def mean(self, x, axes):
+        return x.mean(dim=tuple(axes))
+
+
+def _planned(tnn, m: Module, plan):
+    """A torch module running ``plan`` (``structure.plan_of``) over children of the same names,
+    so the state-dict keys are conv3d's."""
+    import torch  # noqa: PLC0415 - optional dependency, present when tnn is torch.nn
+
+    class Planned(tnn.Module):
+        def forward(self, x):
+            return plan(_TorchOps(torch, self), m, x)
+
+    Planned.__name__ = Planned.__qualname__ = type(m).__name__
+    out = Planned()
+    for name, child in m._modules.items():
+        setattr(out, name, None if child is None else _build(tnn, child))
+    return out
+
+
 def _build(tnn, m: Module):
-    if isinstance(m, Sequential):
+    plan = plan_of(m)
+    if plan is not None:
+        return _planned(tnn, m, plan)
+    if isinstance(m, Sequential) and type(m).forward is Sequential.forward:
         return tnn.Sequential(OrderedDict((name, _build(tnn, c)) for name, c in m.named_children()))
     if isinstance(m, Conv2Plus1d):
         return tnn.Sequential(*(_build(tnn, m._modules[n]) for n in CONV2PLUS1D_NAMES))
