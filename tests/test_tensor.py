@@ -233,3 +233,18 @@ def test_gradients_someone_else_can_see_are_copied_into_grad():
     h.retains_grad = True
     (h * 2.0).backward(np.ones(3))
     assert not np.shares_memory(h.grad, a.grad)
+
+
+def test_indexing_gradient_adds_up_repeated_indices_and_copies_slices():
+    """The gradient of x[index] counts how often each element was picked: a fancy index may pick
+    one twice (add.at), a basic one (slices, ints) at most once (a plain copy)."""
+    import numpy as np
+
+    from conv3d import Tensor
+
+    x = Tensor(np.zeros((4, 3)), requires_grad=True)
+    x[np.array([0, 0, 2])].sum().backward()
+    np.testing.assert_array_equal(x.grad, [[2] * 3, [0] * 3, [1] * 3, [0] * 3])
+    x = Tensor(np.zeros((4, 3)), requires_grad=True)
+    (x[1:3, ::2] * Tensor(np.array([5.0, 7.0]))).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0, 0], [5, 0, 7], [5, 0, 7], [0, 0, 0]])

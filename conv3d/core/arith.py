@@ -162,6 +162,14 @@ class Transpose(Function):
         return gy.transpose(tuple(np.argsort(self.axes)))
 
 
+def _is_basic(index) -> bool:
+    """True for a NumPy *basic* index (ints, slices, Ellipsis, None): it selects each element
+    at most once."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))
+               and not isinstance(p, bool) for p in parts)
+
+
 class GetItem(Function):
     def __init__(self, index):
         self.index = index
@@ -173,7 +181,10 @@ class GetItem(Function):
     def backward(self, gy):
         xp = get_array_module(gy)
         gx = xp.zeros(self.shape, dtype=gy.dtype)
-        xp.add.at(gx, self.index, gy)  # add.at: repeated indices add up
+        if _is_basic(self.index):  # each element picked at most once: a plain copy
+            gx[self.index] = gy
+        else:
+            xp.add.at(gx, self.index, gy)  # add.at: repeated indices add up
         return gx
 
 

@@ -84,23 +84,6 @@ def stack(tensors, axis: int = 0) -> Tensor:
     return cat(expanded, axis=axis)
 
 
-class Slice(Function):
-    """y = x[index] for a basic (slice) index; backward puts gy back into a zero array."""
-
-    def __init__(self, index):
-        self.index = index
-
-    def forward(self, x):
-        self.x_shape = x.shape
-        return x[self.index]
-
-    def backward(self, gy):
-        xp = get_array_module(gy)
-        gx = xp.zeros(self.x_shape, dtype=gy.dtype)
-        gx[self.index] = gy  # a slice selects each voxel once: no add.at needed
-        return gx
-
-
 def split(x, split_size_or_sections, axis: int = 0) -> tuple:
     """``torch.split``: pieces of ``split_size`` along ``axis`` (the last one may be smaller),
     or, given a list of sizes, pieces of exactly those sizes (they must add up to the axis).
@@ -131,7 +114,7 @@ def split(x, split_size_or_sections, axis: int = 0) -> tuple:
     pieces, start = [], 0
     for s in sizes:
         index = (slice(None),) * axis + (slice(start, start + s),)
-        pieces.append(Slice(index)(x))
+        pieces.append(arith.getitem(x, index))
         start += s
     return tuple(pieces)
 
