@@ -6,7 +6,7 @@ import numpy as np
 from .. import functional as F
 from ..core.shapes import to_triple
 from . import init as _init
-from .layers import _float_dtype, _positive_int
+from .layers import _float_dtype, _set_conv_settings
 from .module import Module, Parameter
 
 
@@ -38,17 +38,10 @@ class ConvTranspose3d(Module):
                  rng=None, dtype=np.float32):
         super().__init__()
         name = "ConvTranspose3d"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        self.groups = _positive_int(groups, "groups", name)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        self.kernel_size = to_triple(kernel_size, "kernel_size", minimum=1)
-        self.stride = to_triple(stride, "stride", minimum=1)
+        _set_conv_settings(self, name, in_channels, out_channels, groups, kernel_size, stride,
+                           dilation)
         self.padding = to_triple(padding, "padding", minimum=0)
         self.output_padding = to_triple(output_padding, "output_padding", minimum=0)
-        self.dilation = to_triple(dilation, "dilation", minimum=1)
         for op_, s, d in zip(self.output_padding, self.stride, self.dilation):
             if op_ >= max(s, d):
                 raise ValueError(f"{name}: output_padding={self.output_padding} must be smaller "

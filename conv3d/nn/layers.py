@@ -34,6 +34,20 @@ def _float_dtype(dtype, layer: str) -> np.dtype:
     return dtype
 
 
+def _set_conv_settings(layer, name: str, in_channels, out_channels, groups, kernel_size,
+                       stride, dilation) -> None:
+    """Check and store the settings Conv3d and ConvTranspose3d share, as torch names them."""
+    layer.in_channels = _positive_int(in_channels, "in_channels", name)
+    layer.out_channels = _positive_int(out_channels, "out_channels", name)
+    layer.groups = _positive_int(groups, "groups", name)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and "
+                         f"out_channels={out_channels}")
+    layer.kernel_size = to_triple(kernel_size, "kernel_size", minimum=1)
+    layer.stride = to_triple(stride, "stride", minimum=1)
+    layer.dilation = to_triple(dilation, "dilation", minimum=1)
+
+
 class Conv3d(Module):
     """3D convolution layer, as ``torch.nn.Conv3d``: y = conv3d(x, weight) + bias.
 
@@ -65,15 +79,8 @@ class Conv3d(Module):
             raise ValueError(f"Conv3d: padding_mode must be one of {PADDING_MODES}, got "
                              f"{padding_mode!r}")
         self.padding_mode = padding_mode
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        self.groups = _positive_int(groups, "groups", name)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv3d: groups={groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        self.kernel_size = to_triple(kernel_size, "kernel_size", minimum=1)
-        self.stride = to_triple(stride, "stride", minimum=1)
-        self.dilation = to_triple(dilation, "dilation", minimum=1)
+        _set_conv_settings(self, name, in_channels, out_channels, groups, kernel_size, stride,
+                           dilation)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"Conv3d: padding must be an int, a triple, 'same' or 'valid', "
