@@ -20,20 +20,24 @@ PyTorch-layout weights through this package, so importing it at the top would be
 from __future__ import annotations
 
 
-def _residual(ops, m, x, main, shortcut_of_x):
+def _shortcut(ops, m, x):
+    """The residual branch of a block: ``downsample(x)`` where the block has one, else ``x``."""
+    return x if m._modules.get("downsample") is None else ops.call("downsample", x)
+
+
+def _residual(ops, m, x, main):
     out = x
     for name in main:
         out = ops.call(name, out)
-    short = x if m._modules.get("downsample") is None else ops.call("downsample", x)
-    return ops.call("relu", ops.add(shortcut_of_x(out), short))
+    return ops.call("relu", ops.add(out, _shortcut(ops, m, x)))
 
 
 def _basic_block(ops, m, x):  # video_resnet.BasicBlock: relu(conv2(conv1(x)) + shortcut(x))
-    return _residual(ops, m, x, ("conv1", "conv2"), lambda out: out)
+    return _residual(ops, m, x, ("conv1", "conv2"))
 
 
 def _bottleneck(ops, m, x):  # video_resnet.Bottleneck
-    return _residual(ops, m, x, ("conv1", "conv2", "conv3"), lambda out: out)
+    return _residual(ops, m, x, ("conv1", "conv2", "conv3"))
 
 
 def _video_resnet(ops, m, x):
@@ -66,8 +70,7 @@ def _c3d(ops, m, x):
 def _i3d_block(ops, m, x):  # i3d.BasicBlock3d
     out = ops.call("relu", ops.call("bn1", ops.call("conv1", x)))
     out = ops.call("bn2", ops.call("conv2", out))
-    short = x if m._modules.get("downsample") is None else ops.call("downsample", x)
-    return ops.call("relu", ops.add(out, short))
+    return ops.call("relu", ops.add(out, _shortcut(ops, m, x)))
 
 
 def _i3d(ops, m, x):
@@ -93,8 +96,7 @@ def _p3d_block(ops, m, x):  # p3d.P3DBottleneck, kinds A (serial), B (parallel),
         s = spatial(out)
         out = ops.add(s, temporal(s))
     out = ops.call("bn4", ops.call("conv4", out))
-    short = x if m._modules.get("downsample") is None else ops.call("downsample", x)
-    return ops.call("relu", ops.add(out, short))
+    return ops.call("relu", ops.add(out, _shortcut(ops, m, x)))
 
 
 def _p3d(ops, m, x):
