@@ -111,6 +111,14 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
         return plan(_Ops(g, m, path), m, (x, xv))
     hint = path.replace(".", "_") or type(m).__name__
     yv = m(xv)
+    for option, plain in (("padding_mode", "zeros"), ("return_indices", False),
+                          ("divisor_override", None)):
+        # ONNX's Conv pads with zeros, MaxPool's second output is not torch's flat index and
+        # AveragePool has no fixed divisor: refused by name rather than exported differently
+        if getattr(m, option, plain) != plain:
+            raise ValueError(f"ONNX export: {hint} is {type(m).__name__}({option}="
+                             f"{getattr(m, option)!r}), which this exporter cannot express; "
+                             f"use the default {option}={plain!r} or torch_module(model)")
     if isinstance(m, Conv3d):
         inputs = [x, g.weight(f"{hint}_weight", m.weight.numpy())]
         if m.bias is not None:

@@ -213,17 +213,20 @@ def _build(tnn, m: Module):
         return tnn.Sequential(*(_build(tnn, m._modules[n]) for n in CONV2PLUS1D_NAMES))
     if isinstance(m, Conv3d):
         return tnn.Conv3d(m.in_channels, m.out_channels, m.kernel_size, m.stride, _conv_padding(m),
-                          m.dilation, m.groups, bias=m.bias is not None)
+                          m.dilation, m.groups, bias=m.bias is not None,
+                          padding_mode=m.padding_mode)
     if isinstance(m, Linear):
         return tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
     if isinstance(m, BatchNorm3d):
         return tnn.BatchNorm3d(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
                                track_running_stats=m.track_running_stats)
     if isinstance(m, MaxPool3d):
-        return tnn.MaxPool3d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
+        return tnn.MaxPool3d(m.kernel_size, m.stride, m.padding, m.dilation,
+                             return_indices=m.return_indices, ceil_mode=m.ceil_mode)
     if isinstance(m, AvgPool3d):
         return tnn.AvgPool3d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode,
-                             count_include_pad=m.count_include_pad)
+                             count_include_pad=m.count_include_pad,
+                             divisor_override=m.divisor_override)
     if isinstance(m, ReLU):
         return tnn.ReLU()
     if isinstance(m, Identity):
