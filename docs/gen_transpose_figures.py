@@ -53,7 +53,8 @@ def conv_transpose():
     colours = np.zeros((2, 2, 2, 4))
     for idx, (d, h, w) in enumerate(np.ndindex(2, 2, 2)):
         colours[d, h, w] = (*COLOURS[idx], 0.9)
-    _voxels(ax, filled, colours, "input x: 2x2x2 voxels\n(1, 0, 1) is the brown one, front top right")
+    _voxels(ax, filled, colours,
+            "input x: 2x2x2 voxels\n(1, 0, 1) is the brown one, front top right")
 
     ax = fig.add_subplot(1, 3, 2, projection="3d")
     one = np.zeros((1, 1, 2, 2, 2))

@@ -17,7 +17,8 @@ from conv3d.cli import main
 from conv3d.teach.transpose_view import checkerboard_demo, make_transpose_problem
 
 NUM = r"-?\d+(?:\.\d+)?"
-ROW = re.compile(rf"(y|x)\[([\d, ]+)\]\s+│?\s*w\[([\d, ]+)\]\s+│?\s*({NUM}) × ({NUM}) = ({NUM})")
+ROW = re.compile(rf"(y|x)\[([\d, ]+)\]\s+│?\s*w\[([\d, ]+)\]\s+│?\s*"
+                 rf"({NUM}) × ({NUM}) = ({NUM})")
 FINAL = re.compile(rf"^OUTPUT y\[([\d, ]+)\] = ({NUM})\s*$", re.M)
 
 
@@ -47,6 +48,12 @@ def run_cli(capsys, *argv) -> str:
     return out.out
 
 
+def _triple(text):
+    """'2' -> (2, 2, 2); '2x1x2' -> (2, 1, 2)."""
+    values = tuple(int(v) for v in text.split("x"))
+    return values * 3 if len(values) == 1 else values
+
+
 def _ints(text):
     return tuple(int(v) for v in text.split(","))
 
@@ -61,15 +68,14 @@ def test_scatter_and_gather_match_a_naive_loop_and_the_engine(capsys, argv, at, 
     out = run_cli(capsys, *argv, "--at", ",".join(map(str, at)),
                   "--output-at", ",".join(map(str, output_at)))
     opts = dict(zip(argv[::2], argv[1::2]))
-    triple = lambda key, default: tuple(int(v) for v in opts.get(key, default).split("x")) \
-        if "x" in opts.get(key, default) else (int(opts.get(key, default)),) * 3  # noqa: E731
     tp = make_transpose_problem(opts["--input"], opts.get("--kernel", "3x3x3"),
                                 opts["--stride"], opts.get("--padding", "0"),
                                 opts.get("--output-padding", "0"), "1",
                                 int(opts["--random"]) if "--random" in opts else None,
                                 int(opts.get("--in-channels", 1)),
                                 int(opts.get("--out-channels", 1)))
-    s, p, op = triple("--stride", "1"), triple("--padding", "0"), triple("--output-padding", "0")
+    s, p, op = (_triple(opts.get(key, "0"))
+                 for key in ("--stride", "--padding", "--output-padding"))
     y, hits = naive_transpose(tp.x, tp.w, s, p, op, (1, 1, 1))
     engine = F.conv_transpose3d(Tensor(tp.x), Tensor(tp.w), stride=s, padding=p,
                                 output_padding=op).numpy()

@@ -271,5 +271,6 @@ class CudaKernels:
         gx = self.xp.empty(x_shape, dtype=gy.dtype)
         out_size = tuple(gy.shape[2:])
         self.launch(launch.upsample_trilinear_backward_config(x_shape, out_size), gy.dtype,
-                    (gy, gx, tap_index, tap_weight, out_span) + launch.resize_args(x_shape, out_size))
+                    (gy, gx, tap_index, tap_weight, out_span)
+                    + launch.resize_args(x_shape, out_size))
         return gx

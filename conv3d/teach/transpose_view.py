@@ -124,7 +124,8 @@ def make_transpose_problem(input_size="2x2x2", kernel="3x3x3", stride="2", paddi
                             parse_triple(padding, "padding", 0),
                             parse_triple(output_padding, "output-padding", 0),
                             parse_triple(dilation, "dilation", 1),
-                            f"random integers 1..4, weights -1..2 (seed {0 if seed is None else seed})")
+                            f"random integers 1..4, weights -1..2 "
+                            f"(seed {0 if seed is None else seed})")
 
 
 def _v(idx) -> str:
@@ -134,7 +135,8 @@ def _v(idx) -> str:
 def describe(tp: TransposeProblem, r: Report) -> None:
     r.text(f"INPUT   x: shape (N, C_in, D, H, W) = {tp.x.shape}   data: {tp.source}")
     r.text(f"WEIGHTS w: shape (C_in, C_out, kD, kH, kW) = {tp.w.shape}  (torch's layout)")
-    r.text(f"OUTPUT  y: shape (N, C_out, OD, OH, OW) = {(tp.x.shape[0], tp.w.shape[1]) + tp.out_size}")
+    y_shape = (tp.x.shape[0], tp.w.shape[1]) + tp.out_size
+    r.text(f"OUTPUT  y: shape (N, C_out, OD, OH, OW) = {y_shape}")
     rows = []
     for a, ax in enumerate(AXES):
         i, k, s, p, d, op = (tp.in_size[a], tp.kernel[a], tp.stride[a], tp.padding[a],
