@@ -37,7 +37,7 @@ def _on_emu(torch, fn, torch_fn, x, gy_seed=0):
     return (y.numpy(), t.grad), (ty, tt.grad)
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(resize_cases(), st.sampled_from([np.float64, np.float32]))
 def test_interpolate_on_the_emulated_kernels_matches_torch(case, dtype):
     torch = pytest.importorskip("torch")
@@ -132,3 +132,4 @@ def test_conv_transpose3d_shares_conv3d_kernels(monkeypatch):
     # every input voxel lands inside the 5x5x5 output at stride 2)
     np.testing.assert_allclose(x.grad, np.broadcast_to(
         w.numpy().reshape(2, -1).sum(axis=1).reshape(1, 2, 1, 1, 1), x.shape), rtol=1e-5)
+
