@@ -39,6 +39,11 @@
 #define AVG_POOL3D_ARGS NC, D, H, W, OD, OH, OW, kD, kH, kW, sD, sH, sW, pD, pH, pW, \
                         count_include_pad
 
+// Resizing (upsample_trilinear_*, launch.resize_args): NC planes of (D, H, W) resized to
+// (OD, OH, OW), each on its own.
+#define RESIZE3D_PARAMS int NC, int D, int H, int W, int OD, int OH, int OW
+#define RESIZE3D_ARGS NC, D, H, W, OD, OH, OW
+
 // ---- which element a thread computes ------------------------------------------------------
 
 // The global index of this thread in a 1-D grid of 1-D blocks: blockIdx.x * blockDim.x +
@@ -116,6 +121,27 @@ __device__ inline int avg_pool_divisor(Span wd, Span wh, Span ww, int D, int H, 
 {
     if (count_include_pad) return length(wd) * length(wh) * length(ww);
     return length(clip_to_data(wd, D)) * length(clip_to_data(wh, H)) * length(clip_to_data(ww, W));
+}
+
+// ---- resizing tables (upsample_trilinear_forward / _backward) ------------------------------
+
+// A separable resize (trilinear, or nearest as its one-tap case) gives output position o of one
+// axis RESIZE_TAPS input taps: tap a reads input tap_index[o*RESIZE_TAPS + a] with weight
+// tap_weight[o*RESIZE_TAPS + a]. The host builds the tables from PyTorch's index rules
+// (conv3d/ops/resample.py) and stacks the three axes into one table: the rows of the depth axis
+// first (OD of them), then height (OH), then width (OW). A tap of weight 0 is never read, so
+// nearest copies exactly (no 0 * inf = nan from the unused tap).
+#define RESIZE_TAPS 2
+
+// The backward's out_span table holds RESIZE_SPAN_FIELDS ints per input position: the outputs
+// [start, end) that may have a tap on it.
+#define RESIZE_SPAN_FIELDS 2
+
+// The row of the stacked table that holds output position o of axis 0 (depth), 1 (height) or
+// 2 (width); the same stacking for the backward's per-input rows, with input sizes.
+__device__ inline int resize_row(int axis, int o, int size_d, int size_h)
+{
+    return o + (axis > 0 ? size_d : 0) + (axis > 1 ? size_h : 0);
 }
 
 #endif  // CONV3D_KERNELS_INDEXING_CUH

@@ -106,3 +106,8 @@ def test_cuda_kernel_tests_are_clean_under_asan():
     if not (ROOT / "tests/test_cuda_kernels.py").exists():
         pytest.skip("tests/test_cuda_kernels.py (the emulated kernel tests) is not there")
     run_suite("tests/test_cuda_kernels.py")
+
+
+@pytest.mark.slow
+def test_resize_and_transposed_conv_kernel_tests_are_clean_under_asan():
+    run_suite("tests/test_cuda_resize.py")

@@ -15,6 +15,7 @@ from ..cuda import launch
 from ..cuda.sources import get_function
 from ..ops import cpu_reference
 from ..ops.im2col import col2vol, vol2col
+from ..ops.resample import resize_backward, resize_forward, resize_matrix
 
 DEVICE = "cuda-emu"
 
@@ -25,6 +26,9 @@ CONV = dict(x_shape=(2, 6, 5, 6, 7), w_shape=(10, 3, 3, 2, 3), stride=(1, 2, 1),
 # Overlapping pooling windows (stride < kernel), padding, dilation, ceil_mode.
 POOL = dict(x_shape=(2, 3, 5, 6, 7), kernel=(3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 1),
             dilation=(1, 2, 1), ceil_mode=True)
+# Resizing: up on depth and width, down on height; each mode and corner rule in turn.
+RESIZE = dict(x_shape=(2, 3, 3, 5, 4), out_size=(7, 3, 9),
+              modes=(("trilinear", False), ("trilinear", True), ("nearest", False)))
 
 
 def _rng_arrays(dtype, *shapes, seed=0):
@@ -177,6 +181,39 @@ def case_bias_add(dtype):
     expected = y + b.reshape(1, 5, 1, 1, 1)
     _launch(launch.bias_add_config(y.shape), dtype, (y, b) + launch.int32_args(2, 5, 36))
     return y, expected
+
+
+def _resize_matrices(mode, align_corners, dtype):
+    return tuple(resize_matrix(i, o, mode, None, align_corners, dtype)
+                 for i, o in zip(RESIZE["x_shape"][2:], RESIZE["out_size"]))
+
+
+def case_upsample_trilinear_forward(dtype):
+    (x,) = _rng_arrays(dtype, RESIZE["x_shape"])
+    shape, out = RESIZE["x_shape"], RESIZE["out_size"]
+    results = []
+    for mode, align in RESIZE["modes"]:
+        matrices = _resize_matrices(mode, align, dtype)
+        tap_index, tap_weight, _ = launch.resize_tables(matrices, dtype)
+        y = np.empty(shape[:2] + out, dtype)
+        _launch(launch.upsample_trilinear_forward_config(shape, out), dtype,
+                (x, y, tap_index, tap_weight) + launch.resize_args(shape, out))
+        results.append((y, resize_forward(x, matrices)))
+    return tuple(np.concatenate([r[i].ravel() for r in results]) for i in (0, 1))
+
+
+def case_upsample_trilinear_backward(dtype):
+    shape, out = RESIZE["x_shape"], RESIZE["out_size"]
+    (gy,) = _rng_arrays(dtype, shape[:2] + out)
+    results = []
+    for mode, align in RESIZE["modes"]:
+        matrices = _resize_matrices(mode, align, dtype)
+        tap_index, tap_weight, out_span = launch.resize_tables(matrices, dtype)
+        gx = np.empty(shape, dtype)
+        _launch(launch.upsample_trilinear_backward_config(shape, out), dtype,
+                (gy, gx, tap_index, tap_weight, out_span) + launch.resize_args(shape, out))
+        results.append((gx, resize_backward(gy, matrices)))
+    return tuple(np.concatenate([r[i].ravel() for r in results]) for i in (0, 1))
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}

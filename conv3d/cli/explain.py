@@ -10,6 +10,7 @@ Examples::
     conv3d explain --example cube --im2col
     conv3d explain --input 4x4x4 --kernel 2x2x2 --pool max --at 0,1,1
     conv3d explain --input 4x6x6 --kernel 3x3x3 --factorized --at 0,1,1
+    conv3d explain --op conv_transpose3d --input 2x2x2 --stride 2 --at 1,0,1 --output-at 2,2,2
 """
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ def register(subparsers) -> None:
     add_problem_arguments(p)
     p.add_argument("--at", default="0,0,0", help="d,h,w (or n,k,d,h,w): the output voxel; with "
                    "--grad input an input voxel, with --grad weight a weight tap (default 0,0,0)")
+    p.add_argument("--op", choices=["conv3d", "conv_transpose3d"], default="conv3d",
+                   help="conv_transpose3d: where input voxel --at scatters, and what output "
+                        "voxel --output-at gathers (default conv3d)")
+    p.add_argument("--output-at", default=None, help="--op conv_transpose3d: the output voxel "
+                   "d,h,w (or n,k,d,h,w) to gather into (default: the middle of the output)")
+    p.add_argument("--output-padding", default="0", help="--op conv_transpose3d: int or DxHxW "
+                   "(default 0)")
     p.add_argument("--step", action="store_true", help="walk through every position in order "
                    "(keys n/p/q in a terminal; everything in order otherwise)")
     view = p.add_mutually_exclusive_group()
@@ -101,11 +109,40 @@ def check_example_args(args) -> None:
                              f"use --random SEED (or --input-file F) for other sizes")
 
 
+def run_transpose(args, fmt_name: str, file=None) -> None:
+    """``--op conv_transpose3d``: the scatter of one input voxel and the gather of one output."""
+    from ..teach.report import render  # noqa: PLC0415
+    from ..teach.transpose_view import explain_transpose, make_transpose_problem  # noqa: PLC0415
+
+    unsupported = [flag for flag, used in (
+        ("--example", args.example), ("--input-file", args.input_file), ("--step", args.step),
+        ("--grad", args.grad), ("--im2col", args.im2col), ("--pool", args.pool),
+        ("--factorized", args.factorized), ("--batch", args.batch != 1),
+        ("--bias", args.bias != 0)) if used]
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)} cannot be combined with --op "
+                         f"conv_transpose3d (it takes --input, --kernel, --stride, --padding, "
+                         f"--output-padding, --dilation, --in-channels, --out-channels, "
+                         f"--random, --at and --output-at)")
+    tp = make_transpose_problem(args.input,
+                                args.kernel or "3x3x3", args.stride or "1", args.padding,
+                                args.output_padding, args.dilation, args.random,
+                                args.in_channels, args.out_channels)
+    output_at = None if args.output_at is None else parse_at(args.output_at)
+    render(explain_transpose(tp, parse_at(args.at), output_at), fmt_name, file,
+           getattr(args, "width", None))
+
+
 def run(args, stdin=None, file=None) -> int:
     from ..teach import explain, grad  # noqa: PLC0415
     from ..teach.report import Report, render  # noqa: PLC0415
     fmt_name = "markdown" if args.markdown else "latex" if args.latex else "rich"
     try:
+        if args.op == "conv_transpose3d":
+            run_transpose(args, fmt_name, file)
+            return 0
+        if args.output_at is not None or args.output_padding != "0":
+            raise ValueError("--output-at and --output-padding belong to --op conv_transpose3d")
         check_example_args(args)
         if args.pool:
             from ..teach import pool_view  # noqa: PLC0415

@@ -7,6 +7,7 @@ Examples::
     conv3d kernels show indexing.cuh          # the helpers every kernel includes
     conv3d kernels launch conv3d_tiled --shape 8,16,32,32,32 --weight 32,16,3,3,3 --padding 1
     conv3d kernels launch max_pool3d_forward --shape 8,16,32,32,32 --kernel-size 2
+    conv3d kernels launch upsample_trilinear_forward --shape 1,8,16,16,16 --size 32,32,32
     conv3d kernels check                      # NVRTC for sm_75/80/90 + emulation vs NumPy
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ CONV_KERNELS = ("conv3d_direct", "conv3d_tiled", "im2col3d", "col2im3d", "conv3d
                 "conv3d_backward_weight", "bias_add")
 POOL_KERNELS = ("max_pool3d_forward", "max_pool3d_backward", "avg_pool3d_forward",
                 "avg_pool3d_backward")
+RESIZE_KERNELS = ("upsample_trilinear_forward", "upsample_trilinear_backward")
 
 
 def register(subparsers) -> None:
@@ -45,6 +47,7 @@ def register(subparsers) -> None:
     lau.add_argument("--shape", required=True, help="input N,C,D,H,W")
     lau.add_argument("--weight", help="conv kernels: weight K,C/groups,kD,kH,kW")
     lau.add_argument("--kernel-size", help="pool kernels: k or kD,kH,kW")
+    lau.add_argument("--size", help="resize kernels: the output size OD,OH,OW")
     lau.add_argument("--stride", help="s or sD,sH,sW (default 1; pooling: the kernel size)")
     lau.add_argument("--padding", default="0",
                      help="p, pD,pH,pW, six ints (before,after per axis: conv only), 'same' or "
@@ -131,6 +134,10 @@ def _launch_config(args):
     shape = _ints(args.shape, "shape", (5,))
     itemsize = np.dtype(args.dtype).itemsize
     dilation = _triple(args.dilation, "dilation")
+    if args.name in RESIZE_KERNELS:
+        if not args.size:
+            raise ValueError(f"{args.name} is a resize kernel: give --size OD,OH,OW (the output)")
+        return getattr(launch, f"{args.name}_config")(shape, _triple(args.size, "size"))
     if args.name in CONV_KERNELS:
         if not args.weight:
             raise ValueError(f"{args.name} is a convolution kernel: give --weight K,C/groups,kD,kH,kW")

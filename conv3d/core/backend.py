@@ -21,13 +21,19 @@ Three devices:
     avg_pool3d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad) -> y
     avg_pool3d_backward(gy, x_shape, kernel_size, stride, padding, ceil_mode,
                         count_include_pad)                                      -> gx
+    interpolate_forward(x, matrices)                                            -> y
+    interpolate_backward(gy, matrices)                                          -> gx
 
 ``conv3d_backward`` computes only the gradients ``output_mask = (want_gx, want_gw)`` asks for
 and returns ``None`` for the others (PyTorch's ``convolution_backward``); how it gets them (one
 pass or two) is the provider's business. ``max_pool3d_forward`` returns ``indices=None`` when
-``return_indices`` is False (inference needs no argmax). Providers are registered by the layers
-that implement them (``conv3d.ops`` for the CPU, ``conv3d.cuda`` for the GPU and the emulator),
-so this module, at the bottom of the package, imports none of them.
+``return_indices`` is False (inference needs no argmax). ``matrices`` are the three (O, I)
+NumPy resize matrices of ``conv3d.ops.resample`` (depth, height, width), which hold PyTorch's
+index rules; a transposed convolution needs no entry of its own (``conv3d.ops.conv_transpose``
+calls ``conv3d_backward`` for its forward and ``conv3d_forward`` for its input gradient).
+Providers are registered by the layers that implement them (``conv3d.ops`` for the CPU,
+``conv3d.cuda`` for the GPU and the emulator), so this module, at the bottom of the package,
+imports none of them.
 """
 from __future__ import annotations
 

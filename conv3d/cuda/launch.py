@@ -245,3 +245,77 @@ def bias_add_config(y_shape) -> LaunchConfig:
     return elementwise_config(
         "bias_add", math.prod(y_shape),
         f"thread t adds b[k] to y[t] (row-major over {tuple(y_shape)}), k = (t / spatial) % K")
+
+
+# ---- resizing (upsample_trilinear_forward / _backward) --------------------------------------
+
+@functools.cache
+def _header_define(name: str) -> int:
+    """An integer ``#define`` of kernels/indexing.cuh: the header is the one source."""
+    from .sources import header_source  # noqa: PLC0415 - avoid a cycle at import time
+    match = re.search(rf"^#define\s+{name}\s+(\d+)", header_source("indexing.cuh"), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"kernels/indexing.cuh lost its '#define {name} <n>'")
+    return int(match.group(1))
+
+
+def resize_args(x_shape, out_size) -> tuple:
+    """The ints after the array pointers of the resize kernels: NC, D, H, W, OD, OH, OW."""
+    N, C, D, H, W = x_shape
+    return int32_args(N * C, D, H, W, *out_size)
+
+
+def _axis_tables(M: np.ndarray, taps: int):
+    """One axis's rows: tap indices and weights (O, taps), output spans (I, 2), from the (O, I)
+    resize matrix (row o: the weights output o gives each input), whose rows hold at most
+    ``taps`` nonzeros in one run of neighbours (linear interpolation: i0 and i0 + 1)."""
+    O, I = M.shape
+    nonzero = M != 0
+    if np.any(nonzero.sum(axis=1) > taps):
+        raise ValueError(f"a resize row mixes more than {taps} inputs; the resize kernels take "
+                         f"nearest and linear interpolation only")
+    rows = np.arange(O)
+    first = np.argmax(nonzero, axis=1)
+    last = I - 1 - np.argmax(nonzero[:, ::-1], axis=1)
+    index = np.stack([first, last], axis=1).astype(np.int32)
+    weight = np.stack([M[rows, first], np.where(last != first, M[rows, last], 0)], axis=1)
+    touched = nonzero.any(axis=0)
+    start = np.where(touched, np.argmax(nonzero, axis=0), 0)
+    end = np.where(touched, O - np.argmax(nonzero[::-1], axis=0), 0)
+    span = np.stack([start, end], axis=1).astype(np.int32)
+    return index, weight.astype(M.dtype), span
+
+
+def resize_tables(matrices, dtype):
+    """``(tap_index, tap_weight, out_span)`` for the resize kernels, from the three (O, I)
+    matrices of ``conv3d.ops.resample`` (depth, height, width), each axis's rows stacked in that
+    order as ``resize_row`` in kernels/indexing.cuh reads them:
+
+    * ``tap_index`` int32 (OD + OH + OW, RESIZE_TAPS) and ``tap_weight`` ``dtype``, same shape:
+      output o of an axis reads input ``tap_index[row, a]`` with weight ``tap_weight[row, a]``;
+    * ``out_span`` int32 (D + H + W, RESIZE_SPAN_FIELDS): the outputs [start, end) that read
+      each input (empty, 0 to 0, when none does).
+    """
+    taps, fields = _header_define("RESIZE_TAPS"), _header_define("RESIZE_SPAN_FIELDS")
+    if taps != 2 or fields != 2:
+        raise RuntimeError(f"resize_tables builds (i0, i0 + 1) taps and (start, end) spans, but "
+                           f"kernels/indexing.cuh says RESIZE_TAPS={taps}, "
+                           f"RESIZE_SPAN_FIELDS={fields}")
+    parts = [_axis_tables(np.asarray(M, dtype=dtype), taps) for M in matrices]
+    return tuple(np.ascontiguousarray(np.concatenate([p[i] for p in parts])) for i in range(3))
+
+
+def upsample_trilinear_forward_config(x_shape, out_size) -> LaunchConfig:
+    N, C = x_shape[:2]
+    return per_element_config("upsample_trilinear_forward", (N * C, *out_size),
+                              "y[nc, od, oh, ow]",
+                              "the weighted sum of (at most) 2 x 2 x 2 input voxels, weights and "
+                              "indices from one table row per axis")
+
+
+def upsample_trilinear_backward_config(x_shape, out_size) -> LaunchConfig:
+    N, C, D, H, W = x_shape
+    return per_element_config("upsample_trilinear_backward", (N * C, D, H, W),
+                              "gx[nc, d, h, w]",
+                              "gathers weight * gy over the outputs whose taps read (d, h, w), "
+                              "no atomics")

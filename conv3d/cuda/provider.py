@@ -16,6 +16,12 @@ Convolution has three algorithms (``set_conv_algorithm``):
 'direct' and 'tiled' share the backward kernels conv3d_backward_input.cu (gather) and
 conv3d_backward_weight.cu (block reduction). Each gradient is its own kernel, so
 ``conv3d_backward`` launches the ones its ``output_mask`` asks for, one after the other.
+
+A transposed convolution has no kernel of its own: it is conv3d's adjoint, so
+``conv3d.ops.conv_transpose`` computes its forward with ``conv3d_backward`` (input gradient,
+conv3d_backward_input.cu or col2im3d.cu) and its input gradient with ``conv3d_forward``.
+Resizing (``interpolate``, nearest and trilinear) runs kernels/upsample_trilinear_forward.cu and
+its gather backward upsample_trilinear_backward.cu on per-axis tables (``launch.resize_tables``).
 """
 from __future__ import annotations
 
@@ -231,4 +237,40 @@ class CudaKernels:
         gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
         self.launch(launch.avg_pool3d_backward_config(geo), gy.dtype,
                     (gy, gx) + launch.avg_pool_args(geo, count_include_pad))
+        return gx
+
+    # ---- resizing ------------------------------------------------------------------------------
+    def interpolate_forward(self, x, matrices):
+        """``x`` resized by the three (O, I) matrices of ``conv3d.ops.resample`` (nearest or
+        trilinear, PyTorch's index rules), with kernels/upsample_trilinear_forward.cu."""
+        (x,) = self._contiguous(x)
+        out_size = tuple(M.shape[0] for M in matrices)
+        y_shape = tuple(x.shape[:2]) + out_size
+        empty = self._zeros_if_empty(y_shape, x.dtype, x.shape)
+        if empty is not None:
+            return empty
+        launch._check_int32("the output", math.prod(y_shape))
+        tap_index, tap_weight, _ = launch.resize_tables(matrices, x.dtype)
+        y = self.xp.empty(y_shape, dtype=x.dtype)
+        self.launch(launch.upsample_trilinear_forward_config(x.shape, out_size), x.dtype,
+                    (x, y, self.xp.asarray(tap_index), self.xp.asarray(tap_weight))
+                    + launch.resize_args(x.shape, out_size))
+        return y
+
+    def interpolate_backward(self, gy, matrices):
+        """The input gradient of ``interpolate_forward`` (the matrices' transposes), with
+        kernels/upsample_trilinear_backward.cu: a gather, so every run gives the same bits."""
+        (gy,) = self._contiguous(gy)
+        x_shape = tuple(gy.shape[:2]) + tuple(M.shape[1] for M in matrices)
+        empty = self._zeros_if_empty(x_shape, gy.dtype, gy.shape)
+        if empty is not None:
+            return empty
+        launch._check_int32("the input", math.prod(x_shape))
+        tap_index, tap_weight, out_span = (self.xp.asarray(t) for t in
+                                           launch.resize_tables(matrices, gy.dtype))
+        gx = self.xp.empty(x_shape, dtype=gy.dtype)
+        out_size = tuple(gy.shape[2:])
+        self.launch(launch.upsample_trilinear_backward_config(x_shape, out_size), gy.dtype,
+                    (gy, gx, tap_index, tap_weight, out_span)
+                    + launch.resize_args(x_shape, out_size))
         return gx

@@ -40,6 +40,8 @@ KERNELS = {
     "avg_pool3d_forward": "average pooling, PyTorch's divisor rule (count_include_pad, ceil_mode)",
     "avg_pool3d_backward": "average pooling gradient, one thread per input element (gather)",
     "bias_add": "add a per-channel bias to a convolution output, in place",
+    "upsample_trilinear_forward": "trilinear (or nearest) resize, one thread per output element",
+    "upsample_trilinear_backward": "resize gradient, one thread per input element (gather)",
 }
 
 HEADERS = ("indexing.cuh",)  # the headers in kernels/ that the .cu files include

@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from ..core.backend import get_array_module
+from ..core.backend import get_array_module, kernels_for
 from ..core.tensor import Function, Tensor, as_tensor
 from ._args import check_5d
 
@@ -101,32 +101,51 @@ def _apply(a, M, axis: int):
     return (M @ a.reshape(N, C, D, H * W)).reshape(N, C, M.shape[0], H, W)
 
 
+def _is_copy(M) -> bool:
+    """True when every row of ``M`` is a single 1 (nearest, or an axis that keeps its size)."""
+    return bool(np.all((M != 0).sum(axis=1) == 1) and np.all(M.max(axis=1) == 1))
+
+
+def resize_forward(x, matrices):
+    """``x`` (N, C, D, H, W) resized by one (O, I) matrix per spatial axis: the array-level
+    forward of the CPU provider (``interpolate_forward`` in ``conv3d.core.backend``).
+
+    A resize that only copies (nearest) gathers, an exact copy as torch's (no 0 * inf = nan from
+    a matrix product); otherwise the three matrix products."""
+    xp = get_array_module(x)
+    if all(_is_copy(M) for M in matrices):
+        d, h, w = (xp.asarray(np.argmax(M, axis=1)) for M in matrices)
+        return x[:, :, d[:, None, None], h[None, :, None], w[None, None, :]]
+    y = x
+    for axis, M in zip((2, 3, 4), matrices):
+        y = _apply(y, xp.asarray(M), axis)
+    return y
+
+
+def resize_backward(gy, matrices):
+    """The input gradient of ``resize_forward``: the transposed matrices, in reverse order (for
+    a copy this adds up, per input voxel, the gradients of its copies)."""
+    xp = get_array_module(gy)
+    g = gy
+    for axis, M in reversed(list(zip((2, 3, 4), matrices))):
+        g = _apply(g, xp.asarray(M).T, axis)
+    return xp.ascontiguousarray(g)
+
+
 class InterpolateFunction(Function):
     """y = the input resized by one (O, I) matrix per spatial axis; backward: the transposes.
 
-    Nearest copies with a gather (an exact copy, as torch: no 0 * inf = nan from a matrix
-    product); its backward adds up, per input voxel, the gradients of every copy.
-    """
+    The device's kernel provider applies them (``resize_forward`` above on the CPU;
+    kernels/upsample_trilinear_*.cu on 'cuda' and 'cuda-emu')."""
 
-    def __init__(self, matrices, nearest_index=None):
-        self.matrices, self.nearest_index = matrices, nearest_index
+    def __init__(self, matrices):
+        self.matrices = matrices
 
     def forward(self, x):
-        xp = get_array_module(x)
-        if self.nearest_index is not None:
-            d, h, w = (xp.asarray(i) for i in self.nearest_index)
-            return x[:, :, d[:, None, None], h[None, :, None], w[None, None, :]]
-        y = x
-        for axis, M in zip((2, 3, 4), self.matrices):
-            y = _apply(y, xp.asarray(M), axis)
-        return y
+        return kernels_for(self.device).interpolate_forward(x, self.matrices)
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        g = gy
-        for axis, M in reversed(list(zip((2, 3, 4), self.matrices))):
-            g = _apply(g, xp.asarray(M).T, axis)
-        return xp.ascontiguousarray(g)
+        return kernels_for(self.device).interpolate_backward(gy, self.matrices)
 
 
 def _triple_of(value, name: str, kind, minimum):
@@ -197,11 +216,6 @@ def interpolate(x, size=None, scale_factor=None, mode: str = "nearest", align_co
             factors = (None,) * 3
         factors = tuple(None if f is None else float(f) for f in factors)
     out = tuple(int(o) for o in out)
-    if mode == "nearest":
-        index = tuple(nearest_indices(i, o, f) for i, o, f in zip(in_size, out, factors))
-        matrices = tuple(resize_matrix(i, o, mode, f, align, x.dtype)
-                         for i, o, f in zip(in_size, out, factors))
-        return InterpolateFunction(matrices, index)(x)
     matrices = tuple(resize_matrix(i, o, mode, f, align, x.dtype)
                      for i, o, f in zip(in_size, out, factors))
     return InterpolateFunction(matrices)(x)

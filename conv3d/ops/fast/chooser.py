@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 
 from ...core.geometry import ConvGeometry
-from .. import cpu_reference
+from .. import cpu_reference, resample
 from . import channels_last, direct, im2col_gemm, plane_im2col, pooling, sample_threads, winograd
 
 STRATEGIES = ("auto", "reference", "im2col", "im2col-planes", "channels-last", "winograd",
@@ -154,6 +154,12 @@ class FastCPUKernels:
 
     def avg_pool3d_backward(self, *args):
         return self._pooling().avg_pool3d_backward(*args)
+
+    def interpolate_forward(self, x, matrices):
+        return resample.resize_forward(x, matrices)
+
+    def interpolate_backward(self, gy, matrices):
+        return resample.resize_backward(gy, matrices)
 
 
 provider = FastCPUKernels()
