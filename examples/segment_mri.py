@@ -13,7 +13,9 @@ The U-Net was trained on synthetic shapes, never on anatomy: on the scan its mas
 compact (ellipsoid-like) and thin (tube-like) structures, not organs.
 
 Run:  python examples/segment_mri.py --weights unet.npz [--out DIR]
-      (unet.npz from: conv3d train segmentation --checkpoint unet.npz)
+      (unet.npz from: conv3d train segmentation --checkpoint unet.npz; the tutorial's pictures
+      in docs/images/ come from the shipped weights: --weights conv3d/data/unet3d_synthetic.npz
+      --out docs/images, then the mask it writes there is deleted)
 """
 import argparse
 import sys

@@ -19,7 +19,7 @@ from ._args import count
 DEFAULTS = {  # (n_train, n_test, epochs) of a full run and of --quick
     "keras-3d-mnist": ((6000, 1000, 25), (1000, 300, 2)),
     "motion": ((2000, 1000, 4), (600, 400, 2)),
-    "segmentation": ((96, 16, 20), (16, 4, 2)),
+    "segmentation": ((96, 16, 30), (16, 4, 2)),
 }
 #: the experiments that write --checkpoint files (and can --resume from them)
 CHECKPOINTED = ("keras-3d-mnist", "segmentation")

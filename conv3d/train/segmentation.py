@@ -55,7 +55,7 @@ def segmentation_loss(logits, labels):
     return F.cross_entropy(logits, labels) + F.dice_loss(F.softmax(logits, dim=1), labels)
 
 
-def run_segmentation(n_train: int = 96, n_test: int = 16, size: int = 32, epochs: int = 20,
+def run_segmentation(n_train: int = 96, n_test: int = 16, size: int = 32, epochs: int = 30,
                      batch_size: int = 4, lr: float = 3e-3, base_channels: int = 8,
                      depth: int = 2, upsample: str = "transpose", norm: str = "group",
                      seed: int = 0, progress: bool = True, checkpoint=None,
