@@ -74,7 +74,8 @@ def _write_series(folder, volume, x_dir, y_dir, spacing, origin, step, slope=1.0
                   intercept=0.0, uid="1.2.3.4", names=None):
     """One file per slice k: pixels volume[:, :, k] (rows, columns), position origin + k*step.
     ``names``: the file name of each slice (to write them out of order)."""
-    pydicom = pytest.importorskip("pydicom")
+    pydicom = pytest.importorskip("pydicom", reason="pydicom is not installed: pip install "
+                                                    "'conv3d[medical]'")
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
