@@ -74,6 +74,19 @@ def test_keras_only_options_are_refused_for_motion(capsys, tmp_path):
     assert_one_line_error(err, "--checkpoint", "keras-3d-mnist")
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["train", "motion", "--resume"], ("--resume", "segmentation")),
+    (["train", "keras-3d-mnist", "--norm", "group"], ("--norm", "segmentation")),
+    (["train", "motion", "--upsample", "trilinear"], ("--upsample", "segmentation")),
+    (["train", "segmentation", "--kaggle", "f.h5"], ("--kaggle", "keras-3d-mnist")),
+    (["train", "segmentation", "--norm", "layer"], ("--norm", "layer")),
+], ids=["resume-motion", "norm-keras", "upsample-motion", "kaggle-segmentation", "bad-norm"])
+def test_segmentation_options_are_refused_elsewhere(capsys, argv, words):
+    code, err, out = exit_code_and_error(capsys, argv)
+    assert code == 2 and out == ""
+    assert_one_line_error(err, *words)
+
+
 def test_batch_zero_names_the_option_not_an_empty_range(capsys):
     code, err, _ = exit_code_and_error(capsys, ["explain", "--batch", "0"])
     assert code == 2 and "0 <= n < 0" not in err

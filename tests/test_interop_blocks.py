@@ -88,8 +88,9 @@ ZOO = {
     "p3d": (dict(layers=(1, 1, 1, 1), width=8, time_pools=1), (1, 3, 4, 32, 32)),
     "p3d199": (dict(width=4, time_pools=1), (1, 3, 4, 32, 32)),
     "s3d": (dict(width_mult=0.25), (1, 3, 14, 224, 224)),  # S3D's smallest clip
+    "unet3d": (dict(base_channels=4, depth=2), (1, 1, 8, 8, 8)),
 }
-FAST = {"p3d"}  # well under a second: the whole-model walk stays in the default run
+FAST = {"p3d", "unet3d"}  # well under a second: the whole-model walk stays in the default run
 
 
 def test_every_model_of_the_zoo_has_a_case():

@@ -108,6 +108,18 @@ def _p3d(ops, m, x):
     return ops.call("fc", ops.call("dropout", ops.call("avgpool", x)))
 
 
+def _unet3d(ops, m, x):  # unet3d.UNet3D: encoder levels, bottleneck, decoder levels with skips
+    skips = []
+    for i in range(1, m.depth + 1):
+        x = ops.call(f"encoder{i}", x)
+        skips.append(x)
+        x = ops.call(f"pool{i}", x)
+    x = ops.call("bottleneck", x)
+    for i in range(m.depth, 0, -1):
+        x = ops.call(f"decoder{i}", ops.cat([ops.call(f"upconv{i}", x), skips[i - 1]]))
+    return ops.call("conv", x)
+
+
 _PLANS: dict = {}
 
 
@@ -118,11 +130,12 @@ def _load_plans() -> dict:
         from ..models.i3d import BasicBlock3d, I3DResNet  # noqa: PLC0415
         from ..models.p3d import P3D, P3DBottleneck  # noqa: PLC0415
         from ..models.s3d import S3D, SepInceptionBlock3D  # noqa: PLC0415
+        from ..models.unet3d import UNet3D  # noqa: PLC0415
         from ..models.video_resnet import BasicBlock, Bottleneck, VideoResNet  # noqa: PLC0415
         _PLANS.update({BasicBlock: _basic_block, Bottleneck: _bottleneck,
                        VideoResNet: _video_resnet, SepInceptionBlock3D: _inception, S3D: _s3d,
                        C3D: _c3d, BasicBlock3d: _i3d_block, I3DResNet: _i3d,
-                       P3DBottleneck: _p3d_block, P3D: _p3d})
+                       P3DBottleneck: _p3d_block, P3D: _p3d, UNet3D: _unet3d})
     return _PLANS
 
 
