@@ -55,6 +55,9 @@ LAYERS = {
     "conv_reflect_same_even_kernel": (lambda: nn.Conv3d(2, 2, (2, 4, 3), padding="same",
                                                         padding_mode="reflect", bias=False),
                                       (1, 2, 4, 5, 6)),
+    "conv_circular_same_even_kernel": (lambda: nn.Conv3d(2, 2, (4, 2, 3), padding="same",
+                                                         padding_mode="circular"),
+                                       (2, 2, 4, 5, 6)),
     "avgpool_divisor": (lambda: nn.AvgPool3d(2, stride=1, padding=1, divisor_override=3),
                         (2, 2, 3, 4, 5)),
 }
