@@ -126,24 +126,3 @@ def test_a_block_without_a_plan_is_refused_by_name():
     pytest.importorskip("onnx", reason="onnx is not installed: pip install 'conv3d[interop]'")
     with pytest.raises(TypeError, match=r"_Twice \(at 1\)"):
         to_onnx(model, (1, 2, 3, 3, 3))
-
-
-@pytest.mark.parametrize("layer", [
-    lambda: nn.Conv3d(2, 3, 3, padding=1, padding_mode="reflect"),
-    lambda: nn.Conv3d(2, 3, 3, padding=1, padding_mode="circular"),
-    lambda: nn.AvgPool3d(2, divisor_override=3),
-], ids=["reflect", "circular", "divisor_override"])
-def test_layer_options_reach_torch_and_onnx_refuses_them_by_name(layer, tmp_path):
-    """A padding mode or pooling divisor that torch_module dropped would give a network that
-    runs but computes something else; ONNX's operators cannot express them, so it refuses."""
-    torch = pytest.importorskip("torch")
-    from conv3d.onnx import export
-
-    model = layer()
-    x = np.random.default_rng(0).standard_normal((1, 2, 4, 5, 6)).astype(np.float32)
-    want = model(Tensor(x)).numpy()
-    with torch.no_grad():
-        got = torch_module(model)(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="cannot express"):
-        export(model, (1, 2, 4, 5, 6), tmp_path / "m.onnx")

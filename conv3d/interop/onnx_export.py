@@ -19,6 +19,11 @@ GlobalAvgPool3d     ``GlobalAveragePool`` + ``Flatten``
 AdaptiveAvgPool3d   ``AveragePool`` / ``MaxPool`` with kernel = stride = input / output size,
 AdaptiveMaxPool3d   when that divides on every axis (equal bins; else a ValueError)
 Identity            ``Identity``
+ConvTranspose3d,    see ``conv3d.interop.onnx_layers``: ``ConvTranspose``, ``Resize``,
+Upsample,           ``InstanceNormalization`` (GroupNorm through a reshape),
+GroupNorm,          ``LayerNormalization``; Conv3d's padding modes 'reflect' / 'replicate' /
+InstanceNorm3d,     'circular' as ``Pad`` / ``Slice`` + ``Concat`` before the ``Conv``;
+LayerNorm           AvgPool3d's ``divisor_override`` as ``AveragePool`` times a constant
 Conv2Plus1d         its parts: ``Conv`` (1 x d x d), ``BatchNormalization``, ``Relu``,
                     ``Conv`` (t x 1 x 1)
 Sequential          its children, in order
@@ -39,10 +44,12 @@ import numpy as np
 from ..core.shapes import same_padding
 from ..core.tensor import Tensor, no_grad
 from ..ops.shape import cat
-from .structure import plan_of
 from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
-                  Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
-                  Sequential)
+                  ConvTranspose3d, Dropout, Flatten, GlobalAvgPool3d, GroupNorm, Identity,
+                  InstanceNorm3d, LayerNorm, Linear, MaxPool3d, MaxUnpool3d, Module, ReLU,
+                  Sequential, Upsample)
+from . import onnx_layers as layers
+from .structure import plan_of
 
 OPSET = 17
 #: ONNX IR version written: 8 goes with opset 17 and loads in every onnxruntime >= 1.14
@@ -110,25 +117,31 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
     if plan is not None:
         return plan(_Ops(g, m, path), m, (x, xv))
     hint = path.replace(".", "_") or type(m).__name__
+    if getattr(m, "return_indices", False) or isinstance(m, MaxUnpool3d):
+        # (y, indices) = pool(x) and unpool(y, indices) are steps of a block's plan, whose
+        # forward says where the indices go; a Sequential or a whole model has one tensor
+        option = "return_indices=True" if isinstance(m, MaxPool3d) else "(y, indices)"
+        raise ValueError(f"ONNX export: {hint} is {type(m).__name__}({option}) outside a "
+                         f"planned block, which this exporter cannot express (a layer of two "
+                         f"outputs or inputs in a chain of one tensor); use it in a block with a "
+                         f"plan in conv3d.interop.structure, or torch_module(model)")
     yv = m(xv)
-    for option, plain in (("padding_mode", "zeros"), ("return_indices", False),
-                          ("divisor_override", None)):
-        # ONNX's Conv pads with zeros, MaxPool's second output is not torch's flat index and
-        # AveragePool has no fixed divisor: refused by name rather than exported differently
-        if getattr(m, option, plain) != plain:
-            raise ValueError(f"ONNX export: {hint} is {type(m).__name__}({option}="
-                             f"{getattr(m, option)!r}), which this exporter cannot express; "
-                             f"use the default {option}={plain!r} or torch_module(model)")
     if isinstance(m, Conv3d):
+        pads = _conv_pads(m, xv.shape)
+        if m.padding_mode != "zeros":
+            x, pads = layers.padded(g, m, x, xv, pads, hint), [0] * 6
         inputs = [x, g.weight(f"{hint}_weight", m.weight.numpy())]
         if m.bias is not None:
             inputs.append(g.weight(f"{hint}_bias", m.bias.numpy()))
         y = g.node("Conv", inputs, hint, kernel_shape=list(m.kernel_size),
-                   strides=list(m.stride), dilations=list(m.dilation), group=m.groups,
-                   pads=_conv_pads(m, xv.shape))
+                   strides=list(m.stride), dilations=list(m.dilation), group=m.groups, pads=pads)
+    elif isinstance(m, ConvTranspose3d):
+        y = layers.conv_transpose(g, m, x, hint)
     elif isinstance(m, MaxPool3d):
         y = g.node("MaxPool", [x], hint, kernel_shape=list(m.kernel_size), strides=list(m.stride),
                    pads=list(m.padding) * 2, dilations=list(m.dilation), ceil_mode=int(m.ceil_mode))
+    elif isinstance(m, AvgPool3d) and m.divisor_override is not None:
+        y = layers.avg_pool_divisor(g, m, x, path, hint)
     elif isinstance(m, AvgPool3d):
         y = g.node("AveragePool", [x], hint, kernel_shape=list(m.kernel_size),
                    strides=list(m.stride), pads=list(m.padding) * 2, ceil_mode=int(m.ceil_mode),
@@ -138,15 +151,15 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
             raise ValueError(f"ONNX export: {hint} is BatchNorm3d(track_running_stats=False), "
                              f"which normalizes with each batch's statistics even in eval mode; "
                              f"ONNX inference BatchNormalization needs fixed statistics")
-        C = m.num_features
-        scale = m.weight.numpy() if m.affine else np.ones(C)
-        shift = m.bias.numpy() if m.affine else np.zeros(C)
-        y = g.node("BatchNormalization",
-                   [x, g.weight(f"{hint}_scale", scale), g.weight(f"{hint}_bias", shift),
-                    g.weight(f"{hint}_mean", np.asarray(m.running_mean)),
-                    g.weight(f"{hint}_var", np.asarray(m.running_var))],
-                   hint, epsilon=m.eps,  # momentum: only training reads it; None -> torch's 0.1
-                   momentum=1.0 - (0.1 if m.momentum is None else m.momentum))
+        y = layers.batch_norm(g, m, x, hint)
+    elif isinstance(m, InstanceNorm3d):
+        y = layers.instance_norm(g, m, x, hint)
+    elif isinstance(m, GroupNorm):
+        y = layers.group_norm(g, m, x, xv, hint)
+    elif isinstance(m, LayerNorm):
+        y = layers.layer_norm(g, m, x, hint)
+    elif isinstance(m, Upsample):
+        y = layers.resize(g, m, x, xv, yv, hint)
     elif isinstance(m, ReLU):
         y = g.node("Relu", [x], hint)
     elif isinstance(m, Linear):
@@ -187,8 +200,10 @@ def _emit(g: _Graph, m: Module, x: str, xv: Tensor, path: str) -> tuple[str, Ten
     else:
         raise TypeError(f"conv3d.onnx.export: no ONNX mapping for {type(m).__name__} (at "
                         f"{path or 'the top level'}); supported: Sequential, Conv2Plus1d, Conv3d, "
-                        f"MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, AdaptiveMaxPool3d, BatchNorm3d, "
-                        f"ReLU, Linear, Flatten, Dropout, GlobalAvgPool3d, Identity, and the blocks "
+                        f"ConvTranspose3d, MaxPool3d, AvgPool3d, AdaptiveAvgPool3d, "
+                        f"AdaptiveMaxPool3d, Upsample, BatchNorm3d, GroupNorm, InstanceNorm3d, "
+                        f"LayerNorm, ReLU, Linear, Flatten, Dropout, GlobalAvgPool3d, Identity, "
+                        f"and the blocks "
                         f"of conv3d.interop.structure. Rebuild the model from these, or give "
                         f"its block a plan there")
     return y, yv
@@ -201,8 +216,14 @@ class _Ops:
         self.g, self.m, self.path = g, m, path
         self.hint = path.replace(".", "_") or type(m).__name__
 
-    def call(self, name, x):
-        return _emit(self.g, self.m._modules[name], *x, f"{self.path}.{name}" if self.path else name)
+    def call(self, name, x, *more):
+        child, path = self.m._modules[name], f"{self.path}.{name}" if self.path else name
+        # the two layers of two outputs or two inputs: (y, indices) = pool(x), unpool(y, indices)
+        if isinstance(child, MaxPool3d) and child.return_indices:
+            return layers.max_pool_with_indices(self.g, child, *x, path.replace(".", "_"))
+        if isinstance(child, MaxUnpool3d):
+            return layers.max_unpool(self.g, child, x, *more, path.replace(".", "_"))
+        return _emit(self.g, child, *x, path)
 
     def add(self, a, b):
         return self.g.node("Add", [a[0], b[0]], self.hint + "_add"), a[1] + b[1]

@@ -6,7 +6,9 @@ flattens or calls children in its own order does, and it is written here as a *p
 again, against a small set of operations ``ops``:
 
 * ``ops.call(name, x)``: the child ``name`` (itself walked: a layer, a Sequential or a planned
-  block; a child may be called more than once, as a shared ReLU is);
+  block; a child may be called more than once, as a shared ReLU is). A
+  ``MaxPool3d(return_indices=True)`` gives back ``(y, indices)``, and
+  ``ops.call(name, y, indices)`` runs a ``MaxUnpool3d``;
 * ``ops.add(a, b)``, ``ops.cat(xs)`` (channels), ``ops.flatten(x)`` (to (N, rest)),
   ``ops.mean(x, axes)``.
 

@@ -24,8 +24,9 @@ from collections import OrderedDict
 import numpy as np
 
 from ..nn import (AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, BatchNorm3d, Conv2Plus1d, Conv3d,
-                  Dropout, Flatten, GlobalAvgPool3d, Identity, Linear, MaxPool3d, Module, ReLU,
-                  Sequential)
+                  ConvTranspose3d, Dropout, Flatten, GlobalAvgPool3d, GroupNorm, Identity,
+                  InstanceNorm3d, LayerNorm, Linear, MaxPool3d, MaxUnpool3d, Module, ReLU,
+                  Sequential, Upsample)
 
 from .structure import plan_of
 
@@ -143,8 +144,10 @@ def _conv_padding(layer: Conv3d):
 def torch_module(model: Module):
     """The equivalent ``torch.nn`` model, with this model's weights loaded (needs PyTorch).
 
-    Supported: Conv3d, Linear, BatchNorm3d, MaxPool3d, AvgPool3d, AdaptiveAvgPool3d,
-    AdaptiveMaxPool3d, ReLU, Identity, Flatten, Dropout, GlobalAvgPool3d, Conv2Plus1d (as
+    Supported: Conv3d (every padding_mode), ConvTranspose3d, Linear, BatchNorm3d, GroupNorm,
+    InstanceNorm3d, LayerNorm, MaxPool3d (also return_indices), MaxUnpool3d, AvgPool3d (also
+    divisor_override), AdaptiveAvgPool3d, AdaptiveMaxPool3d, Upsample, ReLU, Identity,
+    Flatten, Dropout, GlobalAvgPool3d, Conv2Plus1d (as
     torchvision's Sequential layout), Sequential of them, and the blocks and models with a plan
     in ``conv3d.interop.structure`` (every model of ``conv3d.models``), as torch modules of the
     same child names. It is in the same train/eval mode as ``model``.
@@ -171,8 +174,8 @@ class _TorchOps:
     def __init__(self, torch, owner):
         self.torch, self.owner = torch, owner
 
-    def call(self, name, x):
-        return getattr(self.owner, name)(x)
+    def call(self, name, x, *more):  # more: a MaxUnpool3d's indices
+        return getattr(self.owner, name)(x, *more)
 
     def add(self, a, b):
         return a + b
@@ -215,6 +218,23 @@ def _build(tnn, m: Module):
         return tnn.Conv3d(m.in_channels, m.out_channels, m.kernel_size, m.stride, _conv_padding(m),
                           m.dilation, m.groups, bias=m.bias is not None,
                           padding_mode=m.padding_mode)
+    if isinstance(m, ConvTranspose3d):
+        return tnn.ConvTranspose3d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                   m.padding, m.output_padding, m.groups,
+                                   bias=m.bias is not None, dilation=m.dilation)
+    if isinstance(m, Upsample):
+        return tnn.Upsample(m.size, m.scale_factor, m.mode, m.align_corners,
+                            m.recompute_scale_factor)
+    if isinstance(m, GroupNorm):
+        return tnn.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine)
+    if isinstance(m, InstanceNorm3d):
+        return tnn.InstanceNorm3d(m.num_features, m.eps, m.momentum, m.affine,
+                                  m.track_running_stats)
+    if isinstance(m, LayerNorm):
+        return tnn.LayerNorm(m.normalized_shape, m.eps, m.elementwise_affine,
+                             bias=m.bias is not None or not m.elementwise_affine)
+    if isinstance(m, MaxUnpool3d):
+        return tnn.MaxUnpool3d(m.kernel_size, m.stride, m.padding)
     if isinstance(m, Linear):
         return tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
     if isinstance(m, BatchNorm3d):
