@@ -93,7 +93,10 @@ def test_empty_batch_launches_no_kernel(algorithm, monkeypatch):
 
     provider = kernels_for("cuda-emu")
     launched = []
-    monkeypatch.setattr(provider, "launch", lambda config, *_: launched.append(config.kernel))
+    # patch the class: an instance attribute would outlive the test (monkeypatch restores it
+    # as an attribute of the instance, shadowing later patches of the class)
+    monkeypatch.setattr(type(provider), "launch",
+                        lambda self, config, *_: launched.append(config.kernel))
     xe = _emu(np.zeros((0, 2, 4, 4, 4), dtype=np.float32))
     we, be = _emu(np.ones((2, 2, 3, 3, 3), dtype=np.float32)), _emu(np.ones(2, np.float32))
     with conv_algorithm(algorithm):
