@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import sys
 
-from .problem import ConvProblem, fmt
+from .problem import ConvProblem, fmt, sum_of
 from .report import Report, render
 
 KEYS_HELP = "n / Enter: next   p: previous   q: quit"
@@ -99,8 +99,7 @@ def explain_voxel(pr: ConvProblem, at, with_problem: bool = True) -> Report:
     total = sum(s for _, s in subtotals)
     bias = float(pr.b[k])
     r.heading("Sum", 2)
-    r.text("sum of slice subtotals = " + " + ".join(f"({fmt(s)})" for _, s in subtotals)
-           + f" = {fmt(total)}")
+    r.text("sum of slice subtotals = " + sum_of([s for _, s in subtotals], total))
     r.text(f"plus bias b[{k}] = {fmt(bias)}: {fmt(total)} + {fmt(bias)} = {fmt(total + bias)}")
     r.text(f"OUTPUT y[{n}, {k}, {od}, {oh}, {ow}] = {fmt(total + bias)}", style="bold green")
     r.heading("The same voxel in NumPy", 2)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.shapes import conv_output_size
-from .problem import fmt, make_problem, parse_triple
+from .problem import fmt, make_problem, parse_triple, sum_of
 from .report import Report
 
 
@@ -157,8 +157,7 @@ def explain_factorized(fp: FactorizedProblem, at, with_problem: bool = True) -> 
                f"{cin} input channel(s). For example mid[{first['m']}, {first['t']}, {h}, {w}] = "
                + " + ".join(f"({fmt(a)}×{fmt(b)})" for *_, a, b in sp) + f" = {fmt(val)}")
     total = sum(tm["product"] for tm in terms)
-    r.text("sum of the temporal terms = " + " + ".join(f"({fmt(tm['product'])})" for tm in terms)
-           + f" = {fmt(total)}")
+    r.text("sum of the temporal terms = " + sum_of([tm["product"] for tm in terms], total))
     r.text(f"OUTPUT y[{k}, {to}, {h}, {w}] = {fmt(total)}", style="bold green")
     r.code(f"mid = F.conv3d(x, w1, stride=(1, {fp.stride[1]}, {fp.stride[2]}), "
            f"padding=(0, {fp.padding[1]}, {fp.padding[2]}))  # spatial 1x{d}x{d}\n"

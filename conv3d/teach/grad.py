@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 
 from .explain import describe_problem
-from .problem import ConvProblem, fmt
+from .problem import ConvProblem, fmt, sum_of
 from .report import Report
 
 
@@ -106,9 +106,8 @@ def explain_input_grad(pr: ConvProblem, at, gy_kind: str = "ones", seed: int = 0
     r.table(f"{len(terms)} terms (this input voxel sat under {len(terms)} kernel positions)",
             ["OUTPUT voxel o", "WEIGHT tap k", "∂L/∂y[o] × w[k] = term"], rows)
     total = sum(t["product"] for t in terms)
-    r.text("∂L/∂x = " + (" + ".join(f"({fmt(t['product'])})" for t in terms) or "0 (no window "
-                                                                              "covers this voxel)")
-           + f" = {fmt(total)}")
+    r.text("∂L/∂x = " + sum_of([t["product"] for t in terms], total,
+                               "0 (no window covers this voxel)"))
     r.text(f"INPUT GRADIENT ∂L/∂x[{n}, {c}, {i_d}, {i_h}, {i_w}] = {fmt(total)}", style="bold green")
     return r
 
@@ -133,7 +132,7 @@ def explain_weight_grad(pr: ConvProblem, at, gy_kind: str = "ones", seed: int = 
     r.table(f"{len(terms)} terms (one per output voxel)",
             ["OUTPUT voxel o", "INPUT voxel read", "∂L/∂y[o] × x = term"], rows)
     total = sum(t["product"] for t in terms)
-    r.text("∂L/∂w = " + " + ".join(f"({fmt(t['product'])})" for t in terms) + f" = {fmt(total)}")
+    r.text("∂L/∂w = " + sum_of([t["product"] for t in terms], total))
     r.text(f"WEIGHT GRADIENT ∂L/∂w[{k}, {c}, {kd}, {kh}, {kw}] = {fmt(total)}", style="bold green")
     return r
 

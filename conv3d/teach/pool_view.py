@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.geometry import PoolGeometry
-from .problem import AXES, fmt, make_problem, parse_triple
+from .problem import AXES, fmt, make_problem, parse_triple, sum_of
 from .report import Report
 
 
@@ -165,7 +165,7 @@ def explain_pool(pp: PoolProblem, at, with_problem: bool = True) -> Report:
         div = pp.divisor(at)
         rule = ("window cells inside the padded volume (count_include_pad=True)"
                 if pp.count_include_pad else "real input cells only (count_include_pad=False)")
-        r.text("sum = " + " + ".join(f"({fmt(c['value'])})" for c in real) + f" = {fmt(total)}")
+        r.text("sum = " + sum_of([c["value"] for c in real], total))
         r.text(f"divisor = {div} ({rule}); {fmt(total)} / {div} = {fmt(total / div)}")
         r.text(f"OUTPUT y[{pos}] = {fmt(total / div)}", style="bold green")
         r.text(f"Backward: each of the {len(real)} real cells gets ∂L/∂y[{pos}] / {div}; "

@@ -71,6 +71,17 @@ def fmt(value) -> str:
     return f"{v:.6g}"
 
 
+def sum_of(values, total, empty: str = "0") -> str:
+    """A sum written out term by term, each term in parentheses, and its ``total`` (the caller's,
+    summed in the caller's dtype): ``(2) + (-1) = 1``; ``empty`` (e.g. "0 (no window covers this
+    voxel)") in place of the terms when there are none.
+
+    >>> sum_of([2, -1.0], 1.0), sum_of([], 0, "0 (nothing)")
+    ('(2) + (-1) = 1', '0 (nothing) = 0')
+    """
+    return (" + ".join(f"({fmt(v)})" for v in values) or empty) + f" = {fmt(total)}"
+
+
 def _package_cube() -> dict:
     """The worked 4x4x4 cube (``conv3d/data/cube4x4x4.json``), via ``conv3d.teach.cube``."""
     from .cube import load_cube  # noqa: PLC0415

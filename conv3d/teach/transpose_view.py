@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.geometry import AXES
 from ..ops.conv_transpose import transposed_output_size
-from .problem import fmt, parse_triple
+from .problem import fmt, parse_triple, sum_of
 from .report import Report
 
 
@@ -192,9 +192,7 @@ def explain_transpose(tp: TransposeProblem, at=(0, 0, 0), output_at=None) -> Rep
             [[f"x[{n2}, {t['c']}, {_v(t['idx'])}]", f"w[{t['c']}, {k}, {_v(t['tap'])}]",
               f"{fmt(t['x'])} × {fmt(t['w'])} = {fmt(t['product'])}"] for t in gathered])
     total = sum(t["product"] for t in gathered)
-    r.text("sum = " + (" + ".join(f"({fmt(t['product'])})" for t in gathered) or "0 (no input "
-                                                                                 "reaches it)")
-           + f" = {fmt(total)}")
+    r.text("sum = " + sum_of([t["product"] for t in gathered], total, "0 (no input reaches it)"))
     r.text(f"OUTPUT y[{n2}, {k}, {_v(o)}] = {fmt(total)}", style="bold green")
     return r
 
