@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._optional import require
 from .nifti import Volume
 
 #: LPS+ (DICOM) to RAS+ (NIfTI): x and y point the other way
@@ -32,15 +33,6 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: fraction of the slice spacing: positions are decimal strings that scanners round, and 1% of
 #: the spacing tells such rounding from a missing slice or a tilt
 POSITION_TOLERANCE = 0.01
-
-
-def _pydicom():
-    try:
-        import pydicom  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise ImportError("reading DICOM needs pydicom: pip install 'conv3d[medical]' (or pip "
-                          "install pydicom)", name="pydicom") from exc
-    return pydicom
 
 
 def _files(source) -> list[Path]:
@@ -106,7 +98,7 @@ def read_dicom_series(source, dtype=np.float32, series_uid: str | None = None) -
         dtype: float32 (default) or float64, after the rescale slope and intercept.
         series_uid: the SeriesInstanceUID to read when the files hold several series.
     """
-    pydicom = _pydicom()
+    pydicom = require("pydicom", "reading DICOM")
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"read_dicom_series: dtype must be float32 or float64, got {dtype}")

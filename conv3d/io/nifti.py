@@ -7,6 +7,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._optional import require
+
 
 class Volume(NamedTuple):
     """A volume read from disk: ``data`` (i, j, k[, t]) array, ``affine`` (4, 4) float64 voxel
@@ -14,15 +16,6 @@ class Volume(NamedTuple):
     data: np.ndarray
     affine: np.ndarray
     header: Any = None
-
-
-def _nibabel():
-    try:
-        import nibabel  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise ImportError("reading and writing NIfTI needs nibabel: pip install "
-                          "'conv3d[medical]' (or pip install nibabel)", name="nibabel") from exc
-    return nibabel
 
 
 def check_affine(affine) -> np.ndarray:
@@ -47,7 +40,7 @@ def read_nifti(path, dtype=np.float32) -> Volume:
     dtype (float32 by default, float64 on request); ``affine`` is nibabel's best affine (the
     sform, else the qform); ``header`` is nibabel's, for ``write_nifti(..., header=)``.
     """
-    nib = _nibabel()
+    nib = require("nibabel", "reading and writing NIfTI")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"read_nifti: no such file {path!r}")
@@ -69,7 +62,7 @@ def write_nifti(path, data, affine, header=None) -> Path:
     ``header``: a NIfTI header to start from (``read_nifti(...).header``), for its units and
     codes; its size and dtype are replaced by the data's.
     """
-    nib = _nibabel()
+    nib = require("nibabel", "reading and writing NIfTI")
     path = Path(path)
     if not path.name.endswith((".nii", ".nii.gz")):
         raise ValueError(f"write_nifti: the file name must end in .nii or .nii.gz, got "
