@@ -74,6 +74,17 @@ def _close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+def _onnx_session(model, shape):
+    """An onnxruntime session of ``to_onnx(model, shape)``; skips without onnx/onnxruntime."""
+    pytest.importorskip("onnx", reason="onnx is not installed: pip install 'conv3d[interop]'")
+    ort = pytest.importorskip("onnxruntime",
+                              reason="onnxruntime is not installed: pip install 'conv3d[interop]'")
+    from conv3d.onnx import to_onnx
+
+    proto = to_onnx(model, shape)  # passes onnx.checker.check_model(full_check=True)
+    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def _case(name):
     build, shape = LAYERS[name]
     layer = randomize(build(), seed=5)
@@ -93,15 +104,9 @@ def test_layer_matches_in_torch(name):
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_layer_matches_in_onnxruntime(name):
-    pytest.importorskip("onnx", reason="onnx is not installed: pip install 'conv3d[interop]'")
-    ort = pytest.importorskip("onnxruntime",
-                              reason="onnxruntime is not installed: pip install 'conv3d[interop]'")
-    from conv3d.onnx import to_onnx
-
     layer, x = _case(name)
     want = _engine(layer, x)
-    proto = to_onnx(layer, x.shape)  # passes onnx.checker.check_model(full_check=True)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = _onnx_session(layer, x.shape)
     _close(session.run(None, {"input": x})[0], want)
     if x.shape[0] == 2:  # the batch axis stays symbolic: one sample runs in the same graph
         _close(session.run(None, {"input": x[:1]})[0], want[:1])
@@ -117,12 +122,7 @@ def test_a_decoder_stage_matches_in_torch_and_onnxruntime():
     want = _engine(model, x)
     with torch.no_grad():
         _close(torch_module(model).eval()(torch.from_numpy(x)).numpy(), want)
-    pytest.importorskip("onnx", reason="onnx is not installed: pip install 'conv3d[interop]'")
-    ort = pytest.importorskip("onnxruntime",
-                              reason="onnxruntime is not installed: pip install 'conv3d[interop]'")
-    from conv3d.onnx import to_onnx
-    session = ort.InferenceSession(to_onnx(model, x.shape).SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
+    session = _onnx_session(model, x.shape)
     _close(session.run(None, {"input": x})[0], want)
 
 
@@ -187,11 +187,6 @@ def test_pooling_indices_and_unpooling_in_a_planned_block(monkeypatch):
     assert np.count_nonzero(want) > 0
     with torch.no_grad():
         _close(torch_module(block).eval()(torch.from_numpy(x)).numpy(), want)
-    pytest.importorskip("onnx", reason="onnx is not installed: pip install 'conv3d[interop]'")
-    ort = pytest.importorskip("onnxruntime",
-                              reason="onnxruntime is not installed: pip install 'conv3d[interop]'")
-    from conv3d.onnx import to_onnx
-    session = ort.InferenceSession(to_onnx(block, x.shape).SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
+    session = _onnx_session(block, x.shape)
     _close(session.run(None, {"input": x})[0], want)
     _close(session.run(None, {"input": x[1:]})[0], want[1:])  # the batch axis stays symbolic
