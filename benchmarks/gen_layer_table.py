@@ -10,7 +10,7 @@ and AdaptiveAvgPool3d, which records the layer's input shape and arguments. Laye
 input shape and arguments are one row, which keeps the list of (model, layer name) that use it.
 A pooling layer whose window does not fit its input is left out with the reason (s3d's final
 AvgPool3d((2, 7, 7)) is sized for 224x224 clips and fails at 112x112), and so are the U-Net's
-transposed convolutions (conv3d has no transposed convolution yet).
+transposed convolutions (this suite times conv3d and pooling layers only).
 """
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def layers_of(model_name, model, shape):
     found, left_out, handles = [], [], []
     for name, module in model.named_modules():
         if isinstance(module, nn.ConvTranspose3d):
-            left_out.append((name, "ConvTranspose3d: conv3d has no transposed convolution yet"))
+            left_out.append((name, "ConvTranspose3d: the layers suite times conv3d and pooling only"))
         elif isinstance(module, kinds):
             def hook(mod, args, name=name):
                 rec = _record(mod, list(args[0].shape))

@@ -4,7 +4,8 @@ mc3_18, r2plus1d_18, s3d (torchvision's definitions, 3x16x112x112 clips, batch 1
 
 The layer list is data: ``layers.json`` beside this module, written by
 ``benchmarks/gen_layer_table.py`` from torchvision's models (this module never imports
-torchvision). The U-Net's transposed convolutions are not in it: conv3d has none yet.
+torchvision). The U-Net's transposed convolutions are not in it: this suite times conv3d and
+pooling layers only.
 
 Each (layer, batch, pass) is one case of ``harness.run_case`` with two rows, conv3d (``auto``)
 and PyTorch (``torch.nn.functional.conv3d`` / ``max_pool3d`` / ``avg_pool3d`` with the same
@@ -200,6 +201,6 @@ def summary(rows) -> str:
         lines.append(f"| {bench} | {len(rs)} | {'-' if gm is None else f'{gm:.2f}x'} |")
     lines += ["", "Ratio below 1: conv3d is faster. Every conv3d row was checked against "
               "PyTorch's output (or conv3d's readable reference without PyTorch) before it was "
-              "timed. The U-Net's transposed convolutions are not benchmarked: conv3d has no "
-              "transposed convolution yet.", ""]
+              "timed. The U-Net's transposed convolutions are not in this suite (it times "
+              "conv3d and pooling layers only).", ""]
     return "\n".join(lines)
