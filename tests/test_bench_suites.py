@@ -112,6 +112,16 @@ def test_budget_caps_rounds_but_keeps_one():
     assert rows[0]["rounds"] == 3
 
 
+def test_rows_with_a_device_timer_are_timed_by_it_not_by_the_wall_clock():
+    """GPU rows report the seconds their CUDA events measured; the harness must use those."""
+    seconds = iter([0.004, 0.002, 0.006])
+    case = harness.Case("b", "s", [harness.Impl("gpu", lambda: [np.zeros(1)],
+                                                device_timer=lambda: next(seconds))])
+    rows = harness.run_case(case, 3, log=lambda *a: None, pause=0.0)
+    assert rows[0]["rounds"] == 3
+    assert rows[0]["ms"] == pytest.approx(4.0) and rows[0]["best_ms"] == pytest.approx(2.0)
+
+
 def test_model_rows_skip_until_conv3d_has_the_network(monkeypatch):
     from conv3d import models as conv3d_models
     monkeypatch.setattr(conv3d_models, "list_models", lambda: [])

@@ -306,9 +306,13 @@ def test_launch_configs_cover_every_element_and_respect_cuda_limits():
     assert tiled.grid[2] == 3 and math.prod(tiled.block) <= 1024
     assert tiled.shared_mem <= launch.SHARED_MEM_LIMIT
     weight = launch.conv3d_backward_weight_config(geo, 8)
-    assert weight.grid[0] == math.prod(geo.w_shape)
-    assert weight.shared_mem == launch.WEIGHT_GRAD_THREADS * 8
-    assert launch.WEIGHT_GRAD_THREADS & (launch.WEIGHT_GRAD_THREADS - 1) == 0  # power of two
+    # one thread per weight of a tile; the slices cover the N*OD*OH*OW products exactly
+    assert weight.grid[0] * weight.block[0] >= math.prod(geo.w_shape) > \
+        (weight.grid[0] - 1) * weight.block[0]
+    products = geo.N * math.prod(geo.out_size)
+    per_slice = weight.extra["per_slice"]
+    assert weight.grid[1] == weight.extra["slices"] == -(-products // per_slice)
+    assert weight.grid[1] <= launch.MAX_GRID_YZ and weight.shared_mem <= launch.SHARED_MEM_LIMIT
 
 
 def test_too_large_for_int32_indexing_is_a_clear_error():

@@ -100,8 +100,9 @@ def _conv_arrays(shape_name, seed=0):
     return x, w, b, gy, p, geo
 
 
-def _conv3d_run(x, w, b, gy, p, device="cpu", context=_nothing, backward=False):
-    """One forward (and backward) through the autograd API on ``device``."""
+def _conv3d_run(x, w, b, gy, p, device="cpu", context=_nothing, backward=False, host=True):
+    """One forward (and backward) through the autograd API on ``device``; ``host=False`` returns
+    the device arrays, without copying them back (what a GPU timer should time)."""
     xt = conv3d.Tensor(x, requires_grad=backward).to(device)
     wt = conv3d.Tensor(w, requires_grad=backward).to(device)
     bt = conv3d.Tensor(b, requires_grad=backward).to(device)
@@ -111,10 +112,13 @@ def _conv3d_run(x, w, b, gy, p, device="cpu", context=_nothing, backward=False):
         with context():
             if not backward:
                 with conv3d.no_grad():
-                    return [F.conv3d(xt, wt, bt, padding=p).numpy()]
+                    y = F.conv3d(xt, wt, bt, padding=p)
+                    return [y.numpy()] if host else [y.data]
             xt.grad = wt.grad = bt.grad = None
             y = F.conv3d(xt, wt, bt, padding=p)
             y.backward(gyd)
+            if not host:
+                return [y.data, xt.grad, wt.grad, bt.grad]
             return [y.numpy()] + [conv3d.Tensor(t.grad, device=t.device).numpy()
                                   for t in (xt, wt, bt)]
     return run
@@ -207,45 +211,81 @@ def conv_case(shape_name: str, backward: bool, gpu: bool = True) -> Case:
 
 
 def gpu_impls(x, w, b, gy, p, flops, backward):
-    """The CUDA kernels on a real GPU through CuPy, and cuDNN through CuPy as the GPU peer."""
+    """The CUDA kernels on a real GPU through CuPy, and cuDNN through CuPy as the GPU peer.
+    Each row runs on its own CuPy stream and is timed with CUDA events (``gpu_timer``)."""
     reason = gpu_skip_reason()
     impls = []
     for algo in GPU_ALGORITHMS:
-        run = None
+        run = timer = None
         if reason is None:
             import conv3d.cuda  # noqa: PLC0415
             ctx = (lambda a=algo: conv3d.cuda.conv_algorithm(a))
-            run = _synced(_conv3d_run(x, w, b, gy, p, "cuda", ctx, backward))
+            stream = _new_stream()
+            run = _on_stream(_conv3d_run(x, w, b, gy, p, "cuda", ctx, backward), stream)
+            timer = gpu_timer(_conv3d_run(x, w, b, gy, p, "cuda", ctx, backward, host=False),
+                              stream)
         label = "im2col+cuBLAS" if algo == "im2col" else algo
-        impls.append(Impl(f"CUDA {label} (CuPy, GPU)", run, flops, skip=reason))
-    impls.append(Impl("cuDNN via CuPy (GPU peer)",
-                      _cudnn_run(x, w, b, p) if reason is None and not backward else None, flops,
-                      skip=reason or ("cuDNN row: forward only" if backward else None)))
+        impls.append(Impl(f"CUDA {label} (CuPy, GPU)", run, flops, skip=reason,
+                          device_timer=timer, note="CUDA events" if timer else ""))
+    cudnn = (None, None) if reason is not None or backward else _cudnn_run(x, w, b, p)
+    impls.append(Impl("cuDNN via CuPy (GPU peer)", cudnn[0], flops,
+                      skip=reason or ("cuDNN row: forward only" if backward else None),
+                      device_timer=cudnn[1], note="CUDA events" if cudnn[1] else ""))
     return impls
 
 
-def _synced(run):
-    def timed():
-        import cupy  # noqa: PLC0415
-        out = run()
-        cupy.cuda.Device().synchronize()
+def _new_stream():
+    import cupy  # noqa: PLC0415
+    return cupy.cuda.Stream(non_blocking=True)
+
+
+def _on_stream(run, stream):
+    """``run`` with its launches on ``stream`` (CuPy and RawKernel launch on the current
+    stream), finished before it returns."""
+    def call():
+        with stream:
+            out = run()
+        stream.synchronize()
         return out
+    return call
+
+
+def gpu_timer(step, stream):
+    """A function that runs ``step()`` once on ``stream`` and returns the GPU seconds between two
+    CUDA events recorded on that stream around it (the host waits only for the end event)."""
+    import cupy  # noqa: PLC0415
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+
+    def timed():
+        with stream:
+            start.record(stream)
+            step()
+            end.record(stream)
+        end.synchronize()
+        return cupy.cuda.get_elapsed_time(start, end) / 1e3  # milliseconds -> seconds
     return timed
 
 
 def _cudnn_run(x, w, b, p):
+    """(run, timer) of cuDNN's forward through CuPy, strict fp32 (no tensor cores)."""
     import cupy  # noqa: PLC0415
     from cupy import cudnn  # noqa: PLC0415
     xd, wd, bd = cupy.asarray(x), cupy.asarray(w), cupy.asarray(b)
     geo = Geometry(x.shape, w.shape, padding=(p, p, p))
     yd = cupy.empty((x.shape[0], w.shape[0]) + geo.out_size, dtype=cupy.float32)
+    stream = _new_stream()
 
-    def run():
+    def step():
         cudnn.convolution_forward(xd, wd, bd, yd, (p, p, p), (1, 1, 1), (1, 1, 1), 1,
                                   auto_tune=True, tensor_core="never")
-        cupy.cuda.Device().synchronize()
-        return [cupy.asnumpy(yd)]
-    return run
+
+    def run():
+        with stream:
+            step()
+            out = [cupy.asnumpy(yd, stream=stream)]
+        stream.synchronize()
+        return out
+    return run, gpu_timer(step, stream)
 
 
 POOL_SHAPES = {"cube": (1, 1, 4, 4, 4), "a1": (128, 32, 14, 14, 14), "b": (4, 64, 16, 56, 56)}

@@ -57,6 +57,10 @@ class Impl:
     is_peer: bool = False                           # PyTorch: the ratio column's denominator
     is_gemm: bool = False                           # the GEMM rate row of the case
     note: str = ""
+    # GPU rows: one call of the work that returns the seconds the GPU spent on it, measured with
+    # CUDA events on the row's own stream; the timed rounds use it instead of the wall clock
+    # (which would add the launch overhead of the host and the copies of the results).
+    device_timer: Callable | None = None
 
 
 @dataclass
@@ -161,6 +165,9 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
             time.sleep(pause)  # the previous row's thread pools go quiet
             if call_s[impl.name] < LONG_CALL:
                 impl.run()     # untimed: the first call after an idle gap (see above)
+            if impl.device_timer is not None:
+                times[impl.name].append(impl.device_timer())
+                continue
             t0 = time.perf_counter()
             impl.run()
             times[impl.name].append(time.perf_counter() - t0)

@@ -46,8 +46,8 @@ def _conv_settings():
 
 
 def _launch(config, dtype, args):
-    get_function(config.kernel, dtype, DEVICE)(config.grid, config.block, args,
-                                                shared_mem=config.shared_mem)
+    get_function(config.kernel, dtype, DEVICE, entry=config.function)(
+        config.grid, config.block, args, shared_mem=config.shared_mem)
 
 
 def case_conv3d_direct(dtype):
@@ -102,8 +102,13 @@ def case_conv3d_backward_weight(dtype):
     geo = _conv_geometry()
     gy, x = _rng_arrays(dtype, geo.y_shape, geo.x_shape)
     gw = np.empty(geo.w_shape, dtype)
-    _launch(launch.conv3d_backward_weight_config(geo, np.dtype(dtype).itemsize), dtype,
-            (gy, x, gw) + launch.conv_args(geo))
+    # both passes: with this geometry pass 1 cuts the products into several slices
+    config = launch.conv3d_backward_weight_config(geo, np.dtype(dtype).itemsize)
+    slices = config.extra["slices"]
+    partial = np.empty((slices, *geo.w_shape), dtype)
+    _launch(config, dtype, (gy, x, partial) + launch.conv_args(geo) + launch.weight_grad_args(config))
+    _launch(launch.conv3d_backward_weight_reduce_config(geo.w_shape, slices), dtype,
+            (partial, gw) + launch.int32_args(gw.size, slices))
     return gw, cpu_reference.conv3d_backward_weight(gy, x, geo.w_shape, *_conv_settings())
 
 

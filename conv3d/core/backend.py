@@ -82,7 +82,8 @@ def require_cupy():
     if cp is None:
         raise RuntimeError(
             "device 'cuda' needs CuPy and an NVIDIA GPU, but CuPy is not installed. Install it "
-            "with `pip install conv3d[gpu]` on a machine with an NVIDIA driver, or use "
+            "with `pip install conv3d[gpu-cuda12]` (CUDA 12 driver) or `conv3d[gpu-cuda13]` "
+            "(CUDA 13 driver) on a machine with an NVIDIA driver, or use "
             "device 'cuda-emu' to run the same CUDA kernels on the CPU.")
     try:
         count = cp.cuda.runtime.getDeviceCount()

@@ -20,9 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.geometry import ConvGeometry, PoolGeometry
+from ..ops.fast.workspace import WorkspaceLimitError
 
 THREADS_PER_BLOCK = 256      # 1-D kernels (one thread per element): 8 warps per block
-WEIGHT_GRAD_THREADS = 128    # threads per block of the weight-gradient reduction (a power of two)
+WEIGHT_GRAD_THREADS = 128    # threads per block of the weight-gradient pass 1 = weights per tile
+WEIGHT_GRAD_MAX_STAGE = 64   # most products one weight-gradient block stages at a time
+# Pass 1 of the weight gradient cuts the products into slices until the grid has about this many
+# blocks (enough to fill every SM of a large GPU several times over); more slices only make the
+# partial-sum buffer and pass 2 longer.
+WEIGHT_GRAD_TARGET_BLOCKS = 2048
 TILED_MAX_BLOCK = (8, 8, 4)  # largest (TW, TH, TD) output tile of conv3d_tiled: 256 threads
 TILED_MAX_C_TILE = 8         # most input channels one conv3d_tiled stage loads into shared memory
 SHARED_MEM_LIMIT = 48 * 1024  # bytes of shared memory a block gets without an opt-in, on every GPU
@@ -40,13 +46,19 @@ class LaunchConfig:
     shared_mem: int                   # bytes of dynamic shared memory
     mapping: str                      # which element each thread computes
     extra: dict = field(default_factory=dict)  # kernel-specific settings (e.g. c_tile)
+    entry: str = ""                   # entry point prefix when not ``kernel`` (a second pass)
+
+    @property
+    def function(self) -> str:
+        """The entry point's name without its dtype suffix, e.g. ``conv3d_backward_weight``."""
+        return self.entry or self.kernel
 
     @property
     def threads(self) -> int:
         return math.prod(self.grid) * math.prod(self.block)
 
     def describe(self) -> str:
-        lines = [f"kernel      {self.kernel}",
+        lines = [f"kernel      {self.kernel}" + (f" (entry {self.entry})" if self.entry else ""),
                  f"grid        {self.grid}  ({math.prod(self.grid)} blocks)",
                  f"block       {self.block}  ({math.prod(self.block)} threads)",
                  f"shared mem  {self.shared_mem} bytes (dynamic)",
@@ -131,6 +143,24 @@ def im2col3d_config(geo: ConvGeometry) -> LaunchConfig:
         f"r = channel*{geo.taps} + tap, l = output position: one input value (0 on padding)")
 
 
+def im2col_chunks(geo: ConvGeometry, itemsize: int, limit: int) -> tuple[int, int]:
+    """``(samples, output planes)`` per chunk of the im2col path, so that one chunk's column
+    matrix (samples x C*kD*kH*kW x planes*OH*OW values) fits in ``limit`` bytes: as many whole
+    samples as fit, else one sample and as many output depth planes as fit (the CPU path's rule).
+    Raises WorkspaceLimitError when even one output plane of one sample does not fit."""
+    OD, OH, OW = geo.out_size
+    plane_bytes = geo.C * geo.taps * OH * OW * itemsize
+    if plane_bytes * OD <= limit:
+        return max(1, min(geo.N, limit // (plane_bytes * OD))), OD
+    if plane_bytes <= limit:
+        return 1, limit // plane_bytes
+    raise WorkspaceLimitError(
+        f"the im2col path needs {plane_bytes} bytes for the columns of one output plane of one "
+        f"sample (C*kD*kH*kW = {geo.C * geo.taps} rows x OH*OW = {OH * OW} columns), more than "
+        f"the workspace limit of {limit} bytes; raise it with conv3d.set_workspace_limit(...) "
+        f"or use conv3d.cuda.set_conv_algorithm('tiled')")
+
+
 def col2im3d_config(geo: ConvGeometry) -> LaunchConfig:
     return per_element_config("col2im3d", geo.x_shape, "gx[n, c, d, h, w]",
                               "gathers the column entries of the taps that land on (d, h, w), "
@@ -143,26 +173,68 @@ def conv3d_backward_input_config(geo: ConvGeometry) -> LaunchConfig:
                               f"c's group and the taps that land on (d, h, w)")
 
 
-def conv3d_backward_weight_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig:
+def _weight_grad_shared_bytes(stage: int, k_span: int, itemsize: int) -> int:
+    return stage * (k_span * itemsize + 4 * 4)  # gy[k_span][stage], then 4 int corners each
+
+
+def conv3d_backward_weight_config(geo: ConvGeometry, itemsize: int = 4,
+                                  target_blocks: int = WEIGHT_GRAD_TARGET_BLOCKS) -> LaunchConfig:
+    """Pass 1 of the weight gradient: grid (weight tiles, slices). ``extra`` holds the ints the
+    kernel takes after ``conv_args`` (per_slice, stage, k_span) and the number of slices, the
+    leading axis of the partial-sum buffer (one slice: pass 1 writes gw and pass 2 is skipped)."""
     weights = math.prod(geo.w_shape)
+    per_k = weights // geo.K                    # weights per output channel: Cg * taps
     products = geo.N * math.prod(geo.out_size)
+    B = WEIGHT_GRAD_THREADS
+    tiles = -(-weights // B)
+    # The output channels a tile of B consecutive weights touches: tiles start at multiples of
+    # B, so a tile starts at most per_k - gcd(B, per_k) weights into its first channel.
+    k_span = min(geo.K, (per_k - math.gcd(B, per_k) + B - 1) // per_k + 1)
+    stage = WEIGHT_GRAD_MAX_STAGE
+    while stage > 1 and _weight_grad_shared_bytes(stage, k_span, itemsize) > SHARED_MEM_LIMIT:
+        stage //= 2
+    slices = max(1, min(-(-target_blocks // tiles), -(-products // stage), MAX_GRID_YZ))
+    per_slice = -(-(-(-products // slices)) // stage) * stage  # a whole number of stages
+    slices = -(-products // per_slice)
+    _check_int32("the weight-gradient partial sums", slices * weights)
     return LaunchConfig(
-        "conv3d_backward_weight", (weights, 1, 1), (WEIGHT_GRAD_THREADS, 1, 1),
-        WEIGHT_GRAD_THREADS * itemsize,
-        f"block b computes gw[b] (row-major over {geo.w_shape}); its {WEIGHT_GRAD_THREADS} threads "
-        f"each add every {WEIGHT_GRAD_THREADS}th of the {products} products gy*x, then a "
-        f"shared-memory tree reduction combines the partial sums")
+        "conv3d_backward_weight", (tiles, slices, 1), (B, 1, 1),
+        _weight_grad_shared_bytes(stage, k_span, itemsize),
+        f"thread t of block (bx, s) computes the partial sum of gw[bx*{B} + t] (row-major over "
+        f"{geo.w_shape}) over products s*{per_slice} .. of the {products} (n, od, oh, ow), "
+        f"staged {stage} at a time in shared memory (window corners + gy of {k_span} output "
+        f"channels); " + ("it writes gw directly (one slice)" if slices == 1 else
+                          f"pass 2 adds the {slices} partial sums of each weight in slice order"),
+        {"slices": slices, "per_slice": per_slice, "stage": stage, "k_span": k_span})
+
+
+def conv3d_backward_weight_reduce_config(w_shape, slices: int) -> LaunchConfig:
+    """Pass 2 of the weight gradient: one thread per weight adds its ``slices`` partial sums."""
+    config = per_element_config("conv3d_backward_weight", w_shape, "gw[k, c, kd, kh, kw]",
+                                f"adds partial[0..{slices - 1}] of that weight in slice order")
+    return LaunchConfig(config.kernel, config.grid, config.block, 0, config.mapping,
+                        entry="conv3d_backward_weight_reduce")
+
+
+def weight_grad_args(config: LaunchConfig) -> tuple:
+    """The ints pass 1 takes after ``conv_args``."""
+    return int32_args(config.extra["per_slice"], config.extra["stage"], config.extra["k_span"])
 
 
 @functools.cache
-def tiled_out_channels() -> int:
-    """TILED_OUT_CHANNELS, read from kernels/conv3d_tiled.cu: the .cu file is the one source."""
+def kernel_define(kernel: str, name: str) -> int:
+    """The integer of ``#define NAME <n>`` in kernels/<kernel>.cu: the .cu file is the one source
+    of the constants its code is compiled with (tile sizes, ``__launch_bounds__``)."""
     from .sources import kernel_source  # noqa: PLC0415 - avoid a cycle at import time
-    match = re.search(r"^#define\s+TILED_OUT_CHANNELS\s+(\d+)", kernel_source("conv3d_tiled"),
-                      re.MULTILINE)
+    match = re.search(rf"^#define\s+{name}\s+(\d+)", kernel_source(kernel), re.MULTILINE)
     if match is None:
-        raise RuntimeError("kernels/conv3d_tiled.cu lost its '#define TILED_OUT_CHANNELS <n>'")
+        raise RuntimeError(f"kernels/{kernel}.cu lost its '#define {name} <n>'")
     return int(match.group(1))
+
+
+def tiled_out_channels() -> int:
+    """TILED_OUT_CHANNELS of kernels/conv3d_tiled.cu: output channels per block."""
+    return kernel_define("conv3d_tiled", "TILED_OUT_CHANNELS")
 
 
 def _tiled_shared_bytes(geo: ConvGeometry, block, c_tile: int, itemsize: int) -> int:
@@ -172,10 +244,15 @@ def _tiled_shared_bytes(geo: ConvGeometry, block, c_tile: int, itemsize: int) ->
     return (c_tile * box + tiled_out_channels() * c_tile * geo.taps) * itemsize
 
 
-def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig | None:
+def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4,
+                        max_grid_yz: int = MAX_GRID_YZ) -> LaunchConfig | None:
     """Block = an output tile, as large as TILED_MAX_BLOCK but no larger than the output; c_tile
     and then the tile shrink until the shared memory fits SHARED_MEM_LIMIT. ``None`` when even a
-    1x1x1 tile with one channel does not fit (huge dilated kernels): use conv3d_direct then."""
+    1x1x1 tile with one channel does not fit (huge dilated kernels): use conv3d_direct then.
+
+    gridDim.y (groups x output-channel chunks) and gridDim.z (samples) are capped at
+    ``max_grid_yz`` (CUDA's 65,535); the kernel loops over the rest (grid-stride), so any batch
+    size and channel count runs."""
     OD, OH, OW = geo.out_size
     Cg, Kg = geo.C // geo.groups, geo.K // geo.groups
     out_channels = tiled_out_channels()
@@ -193,19 +270,21 @@ def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4) -> LaunchConfig | 
     TW, TH, TD = block
     tiles = -(-OW // TW) * -(-OH // TH) * -(-OD // TD)
     k_chunks = -(-Kg // out_channels)
-    grid = (tiles, geo.groups * k_chunks, geo.N)
-    if grid[1] > MAX_GRID_YZ or grid[2] > MAX_GRID_YZ:
-        raise ValueError(f"conv3d_tiled grid {grid} exceeds CUDA's limit of {MAX_GRID_YZ} on "
-                         f"gridDim.y/z; use a smaller batch or conv3d.cuda.set_conv_algorithm('direct')")
+    if not 1 <= max_grid_yz <= MAX_GRID_YZ:
+        raise ValueError(f"max_grid_yz must be in 1..{MAX_GRID_YZ} (CUDA's limit on gridDim.y/z), "
+                         f"got {max_grid_yz}")
+    chunks = geo.groups * k_chunks
+    grid = (tiles, min(chunks, max_grid_yz), min(geo.N, max_grid_yz))
     check_int32(geo)
     return LaunchConfig(
         "conv3d_tiled", grid, (TW, TH, TD),
         _tiled_shared_bytes(geo, block, c_tile, itemsize),
-        f"thread (tx, ty, tz) of block (bx, by, n) computes y[n, g*{Kg} + k0 + j, td0 + tz, "
+        f"thread (tx, ty, tz) of block (bx, by, bz) computes y[n, g*{Kg} + k0 + j, td0 + tz, "
         f"th0 + ty, tw0 + tx] for j < {out_channels} ({out_channels} accumulators in registers): "
         f"bx picks the {TD}x{TH}x{TW} output tile (corner td0, th0, tw0), by = g*{k_chunks} + "
-        f"k0/{out_channels} the group and output-channel chunk; the input channels are staged "
-        f"{c_tile} at a time through shared memory (input box with halo + weights)",
+        f"k0/{out_channels} the group and output-channel chunk (then by + {grid[1]}, ... up to "
+        f"{chunks}), n = bz (then bz + {grid[2]}, ... up to {geo.N}); the input channels are "
+        f"staged {c_tile} at a time through shared memory (weights [c][tap][j] + input box)",
         {"c_tile": c_tile, "out_ch/blk": out_channels})
 
 

@@ -11,10 +11,11 @@ Convolution has three algorithms (``set_conv_algorithm``):
 * ``'tiled'`` (default): kernels/conv3d_tiled.cu, shared-memory tiles; falls back to 'direct'
   for the rare geometry whose smallest tile does not fit in shared memory;
 * ``'im2col'``: kernels/im2col3d.cu + a GEMM through ``xp.matmul`` (cuBLAS on a GPU, NumPy in
-  emulation); its input gradient folds the GEMM's columns back with kernels/col2im3d.cu.
+  emulation), in chunks under the workspace limit (``conv3d.cuda.gemm``); its input gradient
+  folds the GEMM's columns back with kernels/col2im3d.cu.
 
 'direct' and 'tiled' share the backward kernels conv3d_backward_input.cu (gather) and
-conv3d_backward_weight.cu (block reduction). Each gradient is its own kernel, so
+conv3d_backward_weight.cu (a two-pass reduction). Each gradient is its own kernel, so
 ``conv3d_backward`` launches the ones its ``output_mask`` asks for, one after the other.
 
 A transposed convolution has no kernel of its own: it is conv3d's adjoint, so
@@ -30,7 +31,7 @@ import math
 
 from ..core.backend import cupy_module, require_cupy
 from ..core.geometry import ConvGeometry, PoolGeometry
-from . import launch
+from . import gemm, launch
 from .sources import get_function
 
 CONV_ALGORITHMS = ("direct", "tiled", "im2col")
@@ -78,7 +79,7 @@ class CudaKernels:
 
     def launch(self, config: launch.LaunchConfig, dtype, args) -> None:
         """Launch ``<config.kernel>_<f32|f64>`` with ``config``'s grid, block and shared memory."""
-        fn = get_function(config.kernel, dtype, self.device)
+        fn = get_function(config.kernel, dtype, self.device, entry=config.function)
         fn(config.grid, config.block, args, shared_mem=config.shared_mem)
 
     def _contiguous(self, *arrays):
@@ -104,7 +105,7 @@ class CudaKernels:
         if empty is not None:
             return empty
         if _conv_algorithm == "im2col":
-            y = self._conv_im2col(x, w, geo)
+            y = gemm.conv_forward(self, x, w, geo)
         else:
             y = self.xp.empty(geo.y_shape, dtype=x.dtype)
             config = None
@@ -122,20 +123,6 @@ class CudaKernels:
                         (y, b) + launch.int32_args(geo.N, geo.K, spatial))
         return y
 
-    def _im2col(self, x, geo):
-        """col (N, G, Cg*taps, L), ready for a batched matmul over (N, G)."""
-        L = math.prod(geo.out_size)
-        col = self.xp.empty((geo.N, geo.C * geo.taps, L), dtype=x.dtype)
-        self.launch(launch.im2col3d_config(geo), x.dtype, (x, col) + launch.im2col_args(geo))
-        return col.reshape(geo.N, geo.groups, -1, L)
-
-    def _conv_im2col(self, x, w, geo):
-        G, L = geo.groups, math.prod(geo.out_size)
-        col = self._im2col(x, geo)
-        w_mat = w.reshape(G, geo.K // G, -1)          # (G, Kg, Cg*taps)
-        y = self.xp.matmul(w_mat, col)                # (N, G, Kg, L): cuBLAS on a GPU
-        return self.xp.ascontiguousarray(y.reshape(geo.y_shape))
-
     def conv3d_backward(self, gy, x, w, stride, padding, dilation, groups,
                         output_mask=(True, True)):
         """``(gx, gw)``, ``None`` where ``output_mask`` is False."""
@@ -151,17 +138,11 @@ class CudaKernels:
         empty = self._zeros_if_empty(geo.x_shape, gy.dtype, geo.x_shape, gy.shape)
         if empty is not None:
             return empty
-        gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
         if _conv_algorithm == "im2col":
-            G, L = geo.groups, math.prod(geo.out_size)
-            w_mat = w.reshape(G, geo.K // G, -1)
-            gcol = self.xp.matmul(w_mat.transpose(0, 2, 1),
-                                  gy.reshape(geo.N, G, geo.K // G, L))  # (N, G, Cg*taps, L)
-            gcol = self.xp.ascontiguousarray(gcol).reshape(geo.N, geo.C * geo.taps, L)
-            self.launch(launch.col2im3d_config(geo), gy.dtype, (gcol, gx) + launch.im2col_args(geo))
-        else:
-            self.launch(launch.conv3d_backward_input_config(geo), gy.dtype,
-                        (gy, w, gx) + launch.conv_args(geo))
+            return gemm.backward_input(self, gy, w, geo)
+        gx = self.xp.empty(geo.x_shape, dtype=gy.dtype)
+        self.launch(launch.conv3d_backward_input_config(geo), gy.dtype,
+                    (gy, w, gx) + launch.conv_args(geo))
         return gx
 
     def _backward_weight(self, gy, x, w_shape, stride, padding, dilation, groups):
@@ -172,13 +153,17 @@ class CudaKernels:
         if empty is not None:  # a sum over no samples: a zero gradient, as torch gives
             return empty
         if _conv_algorithm == "im2col":
-            G, L = geo.groups, math.prod(geo.out_size)
-            col = self._im2col(x, geo)                                   # (N, G, Cg*taps, L)
-            gw = self.xp.matmul(gy.reshape(geo.N, G, geo.K // G, L), col.transpose(0, 1, 3, 2))
-            return self.xp.ascontiguousarray(gw.sum(axis=0).reshape(w_shape))
+            return gemm.backward_weight(self, gy, x, geo)
         gw = self.xp.empty(tuple(w_shape), dtype=gy.dtype)
-        self.launch(launch.conv3d_backward_weight_config(geo, gy.dtype.itemsize), gy.dtype,
-                    (gy, x, gw) + launch.conv_args(geo))
+        config = launch.conv3d_backward_weight_config(geo, gy.dtype.itemsize)
+        slices = config.extra["slices"]
+        # pass 1 writes one partial sum per (slice, weight); with one slice that is gw itself
+        partial = gw if slices == 1 else self.xp.empty((slices, *w_shape), dtype=gy.dtype)
+        self.launch(config, gy.dtype,
+                    (gy, x, partial) + launch.conv_args(geo) + launch.weight_grad_args(config))
+        if slices > 1:  # pass 2: add the slices' partial sums in slice order
+            self.launch(launch.conv3d_backward_weight_reduce_config(w_shape, slices), gy.dtype,
+                        (partial, gw) + launch.int32_args(math.prod(w_shape), slices))
         return gw
 
     # ---- pooling -------------------------------------------------------------------------------

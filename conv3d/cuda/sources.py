@@ -34,7 +34,7 @@ KERNELS = {
     "im2col3d": "unfold the input into a column matrix for the GEMM (cuBLAS) path",
     "col2im3d": "fold columns back into a volume (gather, no atomics): GEMM-path input gradient",
     "conv3d_backward_input": "conv3d input gradient, one thread per input element (gather)",
-    "conv3d_backward_weight": "conv3d weight gradient, one block per weight, shared-memory reduction",
+    "conv3d_backward_weight": "conv3d weight gradient, a two-pass reduction over product slices",
     "max_pool3d_forward": "max pooling with PyTorch's argmax indices (first max wins, NaN wins)",
     "max_pool3d_backward": "max pooling gradient, one block per plane (owner-computes, no atomics)",
     "avg_pool3d_forward": "average pooling, PyTorch's divisor rule (count_include_pad, ceil_mode)",
@@ -114,6 +114,7 @@ def get_module(kernel: str, device: str):
     raise ValueError(f"CUDA kernels run on device 'cuda' or 'cuda-emu', not {device!r}")
 
 
-def get_function(kernel: str, dtype, device: str):
-    """The launchable ``<kernel>_<f32|f64>`` of ``device``: ``fn(grid, block, args, shared_mem=0)``."""
-    return get_module(kernel, device).get_function(function_name(kernel, dtype))
+def get_function(kernel: str, dtype, device: str, entry: str | None = None):
+    """The launchable ``<kernel>_<f32|f64>`` of ``device``: ``fn(grid, block, args, shared_mem=0)``.
+    ``entry`` names another entry point of the same file (e.g. a second pass), dtype suffix aside."""
+    return get_module(kernel, device).get_function(function_name(entry or kernel, dtype))
