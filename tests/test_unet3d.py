@@ -11,7 +11,7 @@ from conv3d.core.tensor import Tensor, no_grad
 from conv3d.datasets import SEGMENTATION_CLASSES, segmentation_volumes
 from conv3d.models import UNet3D
 from conv3d.train.segmentation import (HELD_OUT_SEED_OFFSET, dice_score, run_segmentation,
-                                       segmentation_loss)
+                                       segmentation_loss, segmentation_report)
 
 
 def _forward(model, x):
@@ -240,3 +240,22 @@ def test_overlay_figure_writes_a_png_and_checks_the_shapes(tmp_path):
         overlay_figure([("bad", x[0, 0], y[0, :8])], slices=[0])
     with pytest.raises(ValueError, match="slice 16 is outside"):
         overlay_figure([("v", x[0, 0], None)], slices=[16])
+
+
+def test_a_resumed_run_reports_the_time_of_every_epoch_not_only_its_own(tmp_path):
+    # Two epochs, then a resumed call for a third: the report's training time is the sum of the
+    # three epochs' recorded times, and the resumed call's own time is shown beside it.
+    ckpt = str(tmp_path / "unet.npz")
+    small = dict(n_train=2, n_test=1, size=8, batch_size=2, base_channels=2, depth=1,
+                 progress=False, checkpoint=ckpt)
+    first = run_segmentation(epochs=2, **small)
+    resumed = run_segmentation(epochs=3, resume=True, **small)
+    times = resumed["history"]["time"]
+    assert len(times) == 3 and times[:2] == first["history"]["time"]
+    assert resumed["train_seconds"] == pytest.approx(sum(times))
+    assert resumed["run_seconds"] < resumed["train_seconds"]
+    assert f"{sum(times):.0f} s of training" in segmentation_report(resumed)
+    # an hour-long run resumed for its last 12 s says both
+    long_run = dict(resumed, train_seconds=3600.0, run_seconds=12.0)
+    assert "3600 s of training (12 s in this run, resumed" in segmentation_report(long_run)
+    assert "in this run" not in segmentation_report(dict(first, run_seconds=first["train_seconds"]))

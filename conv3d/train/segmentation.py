@@ -64,7 +64,8 @@ def run_segmentation(n_train: int = 96, n_test: int = 16, size: int = 32, epochs
 
     Adam at ``lr`` with a cosine decay to zero over the epochs. Returns the model, the history,
     ``test_dice`` (mean foreground Dice), ``class_dice`` (per class, background included) and
-    ``train_seconds``.
+    ``train_seconds`` (the sum of the epoch times in the history, so a resumed run counts the
+    epochs trained before it too) and ``run_seconds`` (this call's training only).
     """
     x, y = segmentation_volumes(n_train, size=size, seed=seed)
     xt, yt = segmentation_volumes(n_test, size=size, seed=seed + HELD_OUT_SEED_OFFSET)
@@ -78,14 +79,23 @@ def run_segmentation(n_train: int = 96, n_test: int = 16, size: int = 32, epochs
     history = fit(model, (x, y), epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                   loss=segmentation_loss, scheduler=scheduler, checkpoint=checkpoint,
                   resume=resume, progress=progress, seed=seed, name="unet3d")
-    seconds = time.perf_counter() - t0
+    run_seconds = time.perf_counter() - t0
     pred = predict(model, xt, batch_size=batch_size).argmax(axis=1)
     scores = dice_score(pred, yt, classes)
     return {"model": model, "history": history, "test_dice": float(scores[:, 1:].mean()),
             "class_dice": dict(zip(SEGMENTATION_CLASSES, scores.mean(axis=0).tolist())),
-            "train_seconds": seconds, "n_train": n_train, "n_test": n_test, "size": size,
+            "train_seconds": float(sum(history["time"])), "run_seconds": run_seconds,
+            "n_train": n_train, "n_test": n_test, "size": size,
             "epochs": epochs, "config": dict(base_channels=base_channels, depth=depth,
                                               upsample=upsample, norm=norm)}
+
+
+def _seconds(r: dict) -> str:
+    """'452 s of training', plus this run's share when earlier runs trained part of it."""
+    text = f"{r['train_seconds']:.0f} s of training"
+    if r["train_seconds"] - r["run_seconds"] > 1:  # resumed: earlier epochs were timed before
+        text += f" ({r['run_seconds']:.0f} s in this run, resumed from a checkpoint)"
+    return text
 
 
 def segmentation_report(r: dict) -> str:
@@ -94,7 +104,7 @@ def segmentation_report(r: dict) -> str:
     per_class = ", ".join(f"{k} {v:.3f}" for k, v in r["class_dice"].items())
     return (f"unet3d (base_channels={c['base_channels']}, depth={c['depth']}, "
             f"upsample={c['upsample']}, norm={c['norm']}): {r['n_train']} training volumes of "
-            f"{r['size']}^3, {r['epochs']} epochs, {r['train_seconds']:.0f} s\n"
+            f"{r['size']}^3, {r['epochs']} epochs, {_seconds(r)}\n"
             f"held-out Dice (mean of ellipsoid and tube over {r['n_test']} volumes): "
             f"{r['test_dice']:.3f}  [{per_class}]")
 
