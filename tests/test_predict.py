@@ -145,6 +145,7 @@ def test_cli_bad_input(tmp_path, video, tiny_registered, capsys):
         ([video, *base, "--frames", 4, "--labels", "kinetics400"],
          "--labels kinetics400 has 400 class names but the model has 7 classes"),
         ([video, "--model", "no_such_model", *base[2:]], "unknown model 'no_such_model'"),
+        ([video, "--model", "unet3d", *base[2:]], "--model unet3d segments volumes"),
         ([video, *base[:3], tmp_path / "missing.npz", *base[4:]], "no such file"),
     ]
     for argv, message in cases:

@@ -63,6 +63,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+# Networks in conv3d.models that label voxels instead of classifying a clip: predict refuses them
+# before reading any file, and says where segmentation is done.
+SEGMENTATION_MODELS = ("unet3d",)
+
+
 def _fail(message: str) -> int:
     print(f"conv3d predict: error: {message}", file=sys.stderr)
     return 2
@@ -77,6 +82,12 @@ def run(args) -> int:
     if args.model not in models.list_models():
         known = ", ".join(models.list_models()) or "none registered"
         return _fail(f"unknown model {args.model!r}; conv3d.models has: {known}")
+    if args.model in SEGMENTATION_MODELS:
+        classifiers = ", ".join(m for m in models.list_models() if m not in SEGMENTATION_MODELS)
+        return _fail(f"--model {args.model} segments volumes (a label per voxel), it does not "
+                     f"classify clips; segment a scan with "
+                     f"conv3d.train.segmentation.segment_volume (docs/tutorials/segmentation.md), "
+                     f"or pick a clip classifier: {classifiers}")
     if args.num_classes < 1 or args.frames < 1 or args.top < 1:
         return _fail(f"--num-classes, --frames and --top must be positive, got "
                      f"{args.num_classes}, {args.frames}, {args.top}")
