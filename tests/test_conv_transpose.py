@@ -195,3 +195,26 @@ def test_layer_output_size_picks_the_output_padding_as_torch():
         np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="out of reach on the depth axis"):
         ours(Tensor(x), output_size=(7, 7, 5))
+
+
+@pytest.mark.parametrize("kernel, output_padding, dtype", [
+    ((2, 2, 2), (0, 0, 0), np.float64), ((1, 2, 3), (0, 1, 2), np.float64),
+    ((2, 2, 2), (1, 0, 1), np.float32)])
+def test_stride_equal_to_the_kernel_matches_torch_and_the_scatter(kernel, output_padding, dtype):
+    """Taps that never overlap (a U-Net's k2 s2 up-convolution) take the per-tap GEMM path on the
+    CPU; it must give the scatter's values and torch's gradients, output_padding included."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s) for s in ((2, 5, 3, 2, 4), (5, 3) + kernel, (3,)))
+    y = F.conv_transpose3d(Tensor(x), Tensor(w), Tensor(b), stride=kernel,
+                           output_padding=output_padding)
+    expected = scatter_reference(x, w, b, kernel, (0, 0, 0), output_padding, (1, 1, 1), 1)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+    compare(torch,
+            lambda x, w, b: F.conv_transpose3d(x, w, b, kernel, 0, output_padding),
+            lambda x, w, b: torch.nn.functional.conv_transpose3d(x, w, b, kernel, 0,
+                                                                 output_padding),
+            [x, w, b], dtype, rng)
+    tensors = [Tensor(a[:1] if i == 0 else a, requires_grad=True) for i, a in enumerate((x, w, b))]
+    assert gradcheck(lambda x, w, b: F.conv_transpose3d(x, w, b, kernel, 0, output_padding),
+                     tensors)

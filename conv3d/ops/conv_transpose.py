@@ -23,6 +23,8 @@ conv3d maps to the same output size; the adjoint of conv3d of *that* size is thi
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..core.backend import get_array_module, kernels_for
 from ..core.shapes import to_triple
 from ..core.tensor import Function, Tensor, as_tensor, check_float_dtypes
@@ -67,6 +69,14 @@ class ConvTranspose3dFunction(Function):
     def _settings(self):
         return self.stride, self.conv_padding, self.dilation, self.groups
 
+    def _disjoint(self, w):
+        """True when every output voxel gets exactly one tap of one input voxel (stride equal
+        to the kernel, no padding, dilation 1, one group), on the CPU: then the op is one GEMM
+        per tap into a strided slice of the output, with no im2col and no overlapping adds,
+        which is the least work there is; the GPU keeps its kernel."""
+        return (self.device == "cpu" and self.groups == 1 and self.stride == w.shape[2:]
+                and self.dilation == (1, 1, 1) and all(p == (0, 0) for p in self.conv_padding))
+
     def forward(self, x, w, b=None):
         xp = get_array_module(x)
         if self.recording:
@@ -75,9 +85,12 @@ class ConvTranspose3dFunction(Function):
         C_out = w.shape[1] * self.groups
         core = tuple(o - u for o, u in zip(self.out_size, self.uncovered))
         # conv3d's input gradient reads only its input's *shape*: a zero-stride view stands in
-        shape_only = xp.broadcast_to(xp.zeros((), dtype=x.dtype), (N, C_out) + core)
-        y, _ = kernels_for(self.device).conv3d_backward(x, shape_only, w, *self._settings(),
-                                                        (True, False))
+        if self._disjoint(w):
+            y = _disjoint_forward(x, w)
+        else:
+            shape_only = xp.broadcast_to(xp.zeros((), dtype=x.dtype), (N, C_out) + core)
+            y, _ = kernels_for(self.device).conv3d_backward(x, shape_only, w, *self._settings(),
+                                                            (True, False))
         if any(self.uncovered):
             full = xp.zeros((N, C_out) + self.out_size, dtype=x.dtype)
             full[:, :, :core[0], :core[1], :core[2]] = y
@@ -92,12 +105,56 @@ class ConvTranspose3dFunction(Function):
         g = gy
         if any(self.uncovered):  # those voxels depend on the bias only
             g = xp.ascontiguousarray(gy[:, :, :core[0], :core[1], :core[2]])
+        want = (self.inputs[0].requires_grad, self.inputs[1].requires_grad)
+        if self._disjoint(self.w):
+            gx, gw = _disjoint_backward(g, self.x, self.w, want)
+            return (gx, gw) if gb is None else (gx, gw, gb)
         gx = gw = None
         if self.inputs[0].requires_grad:  # the adjoint of the adjoint: conv3d itself
             gx = kernels.conv3d_forward(g, self.w, None, *self._settings())
         if self.inputs[1].requires_grad:  # conv3d's weight gradient, with the roles swapped
             _, gw = kernels.conv3d_backward(self.x, g, self.w, *self._settings(), (False, True))
         return (gx, gw) if gb is None else (gx, gw, gb)
+
+
+def _taps(w):
+    """(a, b, e) for every tap of a (C_in, C_out, kD, kH, kW) weight, depth first."""
+    kD, kH, kW = w.shape[2:]
+    return [(a, b, e) for a in range(kD) for b in range(kH) for e in range(kW)]
+
+
+def _disjoint_forward(x, w):
+    """conv_transpose3d for stride == kernel: tap (a, b, e) of input voxel (z, i, j) lands on
+    output voxel (z*kD + a, i*kH + b, j*kW + e) and nowhere else, so each tap is one GEMM
+    (C_out x C_in) @ (C_in x D*H*W) written into the output's slice [a::kD, b::kH, e::kW]."""
+    N, C, D, H, W = x.shape
+    K, (kD, kH, kW) = w.shape[1], w.shape[2:]
+    y = np.empty((N, K, D * kD, H * kH, W * kW), dtype=x.dtype)
+    xm = x.reshape(N, C, D * H * W)
+    for a, b, e in _taps(w):
+        y[:, :, a::kD, b::kH, e::kW] = (w[:, :, a, b, e].T @ xm).reshape(N, K, D, H, W)
+    return y
+
+
+def _disjoint_backward(gy, x, w, want):
+    """The gradients of ``_disjoint_forward``. Gathering gy by tap, ``G[n, (k, t), v]`` = the
+    output voxel that tap t of input voxel v wrote into channel k, makes each gradient one GEMM
+    with all the taps in its inner dimension, in w's own layout (C_in, C_out*taps):
+    gx[n] = w @ G[n] and gw = sum over n of X[n] @ G[n]^T."""
+    N, C, D, H, W = x.shape
+    K, (kD, kH, kW) = w.shape[1], w.shape[2:]
+    g = gy.reshape(N, K, D, kD, H, kH, W, kW).transpose(0, 1, 3, 5, 7, 2, 4, 6)
+    g = g.reshape(N, K * kD * kH * kW, D * H * W)  # the one copy: gy in tap order
+    wm = w.reshape(C, -1)
+    gx = (wm @ g).reshape(x.shape) if want[0] else None
+    gw = None
+    if want[1]:
+        xm = x.reshape(N, C, D * H * W)
+        gw = xm[0] @ g[0].T if N else np.zeros_like(wm)
+        for n in range(1, N):
+            gw += xm[n] @ g[n].T
+        gw = gw.reshape(w.shape)
+    return gx, gw
 
 
 def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
