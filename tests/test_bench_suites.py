@@ -200,3 +200,41 @@ def test_errors_per_array():
     assert harness.errors(got, want) == pytest.approx([0.05, 1e-3])   # by hand: 0.1/2, 0.004/4
     assert harness.errors(got[:1], want) == [pytest.approx(0.05), float("inf")]
     assert harness.agree(got, want) == pytest.approx(0.05)
+
+
+def test_decoder_suite_lists_a_unets_way_up():
+    from conv3d.bench import decoder
+    got = [(d["name"], d["x"]) for d in decoder.decoder_layers()]
+    # four levels from 512 channels at 6^3 up to 64 at 48^3, three ways up each
+    assert len(got) == 12 and got[0] == ("k2s2 512->256 at 6^3", [1, 512, 6, 6, 6])
+    assert got[-1] == ("trilinear x2 64 at 48^3", [1, 64, 48, 48, 48])
+    k3 = decoder.decoder_layers()[1]
+    assert (k3["w"], k3["padding"], k3["output_padding"]) == ([512, 256, 3, 3, 3], 1, 1)
+
+
+@pytest.mark.parametrize("op", ["conv_transpose", "upsample"])
+@pytest.mark.parametrize("backward", [False, True])
+def test_decoder_rows_are_checked_against_torch(op, backward):
+    pytest.importorskip("torch")
+    from conv3d.bench import decoder
+    layer = dict(name="tiny", op=op, x=[1, 4, 3, 3, 3], w=[4, 2, 3, 3, 3], stride=2, padding=1,
+                 output_padding=1, bias=True)
+    case = decoder.decoder_case(layer, 2, backward)
+    rows = {r["impl"]: r for r in harness.run_case(case, 1, log=lambda *a: None, pause=0.0)}
+    ours = rows[layers.OURS]
+    assert ours["status"] == "ok" and ours["checked"] and ours["error"] <= case.rtol
+    assert case.reference == layers.PEER
+
+
+def test_decoder_summary_says_which_targets_are_met():
+    from conv3d.bench import decoder
+    fwd = decoder.BENCH[False]
+    rows = [dict(bench=fwd, shape=s, impl=i, best_ms=ms, best_ratio=r, rounds=1, status="ok",
+                 detail="-")
+            for s, i, ms, r in [("k2s2 a N=1", layers.OURS, 1.0, 0.4),
+                                ("k2s2 a N=1", layers.PEER, 2.5, 1.0),
+                                ("trilinear b N=1", layers.OURS, 3.0, 1.5),
+                                ("trilinear b N=1", layers.PEER, 2.0, 1.0)]]
+    text = decoder.summary(rows)
+    # 0.4x meets the 0.5x of a transposed convolution; 1.5x misses the 1.0x of upsampling
+    assert "Targets met on 1 of 2 rows." in text and "trilinear b N=1 forward 1.50x" in text

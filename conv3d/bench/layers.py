@@ -4,8 +4,8 @@ mc3_18, r2plus1d_18, s3d (torchvision's definitions, 3x16x112x112 clips, batch 1
 
 The layer list is data: ``layers.json`` beside this module, written by
 ``benchmarks/gen_layer_table.py`` from torchvision's models (this module never imports
-torchvision). The U-Net's transposed convolutions are not in it: this suite times conv3d and
-pooling layers only.
+torchvision). The U-Net's transposed convolutions are not in it: ``--suite decoder``
+(``decoder.py``) times them and trilinear upsampling.
 
 Each (layer, batch, pass) is one case of ``harness.run_case`` with two rows, conv3d (``auto``)
 and PyTorch (``torch.nn.functional.conv3d`` / ``max_pool3d`` / ``avg_pool3d`` with the same
@@ -165,17 +165,25 @@ def layer_case(layer, batch, backward) -> Case:
 
 def summary(rows) -> str:
     """The per-layer table of best times and ratios, and the geometric means of the ratios."""
+    return ratio_table(rows, BENCH, "Layers: conv3d against PyTorch, best times",
+                       "The U-Net's transposed convolutions and upsampling are in "
+                       "`--suite decoder`.")
+
+
+def ratio_table(rows, benches, title, footer) -> str:
+    """Best times of conv3d and PyTorch per case for the ``benches`` {False: forward name,
+    True: forward+backward name}, their ratios and the geometric means, under ``## title``."""
     cases = {}
     for r in rows:
-        if r["bench"] in BENCH.values():
+        if r["bench"] in benches.values():
             cases.setdefault(r["shape"], {})[(r["bench"], r["impl"])] = r
     if not cases:
         return ""
-    lines = ["## Layers: conv3d against PyTorch, best times", "",
+    lines = [f"## {title}", "",
              "| layer, batch | computation | conv3d fwd ms | torch fwd ms | fwd ratio | conv3d fwd+bwd ms | "
              "torch fwd+bwd ms | fwd+bwd ratio | rounds |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    ratios = {b: [] for b in BENCH.values()}
+    ratios = {b: [] for b in benches.values()}
 
     def cell(d, bench, impl):
         r = d.get((bench, impl))
@@ -184,7 +192,7 @@ def summary(rows) -> str:
         return f"{r['best_ms']:.2f}" if r["best_ms"] is not None else r["status"]
     for shape, d in cases.items():
         cells, rounds = [next(iter(d.values())).get("detail") or "-"], set()
-        for bench in BENCH.values():
+        for bench in benches.values():
             ours = d.get((bench, OURS))
             ratio = ours and ours["best_ratio"]
             if ratio is not None:
@@ -201,6 +209,5 @@ def summary(rows) -> str:
         lines.append(f"| {bench} | {len(rs)} | {'-' if gm is None else f'{gm:.2f}x'} |")
     lines += ["", "Ratio below 1: conv3d is faster. Every conv3d row was checked against "
               "PyTorch's output (or conv3d's readable reference without PyTorch) before it was "
-              "timed. The U-Net's transposed convolutions are not in this suite (it times "
-              "conv3d and pooling layers only).", ""]
+              f"timed. {footer}", ""]
     return "\n".join(lines)

@@ -3,6 +3,7 @@
     conv3d bench --quick                       # tiny shapes, seconds: checks that every row runs
     conv3d bench                               # the issue 6 suite (several minutes on 2 cores)
     conv3d bench --suite layers                # every distinct layer of four video networks
+    conv3d bench --suite decoder               # a 3D U-Net's transposed convs and upsampling
     conv3d bench --suite models                # whole r3d_18 / r2plus1d_18 against PyTorch
 
 Everything is float32, with ``--threads`` BLAS/numba/PyTorch threads (default 2). The report
@@ -19,7 +20,7 @@ import sys
 import time
 
 BENCHES = ("conv", "pool", "block", "train")
-SUITES = ("ops", "layers", "models")
+SUITES = ("ops", "layers", "decoder", "models")
 TORCH_HINT = ("PyTorch is not installed, so the PyTorch rows are skipped: "
               "pip install 'conv3d[torch]'")
 LAYER_BUDGET = 600.0  # seconds: the layer suite's default target run time (see run_suite)
@@ -167,7 +168,7 @@ def run(args, command) -> int:
 
     import conv3d  # noqa: PLC0415
 
-    from . import cases, cases_model, layers, models, report  # noqa: PLC0415
+    from . import cases, cases_model, decoder, layers, models, report  # noqa: PLC0415
     from .harness import load_average, machine_info, run_case  # noqa: PLC0415
     error = _check_args(args)
     if error:
@@ -198,6 +199,10 @@ def run(args, command) -> int:
             return 2
         work += [("layers", lambda la=la, b=b, bw=bw: [layers.layer_case(la, b, bw)])
                  for la, b in chosen for bw in (False, True)]
+    if "decoder" in suites:
+        chosen = decoder.decoder_layers()[:3 if args.quick else None]
+        work += [("decoder", lambda la=la, bw=bw: [decoder.decoder_case(la, 1, bw)])
+                 for la in chosen for bw in (False, True)]
     if "models" in suites:
         made = (models.model_cases(batches=(1,), train_batch=1) if args.quick
                 else models.model_cases())
@@ -228,7 +233,7 @@ def run(args, command) -> int:
     info["seconds"] = round(time.perf_counter() - t0, 1)
     name = args.name or ("quick" if args.quick else "README")
     title = "conv3d benchmarks" + (" (--quick)" if args.quick else "")
-    extra = targets_section(rows) + layers.summary(rows)
+    extra = targets_section(rows) + layers.summary(rows) + decoder.summary(rows)
     if not torch:
         extra = f"**{TORCH_HINT}.**\n\n" + extra
     md, png = report.write(rows, info, command, out, name, title, extra)

@@ -13,6 +13,8 @@ numba and PyTorch thread counts (default 2). Without PyTorch the PyTorch rows ar
                                               # r2plus1d_18, s3d and a 3D U-Net
                                               # (aims at --budget 600 seconds)
     conv3d bench --suite layers --quick --filter "r3d_18 layer1"
+    conv3d bench --suite decoder              # a 3D U-Net's transposed convolutions and
+                                              # trilinear upsampling (issue 17's targets)
     conv3d bench --suite models               # whole r3d_18 and r2plus1d_18
 """
 from __future__ import annotations
