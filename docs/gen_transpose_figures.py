@@ -1,9 +1,10 @@
-"""Generate the figures of docs/teach/conv_transpose.md (docs/figures/*.png) with conv3d itself.
+"""Generate the figures of docs/teach/conv_transpose.md (docs/figures/*.png and the GIF
+conv_transpose_steps.gif) with conv3d itself.
 
 Every number drawn is computed by the engine (``F.conv_transpose3d``) or by
 ``conv3d.teach.transpose_view.checkerboard_demo``; nothing is drawn by hand.
 
-    python docs/gen_transpose_figures.py                 # both figures
+    python docs/gen_transpose_figures.py                 # every figure
     python docs/gen_transpose_figures.py checkerboard    # one of them
 """
 from __future__ import annotations
@@ -81,6 +82,44 @@ def conv_transpose():
     plt.close(fig)
 
 
+def scatter_steps():
+    """A GIF, one frame per input voxel of the 2x2x2 input (kernel 3, stride 2): the running sum
+    of the stamps so far, the newest one outlined in its voxel's colour, then the whole sum."""
+    from matplotlib.animation import PillowWriter  # noqa: PLC0415
+
+    ones_w = conv3d.Tensor(np.ones((1, 1, 3, 3, 3)))
+    inputs = list(np.ndindex(2, 2, 2))
+    cmap = plt.get_cmap("viridis")
+    fig = plt.figure(figsize=(6.4, 5.2))
+    writer = PillowWriter(fps=1)
+    with writer.saving(fig, OUT / "conv_transpose_steps.gif", dpi=80):
+        for step in range(len(inputs) + 1):
+            fig.clear()
+            ax = fig.add_subplot(projection="3d")
+            x = np.zeros((1, 1, 2, 2, 2))
+            for d, h, w in inputs[:step + 1]:
+                x[0, 0, d, h, w] = 1
+            counts = F.conv_transpose3d(conv3d.Tensor(x), ones_w, stride=2).numpy()[0, 0]
+            colours = cmap(np.log2(np.maximum(counts, 1)) / 3.0)
+            colours[..., 3] = np.where(counts > 1, 0.9, 0.25)
+            if step < len(inputs):
+                newest = np.zeros((1, 1, 2, 2, 2))
+                newest[(0, 0) + inputs[step]] = 1
+                stamp = F.conv_transpose3d(conv3d.Tensor(newest), ones_w,
+                                           stride=2).numpy()[0, 0] > 0
+                colours[stamp] = (*COLOURS[step], 0.85)
+                title = (f"step {step + 1} of 8: input {inputs[step]} adds its 3x3x3 stamp at "
+                         f"output {tuple(2 * i for i in inputs[step])}\n(its colour); "
+                         f"the others show products so far (1 faint, 2/4/8 in viridis)")
+            else:
+                title = ("all 8 stamps: 1 product (faint), 2, 4 or 8 where they overlap\n"
+                         "= the uneven coverage behind the checkerboard")
+            _voxels(ax, counts > 0, colours, title)
+            ax.title.set_fontsize(8)
+            writer.grab_frame()
+    plt.close(fig)
+
+
 def checkerboard():
     """The middle depth slice of both upsamplings of a constant volume (checkerboard_demo)."""
     demo = checkerboard_demo(size=6)
@@ -104,10 +143,11 @@ def checkerboard():
     plt.close(fig)
 
 
-FIGURES = {"conv_transpose": conv_transpose, "checkerboard": checkerboard}
+FIGURES = {"conv_transpose": conv_transpose, "checkerboard": checkerboard,
+           "conv_transpose_steps": scatter_steps}
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     for name in sys.argv[1:] or FIGURES:
         FIGURES[name]()
-        print(f"wrote {OUT / name}.png")
+        print(f"wrote {OUT / name}" + (".gif" if name.endswith("steps") else ".png"))
