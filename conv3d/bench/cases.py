@@ -15,6 +15,7 @@ import numpy as np
 
 import conv3d
 import conv3d.functional as F
+from conv3d.core.geometry import ConvGeometry
 from conv3d.ops import fast
 
 from .harness import Case, Impl
@@ -37,21 +38,12 @@ def naive_module():
     return module
 
 
-class Geometry:
-    """Output size and FLOPs of a convolution: O = (I + 2P - dil*(k-1) - 1) // s + 1 per axis.
-    The weight shape (K, C/groups, kD, kH, kW) carries the groups."""
+def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1) -> ConvGeometry:
+    """The library's geometry of a case (sizes, ``out_size``, ``flops()``); the groups are read
+    off the weight shape (K, C/groups, kD, kH, kW)."""
+    return ConvGeometry.from_shapes(x_shape, w_shape, stride, padding, dilation,
+                                    x_shape[1] // w_shape[1])
 
-    def __init__(self, x_shape, w_shape, stride=(1, 1, 1), padding=(0, 0, 0),
-                 dilation=(1, 1, 1)):
-        self.N, self.C = x_shape[:2]
-        self.K, self.Cg = w_shape[:2]
-        self.taps = math.prod(w_shape[2:])
-        self.out_size = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in
-                              zip(x_shape[2:], w_shape[2:], stride, padding, dilation))
-
-    def flops(self):
-        """2 * N * K * OD*OH*OW * C/groups * kD*kH*kW (a multiply-add is two operations)."""
-        return 2.0 * self.N * self.K * math.prod(self.out_size) * self.Cg * self.taps
 
 CONV_SHAPES = {  # name: (x shape, w shape, padding)
     "cube": ((1, 1, 4, 4, 4), (1, 1, 3, 3, 3), 0),
@@ -95,7 +87,7 @@ def _conv_arrays(shape_name, seed=0):
     x = rng.standard_normal(xs, dtype=np.float32)
     w = (rng.standard_normal(ws, dtype=np.float32) / np.sqrt(np.prod(ws[1:]))).astype(np.float32)
     b = rng.standard_normal(ws[0], dtype=np.float32)
-    geo = Geometry(xs, ws, padding=(p, p, p))
+    geo = conv_geometry(xs, ws, padding=(p, p, p))
     gy = rng.standard_normal((xs[0], ws[0]) + geo.out_size, dtype=np.float32)
     return x, w, b, gy, p, geo
 
@@ -271,7 +263,7 @@ def _cudnn_run(x, w, b, p):
     import cupy  # noqa: PLC0415
     from cupy import cudnn  # noqa: PLC0415
     xd, wd, bd = cupy.asarray(x), cupy.asarray(w), cupy.asarray(b)
-    geo = Geometry(x.shape, w.shape, padding=(p, p, p))
+    geo = conv_geometry(x.shape, w.shape, padding=(p, p, p))
     yd = cupy.empty((x.shape[0], w.shape[0]) + geo.out_size, dtype=cupy.float32)
     stream = _new_stream()
 

@@ -14,7 +14,7 @@ import conv3d.functional as F
 from conv3d import nn, optim
 from conv3d.ops import fast
 
-from .cases import Geometry, torch_module
+from .cases import conv_geometry, torch_module
 from .harness import Case, Impl
 
 R21D_SHAPE = (4, 64, 8, 28, 28)  # N, C, T, H, W; K = 64, kernel 3x3x3, padding 1
@@ -45,7 +45,7 @@ def block_cases(shape=R21D_SHAPE, K=64) -> list[Case]:
     full = nn.Conv3d(C, K, 3, padding=1, bias=False, rng=0)
     block = nn.Conv2Plus1d(C, K, 3, padding=1, rng=0)
     M = block.mid_channels
-    geo = Geometry(shape, (K, C, 3, 3, 3), padding=(1, 1, 1))
+    geo = conv_geometry(shape, (K, C, 3, 3, 3), padding=(1, 1, 1))
     O = int(np.prod(geo.out_size))
     flops = {"full": 3 * geo.flops(), "block": 3 * 2 * N * O * (9 * C * M + 3 * M * K)}
     torch = torch_module()
@@ -134,8 +134,8 @@ def train_case(batch=128) -> Case:
     rng = np.random.default_rng(4)
     x = rng.standard_normal((batch, 3, 16, 16, 16), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
-    geos = [Geometry((batch, 3, 16, 16, 16), (32, 3, 3, 3, 3)),
-            Geometry((batch, 32, 7, 7, 7), (64, 32, 3, 3, 3))]
+    geos = [conv_geometry((batch, 3, 16, 16, 16), (32, 3, 3, 3, 3)),
+            conv_geometry((batch, 32, 7, 7, 7), (64, 32, 3, 3, 3))]
     flops = geos[0].flops() * 2 + geos[1].flops() * 3  # first layer needs no input gradient
     torch = torch_module()
 

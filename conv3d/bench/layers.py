@@ -26,7 +26,7 @@ import conv3d
 import conv3d.functional as F
 from conv3d.ops import fast
 
-from .cases import Geometry, torch_module
+from .cases import conv_geometry, torch_module
 from .harness import Case, Impl
 
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "layers.json")
@@ -131,7 +131,7 @@ def flops(layer, batch) -> float | None:
     """Forward FLOPs of a convolution layer (None for pooling)."""
     if layer["op"] != "conv":
         return None
-    return Geometry([batch] + layer["x"][1:], layer["w"], layer["stride"], layer["padding"],
+    return conv_geometry([batch] + layer["x"][1:], layer["w"], layer["stride"], layer["padding"],
                     layer["dilation"]).flops()
 
 
