@@ -106,3 +106,17 @@ def test_one_adam_step_on_cuda_emu_matches_cpu():
         np.testing.assert_allclose(state_emu[name], state_cpu[name], rtol=RTOL, atol=ATOL,
                                    err_msg=name)
     _assert_moved(state_cpu, before)
+
+
+def test_conv3d_train_runs_the_article_model_on_cuda_emu(capsys):
+    from conv3d.cli import main  # noqa: PLC0415
+    assert main(["train", "keras-3d-mnist", "--device", "cuda-emu", "--n-train", "8",
+                 "--n-test", "4", "--epochs", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/1" in out and "test accuracy" in out
+
+
+def test_conv3d_train_device_is_refused_where_the_experiment_does_not_take_it(capsys):
+    from conv3d.cli import main  # noqa: PLC0415
+    assert main(["train", "motion", "--device", "cuda-emu"]) == 2
+    assert "--device: only keras-3d-mnist" in capsys.readouterr().err
