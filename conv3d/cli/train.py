@@ -53,6 +53,10 @@ def register(subparsers) -> None:
                         help="segmentation: the decoder's upsampling (default transpose)")
     parser.add_argument("--norm", choices=("group", "batch"), default=None,
                         help="segmentation: GroupNorm or BatchNorm3d (default group)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "cuda-emu"), default="cpu",
+                        help="keras-3d-mnist: where to train: cpu (NumPy), cuda (CuPy on an "
+                             "NVIDIA GPU) or cuda-emu (the CUDA kernels, emulated on the CPU; "
+                             "slow, for checking)")
     parser.set_defaults(func=run)
 
 
@@ -63,6 +67,8 @@ def check_args(args) -> str | None:
             if getattr(args, flag) not in (None, False):
                 return (f"argument --{flag}: only {' and '.join(CHECKPOINTED)} take it, not "
                         f"{args.experiment}")
+    if args.experiment != "keras-3d-mnist" and args.device != "cpu":
+        return f"argument --device: only keras-3d-mnist takes it, not {args.experiment}"
     if args.experiment != "keras-3d-mnist" and args.kaggle is not None:
         return f"argument --kaggle: only keras-3d-mnist takes it, not {args.experiment}"
     if args.experiment != "segmentation":
@@ -107,8 +113,9 @@ def run(args) -> int:
     try:
         r = recipes.run_keras_3d_mnist(n_train, n_test, epochs=epochs, seed=args.seed,
                                        progress=progress, checkpoint=args.checkpoint,
-                                       resume=args.resume, kaggle=args.kaggle)
-    except (OSError, KeyError) as err:  # an unreadable Kaggle file or checkpoint
+                                       resume=args.resume, kaggle=args.kaggle,
+                                       device=args.device)
+    except (OSError, KeyError, RuntimeError) as err:  # RuntimeError: 'cuda' without CuPy/GPU  # an unreadable Kaggle file or checkpoint
         print(f"conv3d train: error: {err}", file=sys.stderr)
         return 2
     print(recipes.keras_report(r))

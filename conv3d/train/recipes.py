@@ -49,16 +49,18 @@ def keras_3d_mnist_model(in_channels: int = 1, dtype=np.float32) -> nn.Sequentia
 def run_keras_3d_mnist(n_train: int = 6000, n_test: int = 1000, epochs: int = 25,
                        batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                        progress: bool = True, checkpoint=None, resume: bool = False,
-                       kaggle=None) -> dict:
+                       kaggle=None, device: str = "cpu") -> dict:
     """Train the article's model on voxel digits (test digits never seen in training), or on
-    Kaggle's ``full_dataset_vectors.h5`` when ``kaggle`` is its path (n_train/n_test ignored)."""
+    Kaggle's ``full_dataset_vectors.h5`` when ``kaggle`` is its path (n_train/n_test ignored).
+    ``device`` is 'cpu', 'cuda' or 'cuda-emu': the model moves there before the optimizer is
+    built, and ``fit`` moves each batch to the model's device."""
     if kaggle is not None:
         (x, y), (xt, yt) = load_kaggle_3d_mnist(kaggle)
         n_train, n_test = len(x), len(xt)
     else:
         (x, y), (xt, yt) = voxel_digits(n_train, n_test, seed=seed)
     nn.init.manual_seed(seed)
-    model = keras_3d_mnist_model()
+    model = keras_3d_mnist_model().to(device)
     history = fit(model, (x, y), validation_split=0.1, epochs=epochs, batch_size=batch_size,
                   optimizer=Adam(model.parameters(), lr=lr), checkpoint=checkpoint,
                   resume=resume, progress=progress, seed=seed, verbose=True)
