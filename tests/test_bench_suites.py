@@ -238,3 +238,12 @@ def test_decoder_summary_says_which_targets_are_met():
     text = decoder.summary(rows)
     # 0.4x meets the 0.5x of a transposed convolution; 1.5x misses the 1.0x of upsampling
     assert "Targets met on 1 of 2 rows." in text and "trilinear b N=1 forward 1.50x" in text
+
+
+def test_decoder_rows_without_torch_are_skipped_not_timed_unchecked(monkeypatch):
+    from conv3d.bench import decoder
+    monkeypatch.setattr(decoder, "torch_module", lambda: None)
+    case = decoder.decoder_case(decoder.decoder_layers()[0], 1, False)
+    rows = harness.run_case(case, 1, log=lambda *a: None, pause=0.0)
+    assert [r["status"].startswith("skipped: torch not installed") for r in rows] == [True, True]
+    assert all(r["ms"] is None for r in rows)

@@ -87,13 +87,14 @@ def decoder_case(layer, batch, backward) -> Case:
     fl = flops(layer, batch)
     fl = fl and fl * (3 if backward else 1)
     ours = {"conv_transpose": F.conv_transpose3d, "upsample": F.interpolate}[layer["op"]]
-    impls = [Impl(OURS, _step(None, ours, arrays, kwargs, backward), fl,
-                  note="strategy chosen per shape")]
     torch = torch_module()
-    if not torch:
-        impls.append(Impl(PEER, None, fl, skip="torch not installed", is_peer=True))
+    if not torch:  # PyTorch is both the peer and the check here: an unchecked row is no row
+        skip = "torch not installed (this suite checks conv3d against PyTorch's output)"
+        impls = [Impl(OURS, None, fl, skip=skip), Impl(PEER, None, fl, skip=skip, is_peer=True)]
         return Case(BENCH[backward], f"{layer['name']} N={batch}", impls, None,
                     detail=describe(layer))
+    impls = [Impl(OURS, _step(None, ours, arrays, kwargs, backward), fl,
+                  note="strategy chosen per shape")]
     tf = torch.nn.functional
     theirs = {"conv_transpose": tf.conv_transpose3d, "upsample": tf.interpolate}[layer["op"]]
     impls.append(Impl(PEER, _step(torch, theirs, arrays, kwargs, backward), fl, is_peer=True,
