@@ -115,7 +115,7 @@ def run(args) -> int:
                                        progress=progress, checkpoint=args.checkpoint,
                                        resume=args.resume, kaggle=args.kaggle,
                                        device=args.device)
-    except (OSError, KeyError, RuntimeError) as err:  # RuntimeError: 'cuda' without CuPy/GPU  # an unreadable Kaggle file or checkpoint
+    except (OSError, KeyError, RuntimeError) as err:  # unreadable file; 'cuda' without a GPU
         print(f"conv3d train: error: {err}", file=sys.stderr)
         return 2
     print(recipes.keras_report(r))
