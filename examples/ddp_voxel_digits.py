@@ -93,6 +93,9 @@ def worker(rank: int, port: int, batches, reference: dict, lr: float) -> None:
                   flush=True)
         if not same:
             raise RuntimeError("the ranks' weights differ after training")
+        # every rank is done communicating before any tears gloo down: a rank that destroys
+        # its process group while the other still holds a connection can abort at exit
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
