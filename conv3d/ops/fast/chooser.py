@@ -29,7 +29,9 @@ _MODULES = {"im2col": im2col_gemm, "im2col-planes": plane_im2col,
 LONG_PLANE = 1024    # output voxels per plane (OH*OW) from which 'im2col-planes' is chosen
 SMALL_VOLUME = 4096  # output voxels per sample (OD*OH*OW) up to which 'channels-last' is chosen
 THIN = 256           # GEMM inner dimension C/groups*kD*kH*kW up to which it is not
+DEEP = 2048          # ... and from which it is not either: im2col's columns feed such GEMMs as well
 WINOGRAD_CHANNELS = 64  # input and output channels from which 'winograd' runs the forward
+WINOGRAD_VOXELS = 4096  # ... and output voxels in the batch (N*OD*OH*OW) from which it does
 FEW_FILTERS = 4      # filters per group up to which groups of one input channel take 'direct'
 
 _strategy = "auto"
@@ -72,20 +74,23 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     single-channel inputs) take ``'direct'``: their GEMMs would have one row of C/groups*taps
     values, so im2col copies the input kD*kH*kW times for almost no arithmetic.
     The forward of a layer ``winograd.applies`` to (3x3x3 kernel, stride 1, dilation 1, groups
-    1) with at least ``WINOGRAD_CHANNELS`` input and output channels takes ``'winograd'``: it
+    1) with at least ``WINOGRAD_CHANNELS`` input and output channels and ``WINOGRAD_VOXELS``
+    output voxels in the batch takes ``'winograd'``: it
     needs 64 multiplications per 2x2x2 outputs where im2col's GEMM needs 216, and the GEMMs are
     what these layers spend their time on. With fewer channels its 64 GEMMs (inner dimension C,
-    not 27*C) are too thin for BLAS to run near its peak. Its backward follows the rules below
+    not 27*C) are too thin for BLAS to run near its peak, and with few outputs they are too short
+    (one column per 2x2x2 tile) and half-empty tiles at the borders waste their work. Its backward follows the rules below
     (Winograd has no weight gradient of its own). Otherwise, output planes of at least
     ``LONG_PLANE`` voxels with depth dilation 1 take ``'im2col-planes'``, and small output
     volumes (at most ``SMALL_VOLUME`` voxels per sample) with a GEMM inner dimension
-    C/groups*kD*kH*kW above ``THIN`` take ``'channels-last'``.
+    C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``.
     Everything else takes ``'im2col'``. With ``'winograd'`` set, layers it does not apply to take
     what ``'auto'`` would.
 
     Why: a long plane is a long GEMM, and sharing each input plane's 2D columns among kD output
     planes saves two thirds of the copying; in a small volume NCDHW rows are a few floats long,
-    so copying whole channel runs wins, unless there are too few channels to make a run.
+    so copying whole channel runs wins, unless there are too few channels to make a run, or so
+    many that the GEMM dominates and the NDHWC transposes cost more than the copies they save.
     (Measurements: docs/benchmarks/notes.md, "Why auto chooses what it chooses".)
     """
     if _strategy == "winograd" and not winograd.applies(geo):
@@ -97,13 +102,14 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
 
 def _auto(geo, op):
     if (op == "forward" and winograd.applies(geo)
-            and min(geo.C, geo.K) >= WINOGRAD_CHANNELS):
+            and min(geo.C, geo.K) >= WINOGRAD_CHANNELS
+            and geo.N * geo.plane * geo.OD >= WINOGRAD_VOXELS):
         return "winograd"
     if geo.Cg == 1 and geo.Kg <= FEW_FILTERS:
         return "direct"
     if geo.plane >= LONG_PLANE and geo.dilation[0] == 1:
         return "im2col-planes"
-    if geo.plane * geo.OD <= SMALL_VOLUME and geo.Cg * geo.taps > THIN:
+    if geo.plane * geo.OD <= SMALL_VOLUME and THIN < geo.Cg * geo.taps < DEEP:
         return "channels-last"
     return "im2col"
 
