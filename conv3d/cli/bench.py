@@ -8,13 +8,13 @@ numba and PyTorch thread counts (default 2). Without PyTorch the PyTorch rows ar
 (pip install 'conv3d[torch]').
 
     conv3d bench --quick                      # tiny shapes: checks that every row runs
-    conv3d bench                              # the issue 6 suite behind docs/benchmarks
+    conv3d bench                              # the shapes a1, a2, b and the worked cube
     conv3d bench --suite layers               # every distinct layer of r3d_18, mc3_18,
                                               # r2plus1d_18, s3d and a 3D U-Net
                                               # (aims at --budget 600 seconds)
     conv3d bench --suite layers --quick --filter "r3d_18 layer1"
     conv3d bench --suite decoder              # a 3D U-Net's transposed convolutions and
-                                              # trilinear upsampling (issue 17's targets)
+                                              # trilinear upsampling, against PyTorch
     conv3d bench --suite models               # whole r3d_18 and r2plus1d_18
 """
 from __future__ import annotations
