@@ -247,3 +247,21 @@ def test_decoder_rows_without_torch_are_skipped_not_timed_unchecked(monkeypatch)
     rows = harness.run_case(case, 1, log=lambda *a: None, pause=0.0)
     assert [r["status"].startswith("skipped: torch not installed") for r in rows] == [True, True]
     assert all(r["ms"] is None for r in rows)
+
+
+def test_decoder_summary_says_when_a_target_is_below_the_gemm_floor():
+    from conv3d.bench import decoder
+    fwd = decoder.BENCH[False]
+
+    def row(impl, best_ms, ms, ratio, gflops, is_gemm=False):
+        return dict(bench=fwd, shape="k3s2 a N=1", impl=impl, best_ms=best_ms, ms=ms,
+                    best_ratio=ratio, gflops=gflops, is_gemm=is_gemm, rounds=1, status="ok",
+                    detail="-")
+    # ours: 20 GFLOP/s for 10 ms = 0.2 GFLOP; at the GEMM's 100 GFLOP/s that is 2 ms, while
+    # 0.5 x PyTorch's 3 ms = 1.5 ms: the target asks for less than the GEMM takes
+    rows = [row(layers.OURS, 9.0, 10.0, 3.0, 20.0), row(layers.PEER, 3.0, 3.0, 1.0, 66.0),
+            row("float32 GEMM", 1.9, 2.0, None, 100.0, is_gemm=True)]
+    text = decoder.summary(rows)
+    assert "k3s2 a N=1 forward 3.00x (target 1.50 ms < GEMM floor 2.00 ms)" in text
+    rows[1].update(best_ms=30.0)  # a 15 ms target is above the floor: nothing added
+    assert "forward 3.00x." in decoder.summary(rows)
