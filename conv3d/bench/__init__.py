@@ -2,7 +2,7 @@
 
 * ``harness.py``: agreement check, warm-up, interleaved timing, medians and best times, time
   budgets, machine description;
-* ``cases.py``: the issue 6 suite's convolution forward / forward+backward (every strategy of
+* ``cases.py``: the ops suite's convolution forward / forward+backward (every strategy of
   ``conv3d.ops.fast.STRATEGIES`` a row) and max_pool3d;
 * ``cases_model.py``: the (2+1)D block against the full 3D conv, one training step of the
   article's model;

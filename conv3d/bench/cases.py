@@ -1,6 +1,6 @@
 """The benchmark cases: convolution forward and forward+backward, max pooling.
 
-Shapes (issue 6): ``a1`` and ``a2`` are the two convolutions of the article's model at batch 128,
+Shapes: ``a1`` and ``a2`` are the two convolutions of the article's model at batch 128,
 ``b`` is a C3D-like layer, ``cube`` the 4x4x4 worked example (per-call overhead).
 Each case lists its implementations, one row each; see ``harness.py`` for how they are timed.
 """

@@ -1,7 +1,7 @@
 """The command line of ``conv3d bench`` (also ``python -m conv3d.bench.run``).
 
     conv3d bench --quick                       # tiny shapes, seconds: checks that every row runs
-    conv3d bench                               # the issue 6 suite (several minutes on 2 cores)
+    conv3d bench                               # the ops suite (several minutes on 2 cores)
     conv3d bench --suite layers                # every distinct layer of four video networks
     conv3d bench --suite decoder               # a 3D U-Net's transposed convs and upsampling
     conv3d bench --suite models                # whole r3d_18 / r2plus1d_18 against PyTorch
@@ -43,7 +43,7 @@ def build_parser(parser=None):
                                                description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="ops",
                         help=f"comma-separated suites of {','.join(SUITES)} (default ops: "
-                             "the conv/pool/block/train cases of issue 6)")
+                             "the conv/pool/block/train cases on a1, a2, b and the cube)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes and few rounds (checks that everything runs); with "
                              "--suite layers: batch 1 only, 1 round")
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
 
 
 def _ops_cases(args, cases, cases_model):
-    """The issue 6 suite as (make_cases, big) pairs; ``big`` cases get fewer rounds."""
+    """The ops suite as (make_cases, big) pairs; ``big`` cases get fewer rounds."""
     shapes = (args.shapes.split(",") if args.shapes else
               ["cube", "small"] if args.quick else ["cube", "a1", "a2", "b"])
     out = []
