@@ -23,6 +23,7 @@ rows would look like a check that ran. Any failing row gives exit status 1.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import shlex
@@ -42,6 +43,7 @@ TIMING_BUDGET = 2.0       # seconds of timed rounds per (case, pass) on the GPU
 TIMING_RESERVE = 40       # seconds a timed case may need at most (warm-up, compiles, cuDNN
                           # benchmark mode) plus the resource rows that follow
 DEVICE_CHECK_ARCHS = ("sm_80", "sm_90")
+IN_CHECK_ENV = "CONV3D_IN_DEVICE_CHECK"  # set for the GPU tests the check runs
 EMU_SKIP = "skipped: --device cuda-emu runs no GPU (run --device cuda on a machine with one)"
 # The cases timed against cuDNN: the issue-6 shapes of ``conv3d bench`` (the article's two layers
 # at batch 128 and a C3D layer) and issue 18's N2 C32 K32 64^3 layer.
@@ -77,8 +79,9 @@ def run_gpu_tests() -> dict:
            *map(str, files)]
     start = time.perf_counter()
     try:
+        # IN_CHECK_ENV: the test of this check itself is a GPU test; it skips inside the check
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=GPU_TEST_TIMEOUT,
-                              cwd=files[0].parents[1])
+                              cwd=files[0].parents[1], env={**os.environ, IN_CHECK_ENV: "1"})
     except subprocess.TimeoutExpired:
         return dict(status=f"FAIL: timed out after {GPU_TEST_TIMEOUT} s",
                     command=shlex.join(cmd))
@@ -165,7 +168,12 @@ def machine_info(device, compiler_text) -> dict:
     from ..bench.gpu import device_info  # noqa: PLC0415
     info = device_info()
     info["device"] = device
-    info["cpu"] = platform.processor() or platform.machine()
+    try:
+        from ..bench.harness import machine_info as cpu_info  # noqa: PLC0415
+        cpu = cpu_info()
+        info["cpu"] = f"{cpu['cpu']} ({cpu['cores']} cores)"
+    except ImportError:  # numba or threadpoolctl missing: the plain platform name
+        info["cpu"] = platform.processor() or platform.machine()
     info["kernel compiler (resource rows)"] = compiler_text
     info["g++ (emulator)"] = shutil.which("g++") or "not found"
     return info
@@ -175,6 +183,10 @@ def run_device_check(args) -> int:
     from ..cuda.sources import KERNELS  # noqa: PLC0415
     from ._device_report import write_report  # noqa: PLC0415
     device = args.device
+    if args.kernel or args.no_emulation:
+        print("error: --kernel and --no-emulation belong to the plain `conv3d kernels check`; "
+              "the device check (--device) always checks every kernel")
+        return 2
     command = "conv3d " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["kernels"] else \
         "conv3d kernels check --device " + device + (f" --report {args.report}"
                                                      if args.report else "")
