@@ -17,9 +17,10 @@ that stream and the GPU time between them is read after the end event completes
 are not in the numbers. Two untimed warm-up calls come first (they compile the kernels and let
 cuDNN's ``benchmark`` mode pick its algorithm), then up to ``repeats`` timed calls, fewer when
 the spec's ``budget`` seconds would be exceeded; the row reports the median and the best.
-Before timing, each row's result is compared with cuDNN fp32 strict (PyTorch) or with the first
-conv3d algorithm (no PyTorch): ``vs_peer`` is the largest difference relative to the largest
-magnitude, so a TF32 or bf16 row shows its rounding and a wrong kernel shows up.
+Before timing, each row's result is compared with the peer's, cuDNN fp32 strict (PyTorch) or
+CuPy's cuDNN forward, or, for a backward without PyTorch (no peer, no ratio), with the first
+conv3d algorithm's: ``vs_peer`` is the largest difference relative to the largest magnitude, so a
+TF32 or bf16 row shows its rounding and a wrong kernel shows up.
 """
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ STRICT = "cuDNN fp32 strict (torch, allow_tf32=False)"
 TF32 = "cuDNN TF32 (torch, allow_tf32=True)"
 BF16 = "cuDNN bf16 (torch, bfloat16 inputs)"
 CUPY_CUDNN = "cuDNN fp32 (CuPy cudnn, CUDNN_DEFAULT_MATH: may use TF32 on sm_80+)"
+PEER_NOTE = ("GPU time between two CUDA events on the row's own stream, median of the rounds "
+             "after two warm-up calls. 'x peer' divides by cuDNN fp32 strict (PyTorch) or, "
+             "without PyTorch, by CuPy's cuDNN forward (no backward peer). The reference of "
+             "'max diff' is the peer, or the first conv3d row where there is none; the "
+             "difference is relative to the reference's largest magnitude.")
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -197,7 +203,7 @@ def time_spec(spec: ConvSpec, backward: bool, repeats: int = 10, budget: float =
             return (*_cupy_timer(cp, step), host)
         impls.append((f"conv3d {algorithm} (CuPy)", make, None))
     if torch is not None:
-        benchmark = torch.backends.cudnn.benchmark
+        saved = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.benchmark = True
         for name, mode in ((STRICT, "strict"), (TF32, "tf32"), (BF16, "bf16")):
             def make(m=mode):
@@ -211,14 +217,17 @@ def time_spec(spec: ConvSpec, backward: bool, repeats: int = 10, budget: float =
     else:
         impls.append((CUPY_CUDNN, lambda: (*_cupy_timer(cp, _cupy_cudnn_step(cp, spec, arrays)[0]),
                                            lambda out: [cp.asnumpy(a) for a in out]), None))
-    peer_name = STRICT if torch is not None else impls[0][0]
+    # the ratio's denominator: cuDNN fp32 strict, or CuPy's cuDNN forward; the results are
+    # compared with the peer's, or with the first conv3d row where there is no peer
+    peer_name = STRICT if torch is not None else None if backward else CUPY_CUDNN
+    reference_name = peer_name or impls[0][0]
     geo = spec.geometry()
     flops = geo.flops() * (2 if backward else 1)
     base = dict(case=spec.label, x=list(spec.x_shape), w=list(spec.w_shape),
                 stride=list(spec.stride), padding=list(spec.padding), groups=spec.groups,
                 pas="backward (input + weight)" if backward else "forward", gflop=flops / 1e9)
     rows, live, expected = [], [], None
-    order = sorted(impls, key=lambda i: i[0] != peer_name)  # the peer first: the reference
+    order = sorted(impls, key=lambda i: i[0] != reference_name)  # the reference first
     try:
         for name, make, skip in order:
             row = dict(base, impl=name, ms=None, best_ms=None, rounds=0, vs_peer=None,
@@ -234,7 +243,7 @@ def time_spec(spec: ConvSpec, backward: bool, repeats: int = 10, budget: float =
                 row["status"] = f"error: {type(exc).__name__}: {str(exc)[:160]}"
                 log(f"    {spec.label} / {base['pas']} / {name}: {row['status']}")
                 continue
-            if expected is None and name == peer_name:
+            if expected is None and name == reference_name:
                 expected = out
             row["vs_peer"] = _difference(out, expected) if expected is not None else None
             live.append((row, timed))
@@ -245,15 +254,14 @@ def time_spec(spec: ConvSpec, backward: bool, repeats: int = 10, budget: float =
                 times[id(row)].append(timed())
             rounds += 1
     finally:
-        if torch is not None:
-            torch.backends.cudnn.benchmark = benchmark
-            torch.backends.cudnn.allow_tf32 = True  # PyTorch's default for cuDNN convolutions
+        if torch is not None:  # the caller's settings back
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = saved
     peer_ms = None
     for row, _ in live:
         row["ms"] = statistics.median(times[id(row)]) * 1e3
         row["best_ms"] = min(times[id(row)]) * 1e3
         row["rounds"] = len(times[id(row)])
-        if row["impl"] == peer_name:
+        if peer_name is not None and row["impl"] == peer_name:
             peer_ms = row["ms"]
     for row in rows:
         if row["ms"] is not None and peer_ms:
@@ -261,13 +269,15 @@ def time_spec(spec: ConvSpec, backward: bool, repeats: int = 10, budget: float =
         text = f"{row['ms']:.3f} ms" if row["ms"] is not None else row["status"]
         log(f"    {spec.label:34s} {base['pas'][:8]:8s} {row['impl']:44s} {text}"
             + (f"  x{row['ratio']:.2f} vs {peer_name.split(' (')[0]}" if row["ratio"] else ""))
+    for row in rows:
+        row["reference"] = reference_name
     return rows
 
 
 def markdown_table(rows, peer_note: str = "") -> str:
     """The rows as a Markdown table (one line per row)."""
     lines = ["| case | pass | implementation | median ms | best ms | rounds | x peer | "
-             "max diff vs peer | status |", "|---|---|---|---|---|---|---|---|---|"]
+             "max diff vs reference | status |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         def f(v, spec):
             return "" if v is None else format(v, spec)
@@ -341,9 +351,7 @@ def run_bench(args, command: str) -> int:
                 + "".join(f"- {k}: {v}\n" for k, v in info.items())
                 + f"- seconds: {time.perf_counter() - t0:.0f}\n\n"
                 + "".join(f"- {n}\n" for n in notes) + "\n"
-                + markdown_table(rows, "GPU times from CUDA events, median of the rounds; "
-                                       "'x peer' divides by cuDNN fp32 strict (or, without "
-                                       "PyTorch, by the first conv3d row)."))
+                + markdown_table(rows, PEER_NOTE))
     with open(os.path.join(out, f"{name}.json"), "w") as f:
         json.dump(dict(command=command, info=info, notes=notes, rows=rows), f, indent=1)
     print(f"wrote {md}")

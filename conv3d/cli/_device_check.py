@@ -142,6 +142,7 @@ def cupy_attribute_rows(blocks, entry_files) -> list[dict]:
     architecture, compiled by CuPy) and the driver's occupancy for the recorded launch."""
     import cupy as cp  # noqa: PLC0415
 
+    from ..cuda import resources  # noqa: PLC0415
     from ..cuda.sources import get_module  # noqa: PLC0415
     rows = []
     for entry, (threads, dynamic) in sorted(blocks.items()):
@@ -158,6 +159,13 @@ def cupy_attribute_rows(blocks, entry_files) -> list[dict]:
             warps = props["maxThreadsPerMultiProcessor"] // 32
             row.update(blocks_per_sm=blocks_per_sm,
                        occupancy=blocks_per_sm * -(-threads // 32) / warps, status="ok")
+            arch = f"sm_{props['major']}{props['minor']}"
+            if arch in resources.ARCH_LIMITS:
+                res = resources.KernelResources(entry, arch, fn.num_regs,
+                                                shared=fn.shared_size_bytes)
+                row["table_blocks"] = resources.occupancy(res, threads, dynamic).blocks
+            else:
+                row["table_blocks"] = f"{arch} is not in the table"
         except Exception as exc:  # noqa: BLE001
             row["status"] = f"FAIL: {type(exc).__name__}: {str(exc)[:200]}"
         rows.append(row)

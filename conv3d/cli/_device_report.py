@@ -40,15 +40,11 @@ def _comparisons(rows) -> list[str]:
 
 
 def _timings(section) -> list[str]:
-    from ..bench.gpu import markdown_table  # noqa: PLC0415
+    from ..bench.gpu import PEER_NOTE, markdown_table  # noqa: PLC0415
     lines = ["## 3. Timings against cuDNN", ""]
     if _skipped(section):
         return lines + [f"**{section}**", ""]
-    return lines + [markdown_table(section, "GPU time between two CUDA events on the row's "
-                                            "stream; 'x peer' divides by cuDNN fp32 strict "
-                                            "(PyTorch) or, without PyTorch, by the first conv3d "
-                                            "row. 'max diff vs peer' is relative to the peer's "
-                                            "largest magnitude.")]
+    return lines + [markdown_table(section, PEER_NOTE)]
 
 
 def _resources(rows, cupy_rows) -> list[str]:
@@ -72,15 +68,19 @@ def _resources(rows, cupy_rows) -> list[str]:
     lines += ["", "### On the GPU: CuPy's RawKernel attributes and the driver's occupancy", ""]
     if _skipped(cupy_rows):
         return lines + [f"**{cupy_rows}**", ""]
-    lines += ["| kernel | entry | registers | local B | static smem B | max threads | threads | "
-              "dyn. smem B | blocks/SM (driver) | occupancy | status |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["'table' is `conv3d.cuda.resources.occupancy` for the GPU's architecture with "
+              "CuPy's register and shared-memory counts: where it differs from the driver's, "
+              "the per-SM table or its rules are wrong for this GPU.", "",
+              "| kernel | entry | registers | local B | static smem B | max threads | threads | "
+              "dyn. smem B | blocks/SM (driver) | occupancy (driver) | blocks/SM (table) | "
+              "status |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in cupy_rows:
         lines.append(f"| {r['kernel']} | {r['entry']} | {_f(r.get('registers'), 'd')} | "
                      f"{_f(r.get('local_bytes'), 'd')} | {_f(r.get('static_shared'), 'd')} | "
                      f"{_f(r.get('max_threads'), 'd')} | {r['threads']} | "
                      f"{r['dynamic_shared']} | {_f(r.get('blocks_per_sm'), 'd')} | "
-                     f"{_f(r.get('occupancy'), '.0%')} | {r['status']} |")
+                     f"{_f(r.get('occupancy'), '.0%')} | {r.get('table_blocks', '')} | "
+                     f"{r['status']} |")
     return lines + [""]
 
 
