@@ -133,6 +133,8 @@ def resource_rows(archs, blocks) -> list[dict]:
                                occupancy=occ.fraction, limiter=occ.limiter)
                 elif entry not in blocks:
                     row["occupancy_note"] = "not launched by the comparisons: no block size"
+                else:
+                    row["occupancy_note"] = f"no per-SM limits for {arch} in the table"
                 rows.append(row)
     return rows
 
