@@ -23,8 +23,8 @@ PUBLIC_MODULES = [
     "conv3d.core.shapes", "conv3d.core.geometry", "conv3d.core.gradcheck", "conv3d.core.dlpack", "conv3d.nn",
     "conv3d.nn.init", "conv3d.nn.summary", "conv3d.optim", "conv3d.datasets", "conv3d.train",
     "conv3d.train.recipes", "conv3d.train.segmentation", "conv3d.teach", "conv3d.teach.cube",
-    "conv3d.teach.segment_view", "conv3d.io", "conv3d.cuda",
-    "conv3d.cuda.launch", "conv3d.cuda.emulator", "conv3d.cuda.nvrtc", "conv3d.interop",
+    "conv3d.teach.segment_view", "conv3d.io", "conv3d.cuda", "conv3d.cuda.launch",
+    "conv3d.cuda.emulator", "conv3d.cuda.nvrtc", "conv3d.cuda.resources", "conv3d.interop",
     "conv3d.interop.torch_layout", "conv3d.interop.onnx_export", "conv3d.onnx", "conv3d.models",
     "conv3d.ops.fast", "conv3d.ops.fast.workspace", "conv3d.ops.fast.threads",
 ]

@@ -5,6 +5,7 @@
     conv3d bench --suite layers                # every distinct layer of four video networks
     conv3d bench --suite decoder               # a 3D U-Net's transposed convs and upsampling
     conv3d bench --suite models                # whole r3d_18 / r2plus1d_18 against PyTorch
+    conv3d bench --device cuda                 # the conv cases on the GPU against cuDNN
 
 Everything is float32, with ``--threads`` BLAS/numba/PyTorch threads (default 2). The report
 (``README.md``/``.png``/``.json``, ``quick.*`` with ``--quick``) goes to a new folder
@@ -75,6 +76,10 @@ def build_parser(parser=None):
                         help="layers suite: comma-separated batch sizes (default: 1 and 8 for "
                              "the video networks, 1 for the U-Net; quick: 1)")
     parser.add_argument("--no-gpu", action="store_true", help="leave out the CuPy/GPU rows")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: only the suites' convolutions, on the GPU, conv3d's CUDA "
+                             "kernels against cuDNN (fp32 strict, TF32, bf16), timed with CUDA "
+                             "events (exits with a message when there is no GPU); default cpu")
     return parser
 
 
@@ -174,6 +179,9 @@ def run(args, command) -> int:
     if error:
         print(f"conv3d bench: {error}", file=sys.stderr)
         return 2
+    if args.device == "cuda":
+        from . import gpu  # noqa: PLC0415
+        return gpu.run_bench(args, command)
     suites = args.suite.split(",")
     repeats = args.repeats or (1 if args.quick and "ops" not in suites else
                                3 if args.quick or suites != ["ops"] else 7)

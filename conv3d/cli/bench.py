@@ -16,6 +16,9 @@ numba and PyTorch thread counts (default 2). Without PyTorch the PyTorch rows ar
     conv3d bench --suite decoder              # a 3D U-Net's transposed convolutions and
                                               # trilinear upsampling, against PyTorch
     conv3d bench --suite models               # whole r3d_18 and r2plus1d_18
+    conv3d bench --device cuda                # the suites' convolutions on an NVIDIA GPU:
+                                              # conv3d's CUDA kernels against cuDNN (fp32
+                                              # strict, TF32, bf16), CUDA-event timing
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ Examples::
     conv3d kernels launch max_pool3d_forward --shape 8,16,32,32,32 --kernel-size 2
     conv3d kernels launch upsample_trilinear_forward --shape 1,8,16,16,16 --size 32,32,32
     conv3d kernels check                      # NVRTC for sm_75/80/90 + emulation vs NumPy
+    conv3d kernels check --device cuda --report DIR      # a GPU machine in one command
+    conv3d kernels check --device cuda-emu --report DIR  # the same without a GPU
 """
 from __future__ import annotations
 
@@ -60,11 +62,20 @@ def register(subparsers) -> None:
 
     chk = sub.add_parser("check", help="compile every kernel with NVRTC for each architecture and "
                                        "run it in emulation against NumPy")
-    chk.add_argument("--arch", default=",".join(ARCHS), help=f"default {','.join(ARCHS)}")
+    chk.add_argument("--arch", default=None,
+                     help=f"default {','.join(ARCHS)} (with --device: sm_80,sm_90)")
     chk.add_argument("--kernel", action="append", choices=list(KERNELS), metavar="NAME",
                      help="check only these kernels (repeatable)")
     chk.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     chk.add_argument("--no-emulation", action="store_true", help="compile only")
+    chk.add_argument("--device", choices=("cuda", "cuda-emu"), default=None,
+                     help="the one-command device check (conv3d/cli/_device_check.py): GPU "
+                          "tests, every kernel and algorithm vs the float64 reference, timings "
+                          "against cuDNN, registers/spills/occupancy; cuda-emu runs what needs "
+                          "no GPU and marks the rest skipped")
+    chk.add_argument("--report", metavar="DIR", default=None,
+                     help="with --device: the folder for device-check.md and device-check.json "
+                          "(default ./device-check)")
     add_width_argument(chk)
     chk.set_defaults(func=run_check)
 
@@ -233,8 +244,14 @@ def run_check(args) -> int:
     from ..cuda.sources import KERNELS  # noqa: PLC0415
     from ..teach.report import make_console  # noqa: PLC0415
 
+    if args.device:
+        from ._device_check import run_device_check  # noqa: PLC0415
+        return run_device_check(args)
+    if args.report:
+        print("error: --report goes with --device cuda or --device cuda-emu")
+        return 2
     names = args.kernel or list(KERNELS)
-    archs = [a.strip() for a in args.arch.split(",") if a.strip()]
+    archs = [a.strip() for a in (args.arch or ",".join(ARCHS)).split(",") if a.strip()]
     dtypes = {"float32": [np.float32], "float64": [np.float64],
               "both": [np.float32, np.float64]}[args.dtype]
     console = make_console(width=getattr(args, "width", None))

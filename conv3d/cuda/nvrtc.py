@@ -176,6 +176,11 @@ def _options(name: str, options) -> list:
 
 
 def _compile(source: str, name: str, arch: str, options, output: str) -> bytes:
+    return _compile_with_log(source, name, arch, options, output)[0]
+
+
+def _compile_with_log(source: str, name: str, arch: str, options, output: str):
+    """``(output bytes, NVRTC's log)``; the log of a successful compile holds ptxas' messages."""
     if not isinstance(source, str):
         raise TypeError(f"source must be the CUDA source as a str, got {type(source).__name__}")
     _arch_number(arch)
@@ -198,7 +203,7 @@ def _compile(source: str, name: str, arch: str, options, output: str) -> bytes:
         getattr(lib, f"nvrtcGet{output}Size")(prog, ctypes.byref(size))
         out = ctypes.create_string_buffer(size.value)
         _check(lib, getattr(lib, f"nvrtcGet{output}")(prog, out), f"nvrtcGet{output}")
-        return out.raw
+        return out.raw, log
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 
@@ -212,6 +217,16 @@ def compile_cubin(source: str, name: str, arch: str = "sm_80", options=()) -> by
     if not arch.startswith("sm_"):
         raise ValueError(f"a CUBIN needs a real architecture such as 'sm_80', got {arch!r}")
     return _compile(source, name, arch, options, "CUBIN")
+
+
+def compile_cubin_verbose(source: str, name: str, arch: str = "sm_80", options=()):
+    """``(cubin, log)``: ``compile_cubin`` with ptxas' resource report (``--ptxas-options=-v``:
+    registers, spill stores and loads, shared memory per entry point) in the log; see
+    ``conv3d.cuda.resources.parse_ptxas``."""
+    if not arch.startswith("sm_"):
+        raise ValueError(f"a CUBIN needs a real architecture such as 'sm_80', got {arch!r}")
+    return _compile_with_log(source, name, arch, (*_options(name, options),
+                                                  "--ptxas-options=-v"), "CUBIN")
 
 
 def compile_ptx(source: str, name: str, arch: str = "compute_80", options=()) -> str:
@@ -246,6 +261,12 @@ def nvcc_path():
 
 def nvcc_compile_cubin(source: str, name: str, arch: str = "sm_80", options=()) -> bytes:
     """Compile to CUBIN with nvcc; raises NvccNotFoundError when nvcc is not installed."""
+    return nvcc_compile_cubin_verbose(source, name, arch, options, verbose=False)[0]
+
+
+def nvcc_compile_cubin_verbose(source: str, name: str, arch: str = "sm_80", options=(),
+                               verbose: bool = True):
+    """``(cubin, log)`` from nvcc, with ptxas' resource report (``-Xptxas -v``) in the log."""
     nvcc = nvcc_path()
     if nvcc is None:
         raise NvccNotFoundError("nvcc is not installed (it is optional: NVRTC does the same "
@@ -255,9 +276,10 @@ def nvcc_compile_cubin(source: str, name: str, arch: str = "sm_80", options=()) 
         src = Path(tmp) / (Path(name).name or "kernel.cu")
         src.write_text(source)
         out = Path(tmp) / "out.cubin"
-        cmd = [nvcc, "-cubin", f"-arch={arch}", *_options(name, options), "-o", str(out), str(src)]
+        cmd = [nvcc, "-cubin", f"-arch={arch}", *_options(name, options),
+               *(["-Xptxas", "-v"] if verbose else []), "-o", str(out), str(src)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
+        log = (proc.stdout + proc.stderr).replace(str(src), name).strip()
         if proc.returncode != 0:
-            log = (proc.stdout + proc.stderr).replace(str(src), name).strip()
             raise NVRTCError(f"nvcc could not compile {name} for {arch}:\n{log}", log)
-        return out.read_bytes()
+        return out.read_bytes(), log
