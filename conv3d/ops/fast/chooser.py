@@ -30,7 +30,8 @@ LONG_PLANE = 1024    # output voxels per plane (OH*OW) from which 'im2col-planes
 SMALL_VOLUME = 4096  # output voxels per sample (OD*OH*OW) up to which 'channels-last' is chosen
 THIN = 256           # GEMM inner dimension C/groups*kD*kH*kW up to which it is not
 DEEP = 2048          # ... and from which it is not either: im2col's columns feed such GEMMs as well
-WINOGRAD_CHANNELS = 64  # input and output channels from which 'winograd' runs the forward
+WINOGRAD_CHANNELS = 64  # input channels (its GEMMs' inner dimension) from which 'winograd' runs
+WINOGRAD_FILTERS = 32   # ... output channels (their rows) from which it does
 WINOGRAD_VOXELS = 4096  # ... and output voxels in the batch (N*OD*OH*OW) from which it does
 FEW_FILTERS = 4      # filters per group up to which groups of one input channel take 'direct'
 
@@ -74,12 +75,13 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     single-channel inputs) take ``'direct'``: their GEMMs would have one row of C/groups*taps
     values, so im2col copies the input kD*kH*kW times for almost no arithmetic.
     The forward of a layer ``winograd.applies`` to (3x3x3 kernel, stride 1, dilation 1, groups
-    1) with at least ``WINOGRAD_CHANNELS`` input and output channels and ``WINOGRAD_VOXELS``
-    output voxels in the batch takes ``'winograd'``: it
-    needs 64 multiplications per 2x2x2 outputs where im2col's GEMM needs 216, and the GEMMs are
-    what these layers spend their time on. With fewer channels its 64 GEMMs (inner dimension C,
-    not 27*C) are too thin for BLAS to run near its peak, and with few outputs they are too short
-    (one column per 2x2x2 tile) and half-empty tiles at the borders waste their work. Its backward follows the rules below
+    1) with at least ``WINOGRAD_CHANNELS`` input channels, ``WINOGRAD_FILTERS`` output channels
+    and ``WINOGRAD_VOXELS`` output voxels in the batch takes ``'winograd'``: it needs 64
+    multiplications per 2x2x2 outputs where im2col's GEMM needs 216, and the GEMMs are what
+    these layers spend their time on. With fewer input channels its 64 GEMMs (inner dimension C,
+    not 27*C) are too thin for BLAS to run near its peak; with fewer filters they have too few
+    rows; with few outputs they are too short (one column per 2x2x2 tile) and half-empty tiles
+    at the borders waste their work. Its backward follows the rules below
     (Winograd has no weight gradient of its own). Otherwise, output planes of at least
     ``LONG_PLANE`` voxels with depth dilation 1 take ``'im2col-planes'``, and small output
     volumes (at most ``SMALL_VOLUME`` voxels per sample) with a GEMM inner dimension
@@ -102,7 +104,7 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
 
 def _auto(geo, op):
     if (op == "forward" and winograd.applies(geo)
-            and min(geo.C, geo.K) >= WINOGRAD_CHANNELS
+            and geo.C >= WINOGRAD_CHANNELS and geo.K >= WINOGRAD_FILTERS
             and geo.N * geo.plane * geo.OD >= WINOGRAD_VOXELS):
         return "winograd"
     if geo.Cg == 1 and geo.Kg <= FEW_FILTERS:
