@@ -13,29 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conv3d.cuda.emulator import BarrierError, EmuLaunchError, EmuModule
+from reference import ROUND
 
 KDIR = Path(__file__).parent / "emu_kernels"
 TILE = 16
 STEP_K = {"tf32": 8, "bf16": 16, "fp16": 16}
 EPS32 = 2.0 ** -24  # float32 unit roundoff
-
-
-def round_tf32(v):
-    """float32 -> tf32 as cvt.rna: keep 10 mantissa bits, round half away from zero."""
-    u = np.asarray(v, np.float32).view(np.uint32).astype(np.uint64)
-    u = ((u + 0x1000) & ~np.uint64(0x1FFF)).astype(np.uint32)
-    return u.view(np.float32)
-
-
-def round_bf16(v):
-    """float32 -> bfloat16 (as float32): keep 7 mantissa bits, round half to even."""
-    u = np.asarray(v, np.float32).view(np.uint32).astype(np.uint64)
-    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16).astype(np.uint32)
-    return u.view(np.float32)
-
-
-ROUND = {"tf32": round_tf32, "bf16": round_bf16,
-         "fp16": lambda v: np.asarray(v, np.float32).astype(np.float16).astype(np.float32)}
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,9 @@ def test_every_kernel_compiles_to_cubin(path, arch):
 @needs_nvrtc
 @pytest.mark.parametrize("path", TEST_KERNEL_FILES, ids=lambda p: p.name)
 def test_the_emulator_test_kernels_are_real_cuda(path):
-    # including warp_shuffle.cu, which only the emulator refuses
-    cubin = nvrtc.compile_cubin(path.read_text(), f"tests/emu_kernels/{path.name}", "sm_80")
+    # including warp_shuffle.cu, which only the emulator refuses; wmma_tile.cu needs CUDA's mma.h
+    cubin = nvrtc.compile_cubin(path.read_text(), f"tests/emu_kernels/{path.name}", "sm_80",
+                                options=include_options())
     assert nvrtc.cubin_arch(cubin) == "sm_80"
 
 
