@@ -172,3 +172,26 @@ def test_config_and_precision_switch_reject_bad_values():
     with pytest.raises(ValueError, match="tensor-core precision must be one of"):
         set_tensor_core_precision("float16")
     assert get_tensor_core_precision() == "tf32"
+
+
+class _FakeDevice:
+    def __init__(self, cc):
+        self.compute_capability = cc
+
+
+def test_gpu_without_tensor_cores_for_the_precision_is_refused(monkeypatch):
+    from types import SimpleNamespace
+
+    from conv3d.cuda.provider import CudaKernels
+
+    provider = CudaKernels("cuda")
+    for cc, ok in (("75", {"fp16"}), ("80", set(TENSOR_CORE_PRECISIONS))):
+        fake = SimpleNamespace(cuda=SimpleNamespace(Device=lambda cc=cc: _FakeDevice(cc)))
+        monkeypatch.setattr(CudaKernels, "xp", property(lambda self, fake=fake: fake))
+        for precision in TENSOR_CORE_PRECISIONS:
+            if precision in ok:
+                provider._check_tensor_cores(precision)
+            else:
+                with pytest.raises(RuntimeError, match=rf"precision '{precision}' needs a GPU of "
+                                                       r"compute capability 8\.0 .* has 7\.5"):
+                    provider._check_tensor_cores(precision)

@@ -119,3 +119,15 @@ def test_unconverted_tf32_operand_is_reported(mod):
     a, b, c0 = inputs("tf32", 16, 0)
     with pytest.raises(EmuLaunchError, match=r"not a tf32 value .*__float_to_tf32"):
         mod.get_function("wmma_tf32")((1,), (32,), (a, b, c0.copy(), np.int32(16), np.int32(0)))
+
+
+def test_store_pointer_must_be_aligned_and_the_same_in_every_lane(mod):
+    kern = mod.get_function("wmma_bad_pointer")
+    c = np.zeros((TILE, TILE), np.float32)
+    kern((1,), (32,), (c, np.int32(8), np.int32(0)))  # 32 bytes in: aligned, one pointer
+    np.testing.assert_array_equal(c, np.full((TILE, TILE), 2.0, np.float32))
+    with pytest.raises(EmuLaunchError, match=r"store_matrix_sync .* not 256-bit \(32-byte\) "
+                                             r"aligned"):
+        kern((1,), (32,), (c, np.int32(4), np.int32(0)))
+    with pytest.raises(EmuLaunchError, match=r"lane 1 passed .* must be the same in every lane"):
+        kern((1,), (32,), (c, np.int32(0), np.int32(8)))

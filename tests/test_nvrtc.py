@@ -76,6 +76,19 @@ def test_too_much_shared_memory_fails_at_cubin_stage_only():
 
 
 @needs_nvrtc
+def test_missing_cuda_headers_say_where_they_come_from():
+    # NVRTC has no headers of its own: without the CUDA include folder mma.h is not found
+    src = '#include <mma.h>\nextern "C" __global__ void k(float* y) { y[0] = 1; }\n'
+    with pytest.raises(nvrtc.NVRTCError, match=r"could not open source file \"mma.h\"(.|\n)*"
+                                               r"CUDA's mma.h, cuda_fp16.h and cuda_bf16.h come "
+                                               r"from a CUDA toolkit"):
+        nvrtc.compile_cubin(src, "kernels/wmma.cu", "sm_80")
+    if nvrtc.cuda_include_dir() is None:
+        pytest.skip("no CUDA include folder here (CUDA_PATH, /usr/local/cuda, nvidia wheels)")
+    assert nvrtc.compile_cubin(src, "kernels/wmma.cu", "sm_80", options=include_options())
+
+
+@needs_nvrtc
 def test_options_reach_the_compiler():
     src = ('#ifndef TILE\n#error TILE is not defined\n#endif\n'
            'extern "C" __global__ void k(float* y) { y[0] = TILE; }\n')

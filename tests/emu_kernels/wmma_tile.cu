@@ -101,3 +101,17 @@ extern "C" __global__ void wmma_divergent(float* c)
     __syncthreads();
     for (int e = threadIdx.x; e < TILE * TILE; e += blockDim.x) c[e] = sc[e];
 }
+
+// Bugs in the pointer of a collective: `offset` floats past a 32-byte aligned array (misaligned
+// unless a multiple of 8), plus `odd_lanes` more floats in the odd lanes only (the lanes then
+// disagree on the pointer). Stores a filled accumulator, then copies it out.
+extern "C" __global__ void wmma_bad_pointer(float* c, int offset, int odd_lanes)
+{
+    __shared__ __align__(32) float sc[2 * TILE * TILE];
+    wmma::fragment<wmma::accumulator, TILE, TILE, HALF_K, float> acc;
+    wmma::fill_fragment(acc, 2.0f);
+    wmma::store_matrix_sync(sc + offset + (threadIdx.x % 2) * odd_lanes, acc, TILE,
+                            wmma::mem_row_major);
+    __syncthreads();
+    for (int e = threadIdx.x; e < TILE * TILE; e += blockDim.x) c[e] = sc[offset + e];
+}
