@@ -128,7 +128,7 @@ def test_float64_runs_the_exact_tiled_kernel():
     np.testing.assert_allclose(y, naive_conv3d(x, w, None, *settings_), rtol=1e-12, atol=1e-12)
 
 
-def test_backward_reuses_the_exact_gather_kernels():
+def test_backward_reuses_the_exact_backward_kernels():
     x, w = _random((2, 10, 3, 4, 5), 6), _random((4, 10, 2, 2, 2), 7)
     settings_ = ((1, 1, 1), ((1, 0),) * 3, (1, 1, 1), 1)
     gy = _random((2, 4, 3, 4, 5), 8)

@@ -19,9 +19,10 @@ AddressSanitizer run) makes loading it fail as if it were not installed.
 
 NVRTC has no headers of its own: a kernel that includes CUDA's ``<mma.h>``, ``<cuda_fp16.h>`` or
 ``<cuda_bf16.h>`` (the tensor-core kernel) needs the folder of a CUDA toolkit's headers on its
-include path. ``cuda_include_dir`` finds it (``$CUDA_PATH/include``, ``$CUDA_HOME/include``, the
-pip wheels ``nvidia-cuda-runtime-cu12`` or ``nvidia-cuda-runtime``, ``/usr/local/cuda/include``,
-next to CuPy's CUDA), and ``conv3d.cuda.sources.include_options`` passes it.
+include path. ``cuda_include_dir`` finds the first folder that has them (``$CUDA_PATH/include``,
+``$CUDA_HOME/include``, an ``nvidia/*/include`` folder of NVIDIA's pip wheels,
+``/usr/local/cuda/include``, next to CuPy's CUDA), and ``conv3d.cuda.sources.include_options``
+passes it.
 
 ``nvcc_compile_cubin`` does the same with ``nvcc`` when it is installed (optional: users
 usually do not have it).
@@ -233,8 +234,8 @@ def _compile(source: str, name: str, arch: str, options, output: str) -> bytes:
             reason = lib.nvrtcGetErrorString(result).decode()
             if any(f'could not open source file "{h}"' in log for h in CUDA_HEADERS):
                 log += ("\n(NVRTC has no headers of its own: CUDA's mma.h, cuda_fp16.h and "
-                        "cuda_bf16.h come from a CUDA toolkit. Install one, or the wheel "
-                        "nvidia-cuda-runtime-cu12, or set CUDA_PATH; "
+                        "cuda_bf16.h come from a CUDA toolkit. Install one, or set CUDA_PATH "
+                        "to it; "
                         "conv3d.cuda.sources.include_options() then adds its include folder.)")
             raise NVRTCError(f"NVRTC could not compile {name} for {arch} ({reason}):\n{log}", log)
         getattr(lib, f"nvrtcGet{output}Size")(prog, ctypes.byref(size))
