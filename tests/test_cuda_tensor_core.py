@@ -162,6 +162,16 @@ def test_kernel_loops_over_channel_tiles_beyond_the_grid():
     assert np.all(np.abs(y - exact) <= accumulation)
 
 
+def test_config_caps_grid_y_and_puts_the_whole_batch_on_grid_x():
+    many_groups = ConvGeometry.from_shapes((1, 70_000, 1, 1, 1), (70_000, 1, 1, 1, 1), 1,
+                                           ((0, 0),) * 3, 1, 70_000)
+    assert launch.conv3d_implicit_gemm_tc_config(many_groups).grid == (1, launch.MAX_GRID_YZ, 1)
+    # 70,000 samples of 2 positions: 140,000 positions in tiles of 32 on x (limit 2**31 - 1)
+    many_samples = ConvGeometry.from_shapes((70_000, 1, 1, 1, 2), (1, 1, 1, 1, 1), 1,
+                                            ((0, 0),) * 3, 1, 1)
+    assert launch.conv3d_implicit_gemm_tc_config(many_samples).grid == (4375, 1, 1)
+
+
 def test_config_and_precision_switch_reject_bad_values():
     geo = ConvGeometry.from_shapes((1, 1, 2, 2, 2), (1, 1, 1, 1, 1), 1, ((0, 0),) * 3, 1, 1)
     with pytest.raises(ValueError, match="precision must be one of tf32, bf16, fp16"):
