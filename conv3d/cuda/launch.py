@@ -305,8 +305,8 @@ def conv3d_implicit_gemm_tc_config(geo: ConvGeometry, precision: str = "tf32",
         raise ValueError(f"max_grid_y must be in 1..{MAX_GRID_YZ} (CUDA's limit on gridDim.y), "
                          f"got {max_grid_y}")
     kernel = "conv3d_implicit_gemm_tc"
-    tile_m, tile_n, tile_k, threads = (kernel_define(kernel, name) for name in (
-        "TC_TILE_M", "TC_TILE_N", "TC_TILE_K", "TC_THREADS"))
+    tile_m, tile_n, tile_k, threads, warps_n = (kernel_define(kernel, name) for name in (
+        "TC_TILE_M", "TC_TILE_N", "TC_TILE_K", "TC_THREADS", "TC_WARPS_N"))
     check_int32(geo)
     Cg, Kg = geo.C // geo.groups, geo.K // geo.groups
     positions = geo.N * math.prod(geo.out_size)
@@ -320,8 +320,9 @@ def conv3d_implicit_gemm_tc_config(geo: ConvGeometry, precision: str = "tf32",
         f"time into shared memory, never stored): output channels k0 = (by % {m_tiles})*{tile_m} "
         f".. of group g = by / {m_tiles} (then by + {grid[1]}, ... up to {chunks}), positions "
         f"p = bx*{tile_n} .. (p = ((n*OD + od)*OH + oh)*OW + ow); warp w of the block owns the "
-        f"16 x 16 quadrant (w / 2, w % 2) as one {precision} WMMA accumulator, and thread t "
-        f"stores column t % {tile_n} of the tile, rows t / {tile_n} + 4j",
+        f"16 x 16 quadrant (w / {warps_n}, w % {warps_n}) as one {precision} WMMA accumulator, "
+        f"and thread t stores column t % {tile_n} of the tile, rows t / {tile_n} + "
+        f"{threads // tile_n}j",
         {"precision": precision, "tile": f"{tile_m}x{tile_n}x{tile_k}"},
         entry=f"{kernel}_{precision}")
 
