@@ -193,3 +193,28 @@ def naive_avg_pool3d_backward(gy, x_shape, kernel, stride, padding, ceil_mode,
         g = gy[(slice(None), slice(None)) + o] / divisor
         gx[(slice(None), slice(None)) + ranges] += g[:, :, None, None, None]
     return gx
+
+
+# ---- tensor-core input roundings (float32 -> a narrower format, returned as float32) ----------
+
+def round_tf32(v):
+    """float32 -> tf32 as cvt.rna.tf32.f32 (wmma::__float_to_tf32): keep 10 mantissa bits,
+    round half AWAY from zero (finite values)."""
+    u = np.asarray(v, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x1000) & ~np.uint64(0x1FFF)).astype(np.uint32).view(np.float32)
+
+
+def round_bf16(v):
+    """float32 -> bfloat16 as __float2bfloat16_rn: keep 7 mantissa bits, round half to even."""
+    u = np.asarray(v, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32)
+
+
+def round_fp16(v):
+    """float32 -> IEEE half as __float2half_rn (NumPy's float16: ties to even)."""
+    return np.asarray(v, np.float32).astype(np.float16).astype(np.float32)
+
+
+ROUND = {"tf32": round_tf32, "bf16": round_bf16, "fp16": round_fp16}
+# Unit roundoff of each format (half an ulp of 1): 10 mantissa bits for tf32 and fp16, 7 for bf16.
+UNIT_ROUNDOFF = {"tf32": 2.0 ** -11, "bf16": 2.0 ** -8, "fp16": 2.0 ** -11}

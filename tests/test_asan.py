@@ -111,3 +111,8 @@ def test_cuda_kernel_tests_are_clean_under_asan():
 @pytest.mark.slow
 def test_resize_and_transposed_conv_kernel_tests_are_clean_under_asan():
     run_suite("tests/test_cuda_resize.py")
+
+
+@pytest.mark.slow
+def test_wmma_and_tensor_core_tests_are_clean_under_asan():
+    run_suite("tests/test_emulator_wmma.py", "tests/test_cuda_tensor_core.py")

@@ -46,7 +46,11 @@ def test_conv3d_forward_and_backward_on_cuda_emu_match_cpu(algorithm):
         gy = rng.standard_normal(y_cpu.shape).astype(np.float32)
         (y_emu * Tensor(gy).to("cuda-emu")).sum().backward()
     (y_cpu * Tensor(gy)).sum().backward()
-    _assert_close(y_emu.data, y_cpu.data)
+    if algorithm == "tensor-core":  # tf32 inputs (the default): 10-bit mantissas, about 2**-10
+        # of each product off (test_cuda_tensor_core.py checks the exact bound); gradients exact
+        _assert_close(y_emu.data, y_cpu.data, rtol=0, atol=2.0**-9 * np.abs(y_cpu.data).max())
+    else:
+        _assert_close(y_emu.data, y_cpu.data)
     for emu, cpu in ((x_emu, x_cpu), (w_emu, w_cpu), (b_emu, b_cpu)):
         _assert_close(emu.grad, cpu.grad)
 

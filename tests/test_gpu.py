@@ -14,8 +14,9 @@ import conv3d
 import conv3d.functional as F
 from conv3d import Tensor
 from conv3d.core.backend import kernels_for
-from conv3d.cuda import CONV_ALGORITHMS, conv_algorithm
-from reference import (naive_avg_pool3d, naive_avg_pool3d_backward, naive_conv3d,
+from conv3d.cuda import (CONV_ALGORITHMS, TENSOR_CORE_PRECISIONS, conv_algorithm,
+                         tensor_core_precision)
+from reference import (ROUND, naive_avg_pool3d, naive_avg_pool3d_backward, naive_conv3d,
                        naive_conv3d_backward_input, naive_conv3d_backward_weight,
                        naive_max_pool3d)
 
@@ -69,8 +70,32 @@ def test_conv_kernels_on_gpu_match_emulation_and_reference(cp, case, algorithm, 
     for gpu, emu, ref in ((y_gpu, y_emu, naive_conv3d(x, w, b, *settings)),
                           (gx_gpu, gx_emu, naive_conv3d_backward_input(gy, w, x_shape, *settings)),
                           (gw_gpu, gw_emu, naive_conv3d_backward_weight(gy, x, w_shape, *settings))):
-        np.testing.assert_allclose(gpu, ref, **TOL[dtype])
-        np.testing.assert_allclose(gpu, emu, **TOL[dtype])
+        tol = TOL[dtype]
+        if algorithm == "tensor-core" and dtype == np.float32 and gpu is y_gpu:
+            # tf32 inputs (the default); test_tensor_core_kernel_on_gpu checks the exact bound
+            tol = dict(rtol=0, atol=2.0 ** -9 * np.abs(ref).max())
+        np.testing.assert_allclose(gpu, ref, **tol)
+        np.testing.assert_allclose(gpu, emu, **tol)
+
+
+@pytest.mark.parametrize("precision", TENSOR_CORE_PRECISIONS)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_tensor_core_kernel_on_gpu(cp, case, precision):
+    """Against the float64 product of identically rounded inputs: only the tensor core's own
+    accumulation may differ, by a few float32 roundings per mma step (the emulator assumes one;
+    the hardware's order and truncation are its own, so allow four)."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(2)
+    x, w = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape))
+    settings = (stride, padding, dilation, groups)
+    with conv_algorithm("tensor-core"), tensor_core_precision(precision):
+        y_gpu, y_emu = _three_ways(cp, "conv3d_forward", x, w, None, *settings, n_arrays=2)
+    r = ROUND[precision]
+    exact = naive_conv3d(r(x), r(w), None, *settings)
+    bound = naive_conv3d(np.abs(r(x)), np.abs(r(w)), None, *settings)
+    steps = -(-w_shape[1] * int(np.prod(w_shape[2:])) // 16) * 2
+    assert np.all(np.abs(y_gpu - exact) <= 4 * (steps + 1) * 2.0 ** -24 * bound + 1e-30)
+    assert np.all(np.abs(y_gpu - y_emu) <= 5 * (steps + 1) * 2.0 ** -24 * bound + 1e-30)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -110,3 +110,23 @@ def test_check_fails_with_nonzero_exit_when_a_kernel_is_wrong(capsys, monkeypatc
                  "--dtype", "float32", "--width", "250"])  # wide: the message on one line
     out = capsys.readouterr().out
     assert code != 0 and "FAIL" in out and "max relative error" in out
+
+
+def test_launch_tensor_core_kernel_prints_its_tiles(capsys):
+    code = main(["kernels", "launch", "conv3d_implicit_gemm_tc", "--shape", "2,16,9,17,33",
+                 "--weight", "40,16,3,3,3", "--padding", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    # positions 2*9*17*33 = 10098 in tiles of 32: 316; Kg = 40 channels in tiles of 32: 2
+    assert re.search(r"grid\s+\(316, 2, 1\)", out) and re.search(r"block\s+\(128, 1, 1\)", out)
+    assert "conv3d_implicit_gemm_tc_tf32" in out and "warp w of the block owns" in out
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="the emulator needs g++")
+def test_check_runs_the_tensor_core_kernel_and_says_why_float64_is_skipped(capsys):
+    _nvrtc_or_skip()
+    code = main(["kernels", "check", "--kernel", "conv3d_implicit_gemm_tc", "--width", "250"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert len(re.findall(r"conv3d_implicit_gemm_tc\s+│\s+sm_(75|80|90)\s+│\s+OK CUBIN", out)) == 3
+    assert "float32: err" in out and "float64: skipped (no float64 entry" in out

@@ -44,8 +44,9 @@ def test_every_kernel_compiles_to_cubin(path, arch):
 @needs_nvrtc
 @pytest.mark.parametrize("path", TEST_KERNEL_FILES, ids=lambda p: p.name)
 def test_the_emulator_test_kernels_are_real_cuda(path):
-    # including warp_shuffle.cu, which only the emulator refuses
-    cubin = nvrtc.compile_cubin(path.read_text(), f"tests/emu_kernels/{path.name}", "sm_80")
+    # including warp_shuffle.cu, which only the emulator refuses; wmma_tile.cu needs CUDA's mma.h
+    cubin = nvrtc.compile_cubin(path.read_text(), f"tests/emu_kernels/{path.name}", "sm_80",
+                                options=include_options())
     assert nvrtc.cubin_arch(cubin) == "sm_80"
 
 
@@ -72,6 +73,19 @@ def test_too_much_shared_memory_fails_at_cubin_stage_only():
     assert ".shared" in ptx and ".entry big" in ptx
     with pytest.raises(nvrtc.NVRTCError, match=r"ptxas.*too much shared data"):
         nvrtc.compile_cubin(TOO_MUCH_SHARED, "kernels/big.cu", "sm_80")
+
+
+@needs_nvrtc
+def test_missing_cuda_headers_say_where_they_come_from():
+    # NVRTC has no headers of its own: without the CUDA include folder mma.h is not found
+    src = '#include <mma.h>\nextern "C" __global__ void k(float* y) { y[0] = 1; }\n'
+    with pytest.raises(nvrtc.NVRTCError, match=r"could not open source file \"mma.h\"(.|\n)*"
+                                               r"CUDA's mma.h, cuda_fp16.h and cuda_bf16.h come "
+                                               r"from a CUDA toolkit"):
+        nvrtc.compile_cubin(src, "kernels/wmma.cu", "sm_80")
+    if nvrtc.cuda_include_dir() is None:
+        pytest.skip("no CUDA include folder here (CUDA_PATH, /usr/local/cuda, nvidia wheels)")
+    assert nvrtc.compile_cubin(src, "kernels/wmma.cu", "sm_80", options=include_options())
 
 
 @needs_nvrtc

@@ -112,6 +112,40 @@ def case_conv3d_backward_weight(dtype):
     return gw, cpu_reference.conv3d_backward_weight(gy, x, geo.w_shape, *_conv_settings())
 
 
+# NumPy roundings of float32 to the tensor-core input formats (as float32 values): tf32 as
+# cvt.rna.tf32.f32 (10 mantissa bits, ties away from zero), bf16 (7 bits, ties to even), fp16.
+def _round_tf32(v):
+    u = v.view(np.uint32).astype(np.uint64)
+    return ((u + 0x1000) & ~np.uint64(0x1FFF)).astype(np.uint32).view(np.float32)
+
+
+def _round_bf16(v):
+    u = v.view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32)
+
+
+_TC_ROUND = {"tf32": _round_tf32, "bf16": _round_bf16,
+             "fp16": lambda v: v.astype(np.float16).astype(np.float32)}
+
+
+def case_conv3d_implicit_gemm_tc(dtype):
+    """Every precision, each against NumPy's float64 convolution of the inputs rounded the same
+    way, so only the kernel's float32 accumulation differs. float32 only (see DTYPES)."""
+    geo = _conv_geometry()
+    x, w = _rng_arrays(np.float32, geo.x_shape, geo.w_shape)
+    got, expected = [], []
+    for precision in launch.TC_PRECISIONS:
+        y = np.empty(geo.y_shape, np.float32)
+        _launch(launch.conv3d_implicit_gemm_tc_config(geo, precision), np.float32,
+                (x, w, y) + launch.conv_args(geo))
+        r = _TC_ROUND[precision]
+        got.append(y.ravel())
+        expected.append(cpu_reference.conv3d_forward(r(x).astype(np.float64),
+                                                     r(w).astype(np.float64), None,
+                                                     *_conv_settings()).ravel())
+    return np.concatenate(got), np.concatenate(expected)
+
+
 def _pool_geometry():
     return PoolGeometry.from_shape(POOL["x_shape"], POOL["kernel"], POOL["stride"],
                                    POOL["padding"], POOL["dilation"], POOL["ceil_mode"])
@@ -222,6 +256,16 @@ def case_upsample_trilinear_backward(dtype):
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+# Kernels with entry points for some dtypes only, and why (the others have f32 and f64).
+DTYPES = {"conv3d_implicit_gemm_tc": ((np.dtype(np.float32),),
+                                      "no float64 entry: tensor cores take float32 here; the "
+                                      "provider runs float64 on conv3d_tiled")}
+
+
+def skip_reason(kernel: str, dtype) -> str | None:
+    """Why ``kernel`` has no ``dtype`` entry point to check, or None when it has one."""
+    dtypes, reason = DTYPES.get(kernel, ((np.dtype(np.float32), np.dtype(np.float64)), ""))
+    return None if np.dtype(dtype) in dtypes else reason
 TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
 
 

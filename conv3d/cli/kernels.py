@@ -21,8 +21,8 @@ import numpy as np
 from ._args import add_width_argument
 
 ARCHS = ("sm_75", "sm_80", "sm_90")
-CONV_KERNELS = ("conv3d_direct", "conv3d_tiled", "im2col3d", "col2im3d", "conv3d_backward_input",
-                "conv3d_backward_weight", "bias_add")
+CONV_KERNELS = ("conv3d_direct", "conv3d_tiled", "conv3d_implicit_gemm_tc", "im2col3d", "col2im3d",
+                "conv3d_backward_input", "conv3d_backward_weight", "bias_add")
 POOL_KERNELS = ("max_pool3d_forward", "max_pool3d_backward", "avg_pool3d_forward",
                 "avg_pool3d_backward")
 RESIZE_KERNELS = ("upsample_trilinear_forward", "upsample_trilinear_backward")
@@ -220,12 +220,15 @@ def _compile_all(names, archs):
 
 
 def _emulate_all(names, dtypes):
-    from ._kernel_check import run_case  # noqa: PLC0415
+    from ._kernel_check import run_case, skip_reason  # noqa: PLC0415
 
     results = {}
     for name in names:
         parts, ok = [], True
         for dtype in dtypes:
+            if skip_reason(name, dtype):
+                parts.append(f"{np.dtype(dtype).name}: skipped ({skip_reason(name, dtype)})")
+                continue
             start = time.perf_counter()
             try:
                 error = run_case(name, dtype)

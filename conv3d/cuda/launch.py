@@ -288,6 +288,45 @@ def conv3d_tiled_config(geo: ConvGeometry, itemsize: int = 4,
         {"c_tile": c_tile, "out_ch/blk": out_channels})
 
 
+TC_PRECISIONS = ("tf32", "bf16", "fp16")  # the input roundings of conv3d_implicit_gemm_tc
+
+
+def conv3d_implicit_gemm_tc_config(geo: ConvGeometry, precision: str = "tf32",
+                                   max_grid_y: int = MAX_GRID_YZ) -> LaunchConfig:
+    """The tensor-core implicit GEMM: one block of TC_THREADS threads (4 warps) per
+    TC_TILE_M x TC_TILE_N tile of (output channels of a group) x (output positions of the whole
+    batch). gridDim.x counts the position tiles, gridDim.y the groups x channel tiles, capped at
+    ``max_grid_y`` (CUDA's 65,535; the kernel loops over the rest). No dynamic shared memory:
+    the tiles are static arrays of the kernel. ``precision`` picks the entry point
+    ``conv3d_implicit_gemm_tc_<precision>_f32`` (float32 in and out)."""
+    if precision not in TC_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(TC_PRECISIONS)}, got {precision!r}")
+    if not 1 <= max_grid_y <= MAX_GRID_YZ:
+        raise ValueError(f"max_grid_y must be in 1..{MAX_GRID_YZ} (CUDA's limit on gridDim.y), "
+                         f"got {max_grid_y}")
+    kernel = "conv3d_implicit_gemm_tc"
+    tile_m, tile_n, tile_k, threads, warps_n = (kernel_define(kernel, name) for name in (
+        "TC_TILE_M", "TC_TILE_N", "TC_TILE_K", "TC_THREADS", "TC_WARPS_N"))
+    check_int32(geo)
+    Cg, Kg = geo.C // geo.groups, geo.K // geo.groups
+    positions = geo.N * math.prod(geo.out_size)
+    m_tiles = -(-Kg // tile_m)
+    chunks = geo.groups * m_tiles
+    grid = (max(1, -(-positions // tile_n)), min(chunks, max_grid_y), 1)
+    return LaunchConfig(
+        kernel, grid, (threads, 1, 1), 0,
+        f"block (bx, by) computes the {tile_m} x {tile_n} tile of Y_g = W_g ({Kg} x "
+        f"{Cg * geo.taps}) @ X_col ({Cg * geo.taps} x {positions}, gathered {tile_k} rows at a "
+        f"time into shared memory, never stored): output channels k0 = (by % {m_tiles})*{tile_m} "
+        f".. of group g = by / {m_tiles} (then by + {grid[1]}, ... up to {chunks}), positions "
+        f"p = bx*{tile_n} .. (p = ((n*OD + od)*OH + oh)*OW + ow); warp w of the block owns the "
+        f"16 x 16 quadrant (w / {warps_n}, w % {warps_n}) as one {precision} WMMA accumulator, "
+        f"and thread t stores column t % {tile_n} of the tile, rows t / {tile_n} + "
+        f"{threads // tile_n}j",
+        {"precision": precision, "tile": f"{tile_m}x{tile_n}x{tile_k}"},
+        entry=f"{kernel}_{precision}")
+
+
 def max_pool3d_forward_config(geo: PoolGeometry) -> LaunchConfig:
     return per_element_config("max_pool3d_forward", geo.y_shape,
                               "y[n, c, od, oh, ow] and its argmax",

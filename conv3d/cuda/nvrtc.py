@@ -17,6 +17,13 @@ path, or next to CuPy's CUDA. It is loaded on the first compile, never at import
 that must not load it can import this module safely; ``CONV3D_NVRTC_DISABLE=1`` (set by the
 AddressSanitizer run) makes loading it fail as if it were not installed.
 
+NVRTC has no headers of its own: a kernel that includes CUDA's ``<mma.h>``, ``<cuda_fp16.h>`` or
+``<cuda_bf16.h>`` (the tensor-core kernel) needs the folder of a CUDA toolkit's headers on its
+include path. ``cuda_include_dir`` finds the first folder that has them (``$CUDA_PATH/include``,
+``$CUDA_HOME/include``, an ``nvidia/*/include`` folder of NVIDIA's pip wheels,
+``/usr/local/cuda/include``, next to CuPy's CUDA), and ``conv3d.cuda.sources.include_options``
+passes it.
+
 ``nvcc_compile_cubin`` does the same with ``nvcc`` when it is installed (optional: users
 usually do not have it).
 """
@@ -85,6 +92,37 @@ def _cupy_candidates():
     except Exception:
         return []
     return sorted(glob.glob(os.path.join(path or "", "lib*", "libnvrtc.so*"))) if path else []
+
+
+# The headers a tensor-core kernel includes; a folder that has them is a CUDA include folder.
+CUDA_HEADERS = ("mma.h", "cuda_fp16.h", "cuda_bf16.h")
+
+
+def _include_candidates():
+    for var in ("CUDA_PATH", "CUDA_HOME"):
+        if os.environ.get(var):
+            yield os.path.join(os.environ[var], "include")
+    for base in sys.path:  # pip wheels: nvidia/cuda_runtime/include (12), nvidia/cu13/include
+        nvidia = Path(base or ".") / "nvidia"
+        if nvidia.is_dir():
+            yield from sorted(glob.glob(str(nvidia / "*" / "include")), reverse=True)
+    yield "/usr/local/cuda/include"
+    try:
+        import cupy  # noqa: PLC0415 - optional dependency
+        path = cupy.cuda.get_cuda_path()
+    except Exception:
+        path = None
+    if path:
+        yield os.path.join(path, "include")
+
+
+def cuda_include_dir():
+    """The first folder that holds CUDA's ``mma.h``, ``cuda_fp16.h`` and ``cuda_bf16.h`` (see
+    the module docstring for the order searched), or None. Never raises."""
+    for folder in _include_candidates():
+        if all(os.path.isfile(os.path.join(folder, h)) for h in CUDA_HEADERS):
+            return folder
+    return None
 
 
 _LIB = None
@@ -199,6 +237,11 @@ def _compile_with_log(source: str, name: str, arch: str, options, output: str):
         log = buf.value.decode(errors="replace").strip()
         if result != 0:
             reason = lib.nvrtcGetErrorString(result).decode()
+            if any(f'could not open source file "{h}"' in log for h in CUDA_HEADERS):
+                log += ("\n(NVRTC has no headers of its own: CUDA's mma.h, cuda_fp16.h and "
+                        "cuda_bf16.h come from a CUDA toolkit. Install one, or set CUDA_PATH "
+                        "to it; "
+                        "conv3d.cuda.sources.include_options() then adds its include folder.)")
             raise NVRTCError(f"NVRTC could not compile {name} for {arch} ({reason}):\n{log}", log)
         getattr(lib, f"nvrtcGet{output}Size")(prog, ctypes.byref(size))
         out = ctypes.create_string_buffer(size.value)

@@ -5,16 +5,22 @@ One code path serves both: ``xp`` is ``cupy`` or ``numpy``, and ``get_function``
 The provider implements the array-level contract of ``conv3d.core.backend`` (arrays in, arrays
 out, no autograd; arguments already validated by ``conv3d.ops``).
 
-Convolution has three algorithms (``set_conv_algorithm``):
+Convolution has four algorithms (``set_conv_algorithm``):
 
 * ``'direct'``: kernels/conv3d_direct.cu, one thread per output;
 * ``'tiled'`` (default): kernels/conv3d_tiled.cu, shared-memory tiles; falls back to 'direct'
   for the rare geometry whose smallest tile does not fit in shared memory;
 * ``'im2col'``: kernels/im2col3d.cu + a GEMM through ``xp.matmul`` (cuBLAS on a GPU, NumPy in
   emulation), in chunks under the workspace limit (``conv3d.cuda.gemm``); its input gradient
-  folds the GEMM's columns back with kernels/col2im3d.cu.
+  folds the GEMM's columns back with kernels/col2im3d.cu;
+* ``'tensor-core'``: kernels/conv3d_implicit_gemm_tc.cu, an implicit GEMM on tensor cores (WMMA)
+  for float32: the inputs are rounded to the precision ``set_tensor_core_precision`` chooses
+  ('tf32', the default, 'bf16' or 'fp16'), products accumulate in float32. float64 runs the exact
+  'tiled' kernel instead (tensor cores have no reduced-precision mode for double), as PyTorch's
+  TF32 switch only ever affects float32. On a GPU it needs compute capability 8.0 (Ampere) for
+  tf32 and bf16, 7.0 for fp16.
 
-'direct' and 'tiled' share the backward kernels conv3d_backward_input.cu (gather) and
+'direct', 'tiled' and 'tensor-core' share the backward kernels conv3d_backward_input.cu (gather) and
 conv3d_backward_weight.cu (a two-pass reduction). Each gradient is its own kernel, so
 ``conv3d_backward`` launches the ones its ``output_mask`` asks for, one after the other.
 
@@ -29,17 +35,27 @@ from __future__ import annotations
 import contextlib
 import math
 
+import numpy as np
+
 from ..core.backend import cupy_module, require_cupy
 from ..core.geometry import ConvGeometry, PoolGeometry
 from . import gemm, launch
 from .sources import get_function
 
-CONV_ALGORITHMS = ("direct", "tiled", "im2col")
+CONV_ALGORITHMS = ("direct", "tiled", "im2col", "tensor-core")
 _conv_algorithm = "tiled"
+TENSOR_CORE_PRECISIONS = launch.TC_PRECISIONS
+# 'tf32' by default, as PyTorch allows TF32 for cuDNN convolutions by default
+# (torch.backends.cudnn.allow_tf32 = True): of the three it keeps float32's exponent range (no
+# overflow) and the most mantissa bits (10, like fp16; bf16 has 7).
+_tensor_core_precision = "tf32"
+# The compute capability (major * 10 + minor) each precision's WMMA needs.
+_TENSOR_CORE_MIN_CC = {"tf32": 80, "bf16": 80, "fp16": 70}
 
 
 def set_conv_algorithm(name: str) -> None:
-    """Choose the convolution kernels used on 'cuda' and 'cuda-emu': 'direct', 'tiled' or 'im2col'."""
+    """Choose the convolution kernels used on 'cuda' and 'cuda-emu': 'direct', 'tiled',
+    'im2col' or 'tensor-core' (float32 only; see ``set_tensor_core_precision``)."""
     global _conv_algorithm
     if name not in CONV_ALGORITHMS:
         raise ValueError(f"conv algorithm must be one of {', '.join(CONV_ALGORITHMS)}, got {name!r}")
@@ -48,6 +64,33 @@ def set_conv_algorithm(name: str) -> None:
 
 def get_conv_algorithm() -> str:
     return _conv_algorithm
+
+
+def set_tensor_core_precision(name: str) -> None:
+    """The rounding of float32 inputs in the 'tensor-core' algorithm, like PyTorch's
+    ``torch.backends.cudnn.allow_tf32``: 'tf32' (default; 10-bit mantissa, float32's range),
+    'bf16' (7-bit mantissa, float32's range) or 'fp16' (10-bit mantissa, |x| <= 65504).
+    Accumulation is float32 in all three; the other algorithms are exact float32 always."""
+    global _tensor_core_precision
+    if name not in TENSOR_CORE_PRECISIONS:
+        raise ValueError(f"tensor-core precision must be one of "
+                         f"{', '.join(TENSOR_CORE_PRECISIONS)}, got {name!r}")
+    _tensor_core_precision = name
+
+
+def get_tensor_core_precision() -> str:
+    return _tensor_core_precision
+
+
+@contextlib.contextmanager
+def tensor_core_precision(name: str):
+    """``with tensor_core_precision('bf16'): ...`` uses ``name`` inside the block only."""
+    previous = get_tensor_core_precision()
+    set_tensor_core_precision(name)
+    try:
+        yield
+    finally:
+        set_tensor_core_precision(previous)
 
 
 @contextlib.contextmanager
@@ -82,6 +125,19 @@ class CudaKernels:
         fn = get_function(config.kernel, dtype, self.device, entry=config.function)
         fn(config.grid, config.block, args, shared_mem=config.shared_mem)
 
+    def _check_tensor_cores(self, precision: str) -> None:
+        """On a GPU: raise RuntimeError when it has no tensor cores for ``precision``."""
+        if self.device != "cuda":
+            return  # the emulator runs every precision
+        cc = int(self.xp.cuda.Device().compute_capability)
+        need = _TENSOR_CORE_MIN_CC[precision]
+        if cc < need:
+            raise RuntimeError(
+                f"the 'tensor-core' conv algorithm with precision {precision!r} needs a GPU of "
+                f"compute capability {need // 10}.{need % 10} or newer, this one has "
+                f"{cc // 10}.{cc % 10}; use conv3d.cuda.set_tensor_core_precision('fp16') (7.0+) "
+                f"or conv3d.cuda.set_conv_algorithm('tiled')")
+
     def _contiguous(self, *arrays):
         return tuple(None if a is None else self.xp.ascontiguousarray(a) for a in arrays)
 
@@ -104,12 +160,21 @@ class CudaKernels:
         empty = self._zeros_if_empty(geo.y_shape, x.dtype, geo.x_shape, geo.y_shape)
         if empty is not None:
             return empty
-        if _conv_algorithm == "im2col":
+        algorithm = _conv_algorithm
+        if algorithm == "tensor-core" and x.dtype != np.float32:
+            algorithm = "tiled"  # float64: exact, no tensor cores (see the module docstring)
+        if algorithm == "im2col":
             y = gemm.conv_forward(self, x, w, geo)
+        elif algorithm == "tensor-core":
+            precision = _tensor_core_precision
+            self._check_tensor_cores(precision)
+            y = self.xp.empty(geo.y_shape, dtype=x.dtype)
+            self.launch(launch.conv3d_implicit_gemm_tc_config(geo, precision), x.dtype,
+                        (x, w, y) + launch.conv_args(geo))
         else:
             y = self.xp.empty(geo.y_shape, dtype=x.dtype)
             config = None
-            if _conv_algorithm == "tiled":
+            if algorithm == "tiled":
                 config = launch.conv3d_tiled_config(geo, x.dtype.itemsize)
             if config is None:  # 'direct', or a tile too large for shared memory
                 config = launch.conv3d_direct_config(geo)

@@ -12,7 +12,11 @@ convention, ``fn(grid, block, args, shared_mem=...)``:
 
 The kernels ``#include "indexing.cuh"`` (the index arithmetic they share, in the same folder), so
 every compile passes ``include_options()``: CuPy, the emulator and the NVRTC compile check
-(``conv3d kernels check``) alike.
+(``conv3d kernels check``) alike. The tensor-core kernel also includes CUDA's ``<mma.h>``,
+``<cuda_fp16.h>`` and ``<cuda_bf16.h>``: for NVRTC and CuPy ``include_options()`` adds the CUDA
+toolkit's include folder (``conv3d.cuda.nvrtc.cuda_include_dir``); the emulator gets only the
+kernels' folder, and its g++ finds its own stand-ins of those headers
+(conv3d/cuda/emulator/include).
 
 Each (file, device) is compiled once and cached (the emulator also caches on disk).
 """
@@ -39,6 +43,8 @@ KERNELS = {
     "max_pool3d_backward": "max pooling gradient, one block per plane (owner-computes, no atomics)",
     "avg_pool3d_forward": "average pooling, PyTorch's divisor rule (count_include_pad, ceil_mode)",
     "avg_pool3d_backward": "average pooling gradient, one thread per input element (gather)",
+    "conv3d_implicit_gemm_tc": "conv3d forward, implicit GEMM on tensor cores (WMMA; tf32, "
+                               "bf16 or fp16 inputs, float32 accumulation)",
     "bias_add": "add a per-channel bias to a convolution output, in place",
     "upsample_trilinear_forward": "trilinear (or nearest) resize, one thread per output element",
     "upsample_trilinear_backward": "resize gradient, one thread per input element (gather)",
@@ -77,10 +83,18 @@ def header_source(header: str = "indexing.cuh") -> str:
     return files("conv3d.kernels").joinpath(header).read_text()
 
 
-def include_options() -> tuple:
-    """The compiler options that let ``#include "indexing.cuh"`` find the header; NVRTC, nvcc,
-    CuPy's RawModule and the emulator all take this form."""
+def kernel_include_options() -> tuple:
+    """The option that lets ``#include "indexing.cuh"`` find the header (what the emulator gets)."""
     return (f"--include-path={kernel_dir()}",)
+
+
+def include_options() -> tuple:
+    """The options for NVRTC, nvcc and CuPy's RawModule: the kernels' folder, and the CUDA
+    toolkit's include folder when one is found (CUDA's ``<mma.h>``, ``<cuda_fp16.h>``; without
+    it only the tensor-core kernel fails to compile, with a message saying what to install)."""
+    from .nvrtc import cuda_include_dir  # noqa: PLC0415 - nvrtc loads nothing at import
+    cuda = cuda_include_dir()
+    return kernel_include_options() + ((f"--include-path={cuda}",) if cuda else ())
 
 
 def _headers_digest() -> str:
@@ -110,7 +124,8 @@ def get_module(kernel: str, device: str):
     if device == "cuda-emu":
         from .emulator import EmuModule  # noqa: PLC0415 - only needed for emulation
         # (the emulator's cache tracks included headers itself)
-        return EmuModule(code=source, options=include_options(), name=kernel_filename(kernel))
+        return EmuModule(code=source, options=kernel_include_options(),
+                         name=kernel_filename(kernel))
     raise ValueError(f"CUDA kernels run on device 'cuda' or 'cuda-emu', not {device!r}")
 
 

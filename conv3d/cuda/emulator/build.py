@@ -30,7 +30,13 @@ from pathlib import Path
 
 EMU_DIR = Path(__file__).resolve().parent
 HEADER = EMU_DIR / "cuda_emu.h"
-OWN_FILES = ("cuda_emu.h", "kernel_table.h", "fibers.h", "runtime.cpp")
+# The shims of CUDA headers that kernels include (<mma.h>, <cuda_fp16.h>, <cuda_bf16.h>): only
+# the emulator's compiles have this folder on their include path, first, so g++ finds the shims
+# and NVRTC/nvcc find CUDA's own headers.
+SHIM_DIR = EMU_DIR / "include"
+SHIMS = ("mma.h", "cuda_fp16.h", "cuda_bf16.h")
+OWN_FILES = ("cuda_emu.h", "kernel_table.h", "fibers.h", "runtime.cpp", "runtime_checks.h",
+             *(f"include/{name}" for name in SHIMS))
 
 BASE_FLAGS = ("-O2", "-std=c++17", "-fPIC", "-shared", "-pthread", "-fvisibility=hidden",
               # extern thread_local (= extern __shared__) without dynamic-initialisation wrappers
@@ -280,7 +286,8 @@ def _read_deps(depfile: Path, exclude) -> dict:
     deps = {}
     for p in paths:
         path = Path(p).resolve()
-        if path.name in OWN_FILES and path.parent == EMU_DIR or path in exclude:
+        if path.parent in (EMU_DIR, SHIM_DIR) and path.name in (*OWN_FILES, *SHIMS) \
+                or path in exclude:
             continue
         deps[str(path)] = _sha256(path.read_bytes())
     return deps
@@ -322,7 +329,7 @@ def build(source: str, name: str, options: list, sanitize: bool) -> tuple:
         stem = re.sub(r"\W", "_", Path(name).stem) or "module"
         src = work / f"{stem}.cu"
         src.write_text(source)
-        common = [cxx, "-std=c++17", "-I", str(EMU_DIR), *options]
+        common = [cxx, "-std=c++17", "-I", str(SHIM_DIR), "-I", str(EMU_DIR), *options]
         scan = _run([*common, "-x", "c++", "-E", "-P", "-DEMU_SCAN", "-include", str(HEADER),
                      "-MMD", "-MF", str(work / "deps.d"), "-o", str(work / "scan.ii"), str(src)],
                     work, name, src, "preprocessing")

@@ -21,6 +21,9 @@
 //                                      nothing else runs during a launch, so nothing can interleave.
 //   warp intrinsics (__shfl_*_sync,    refused at COMPILE time with a static_assert: fibers run one
 //   __ballot_sync, warpSize, ...)      at a time, so there are no warps executing in lockstep.
+//   nvcuda::wmma (#include <mma.h>)    the shim include/mma.h: each fragment operation is a WARP
+//                                      COLLECTIVE (emu::warp_collective below): every lane of the
+//                                      warp parks, then the operation runs once for the warp.
 //
 // Nothing here is CUDA's own code; it is a small, readable stand-in for the subset of CUDA C that
 // the kernels in kernels/ use.
@@ -120,6 +123,17 @@ extern dim3 g_gridDim;
 int barrier(int op, int predicate, const char* file, int line);
 // Abort the launch with a message (like a device-side trap, which fails the launch on a GPU).
 [[noreturn]] void trap(const char* what, const char* file, int line);
+
+// A warp-collective operation (the WMMA fragment operations of include/mma.h). A warp is 32
+// consecutive threads of the block in linear order (x fastest), as on a GPU. The calling thread
+// parks like at a barrier, with `record` (the lane's arguments, on its own stack); when all 32
+// lanes of its warp wait at the same call (same `what`, file and line), the runtime calls
+// fn(records of lanes 0..31) once, then the lanes go on. Lanes of one warp that wait at
+// different places, or a warp of fewer than 32 threads, fail the launch (a hang or garbage on a
+// GPU). fn returns false with a message in err when the lanes misuse the operation.
+using WarpFn = bool (*)(void* const* lanes, int count, char* err, std::size_t errlen);
+void warp_collective(const char* what, WarpFn fn, void* record, const char* file, int line);
+constexpr int kWarpSize = 32;
 }  // namespace emu
 
 #define threadIdx (static_cast<const uint3&>(::emu::g_threadIdx))

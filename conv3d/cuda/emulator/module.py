@@ -42,7 +42,8 @@ class EmuLaunchError(EmuError):
 
 
 class BarrierError(EmuLaunchError):
-    """A divergent ``__syncthreads()`` or an early return before one (a hang on a GPU)."""
+    """A divergent ``__syncthreads()``, an early return before one, or lanes of a warp that
+    diverge at a warp collective (WMMA): a hang or garbage on a GPU."""
 
 
 class Param:
@@ -342,8 +343,10 @@ class EmuKernel:
         code = lib.lib.emu_launch(self._index, g, b, int(shared_mem), slots.ctypes.data,
                                   nbytes.ctypes.data, len(self.params), self.module.stack_size,
                                   err, len(err))
-        if code:  # 1: early return before a barrier, 2: divergent barrier, 3: trap, 4: no memory
-            error = BarrierError if code in (1, 2) else EmuLaunchError
+        # 1: early return before a barrier, 2: divergent barrier, 3: trap, 4: no memory,
+        # 5: divergent lanes at a warp collective, 6: a warp collective misused
+        if code:
+            error = BarrierError if code in (1, 2, 5) else EmuLaunchError
             raise error(err.value.decode(errors="replace"))
 
     @property

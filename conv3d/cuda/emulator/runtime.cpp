@@ -16,6 +16,12 @@
 //   * Even rounds resume threads 0, 1, ..., T-1 and odd rounds T-1, ..., 0 (the other way round
 //     in every other block), so a kernel that forgot a barrier reads data that is not written
 //     yet in one direction or the other: its results change.
+//   * Warp collectives (the WMMA fragment operations of include/mma.h, emu::warp_collective):
+//     a lane parks like at a barrier. After a pass over the runnable threads, every warp whose
+//     32 lanes all wait at the same collective has it performed once (resolve_warps), and its
+//     lanes run on in another pass, while other warps may wait at a __syncthreads(). Lanes of one
+//     warp that wait at different places (another collective, a barrier, or returned) are a
+//     divergent collective and are reported like a divergent barrier.
 //   * Shared memory is thread_local (one copy for this OS thread, i.e. for the running block).
 //     Before each block it is filled with 0xFF bytes: a float read that nothing wrote is NaN.
 //   * Switching (fibers.h): on x86-64 a 20-instruction assembly routine that swaps stack
@@ -56,7 +62,7 @@ namespace {
 
 using emu::fibers::Fiber;
 
-enum State { kRunnable, kAtBarrier, kDone };
+enum State { kRunnable, kAtBarrier, kAtWarp, kDone };
 
 // One CUDA thread of the running block.
 struct Thread {
@@ -68,6 +74,9 @@ struct Thread {
     int op = 0;
     int predicate = 0;
     int result = 0;  // what __syncthreads_count/_and/_or return
+    const char* collective = nullptr;  // the warp collective it waits at (state kAtWarp)
+    emu::WarpFn warp_fn = nullptr;
+    void* warp_record = nullptr;
 };
 
 // Everything about the launch in progress. One launch at a time per module (g_launch_lock).
@@ -218,88 +227,7 @@ void install_crash_handler() {
 }
 #endif
 
-// ---- error messages --------------------------------------------------------------------------
-
-std::string format(const char* fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return buf;
-}
-
-std::string thread_list(const std::vector<const Thread*>& threads) {
-    std::string s = format("%zu thread%s (threadIdx ", threads.size(), threads.size() == 1 ? "" : "s");
-    const std::size_t shown = threads.size() < 4 ? threads.size() : 4;
-    for (std::size_t i = 0; i < shown; ++i) {
-        const uint3 t = threads[i]->tid;
-        s += format("%s(%u,%u,%u)", i ? ", " : "", t.x, t.y, t.z);
-    }
-    return s + (shown < threads.size() ? ", ...)" : ")");
-}
-
-const char* barrier_name(int op) {
-    static const char* names[] = {"__syncthreads()", "__syncthreads_count()",
-                                  "__syncthreads_and()", "__syncthreads_or()"};
-    return names[op];
-}
-
-// After a round: 0 if the block may go on, 1 early return before a barrier, 2 divergent barrier.
-int check_round(std::size_t n, bool* all_done) {
-    std::vector<const Thread*> done, waiting, elsewhere;
-    const Thread* first = nullptr;
-    for (std::size_t i = 0; i < n; ++i) {
-        const Thread& f = g.threads[i];
-        if (f.state == kDone) {
-            done.push_back(&f);
-        } else if (!first || (f.line == first->line && std::strcmp(f.file, first->file) == 0 &&
-                              f.op == first->op)) {
-            first = first ? first : &f;
-            waiting.push_back(&f);
-        } else {
-            elsewhere.push_back(&f);
-        }
-    }
-    *all_done = done.size() == n;
-    if (*all_done) return 0;
-    const uint3 b = emu::g_blockIdx;
-    const std::string where = format("kernel '%s', blockIdx=(%u,%u,%u)", g.kernel->name, b.x, b.y, b.z);
-    if (!done.empty()) {
-        g.error = format("early return before a barrier in %s: ", where.c_str()) +
-                  thread_list(done) + " returned while " + thread_list(waiting) +
-                  format(" wait at %s at %s:%d", barrier_name(first->op), first->file, first->line);
-        if (!elsewhere.empty())
-            g.error += format(" and %zu more wait at other barriers", elsewhere.size());
-        g.error += ". Every thread of a block must reach every __syncthreads() (on a GPU this hangs "
-                   "or silently corrupts shared memory): instead of returning early, e.g. "
-                   "`if (i >= n) return;`, guard only the work, `if (i < n) { ... }`, and keep "
-                   "the barrier outside the condition.";
-        return 1;
-    }
-    if (!elsewhere.empty()) {
-        const Thread* other = elsewhere.front();
-        g.error = format("divergent barrier in %s: ", where.c_str()) + thread_list(waiting) +
-                  format(" wait at %s at %s:%d while ", barrier_name(first->op), first->file,
-                         first->line) +
-                  thread_list(elsewhere) +
-                  format(" wait at a different barrier (first: %s at %s:%d). A __syncthreads() "
-                         "inside a branch that only some threads of the block take is undefined "
-                         "behaviour on a GPU: move it out of the branch.",
-                         barrier_name(other->op), other->file, other->line);
-        return 2;
-    }
-    // Everyone waits at the same barrier: compute what __syncthreads_count/_and/_or return.
-    int count = 0;
-    for (std::size_t i = 0; i < n; ++i) count += g.threads[i].predicate;
-    const int op = first->op;
-    const int result = op == 1 ? count : op == 2 ? (count == static_cast<int>(n)) : (count > 0);
-    for (std::size_t i = 0; i < n; ++i) {
-        g.threads[i].result = result;
-        g.threads[i].state = kRunnable;
-    }
-    return 0;
-}
+#include "runtime_checks.h"  // check_round, resolve_warps and their messages
 
 // Run one block to completion. Returns 0 or an error code (g.error says what went wrong).
 int run_block(std::size_t n, bool start_backwards) {
@@ -307,9 +235,13 @@ int run_block(std::size_t n, bool start_backwards) {
         const bool backwards = (r % 2 == 1) != start_backwards;
         for (std::size_t k = 0; k < n; ++k) {
             Thread& f = g.threads[backwards ? n - 1 - k : k];
-            resume(f);
+            if (f.state != kRunnable) continue;  // parked at a warp collective another warp
+            resume(f);                           // does not wait for, or done
             if (g.failed) return 3;
         }
+        bool progress = false;
+        if (int code = resolve_warps(n, &progress)) return code;
+        if (progress) continue;  // some warps run on before the block's barrier is checked
         bool all_done = false;
         if (int code = check_round(n, &all_done)) return code;
         if (all_done) return 0;
@@ -330,6 +262,18 @@ int barrier(int op, int predicate, const char* file, int line) {
     emu::fibers::switch_back(t.fiber, g.scheduler, false);
     // Resumed: every thread of the block reached this barrier (resume() set threadIdx again).
     return t.result;
+}
+
+void warp_collective(const char* what, WarpFn fn, void* record, const char* file, int line) {
+    Thread& t = *g.current;
+    t.state = kAtWarp;
+    t.collective = what;
+    t.warp_fn = fn;
+    t.warp_record = record;
+    t.file = file;
+    t.line = line;
+    emu::fibers::switch_back(t.fiber, g.scheduler, false);
+    // Resumed: the runtime performed the operation for the whole warp.
 }
 
 void trap(const char* what, const char* file, int line) {
@@ -372,7 +316,8 @@ EMU_EXPORT void emu_shared_sizes(std::size_t* static_bytes, std::size_t* dynamic
 // Launch kernel `index` over grid[3] x block[3]. `args` holds one 8-byte slot per argument;
 // `array_bytes[i]` is the size of the array behind pointer argument i (-1 for scalars).
 // Returns 0, or an error code with a message in err: 1 early return before a barrier,
-// 2 divergent barrier, 3 trap, 4 out of memory.
+// 2 divergent barrier, 3 trap, 4 out of memory, 5 divergent or incomplete warp at a warp
+// collective, 6 a warp collective misused (e.g. lanes passing different pointers).
 EMU_EXPORT int emu_launch(int index, const unsigned* grid, const unsigned* block, std::size_t shared_mem,
                           unsigned char* args, const long long* array_bytes, int nargs,
                           std::size_t stack_size, char* err, std::size_t errlen) {
