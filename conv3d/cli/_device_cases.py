@@ -20,12 +20,14 @@ block and its shared memory: the occupancy rows use those launch sizes, and a ke
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 
 from ..cuda import launch
-from ..cuda.provider import CONV_ALGORITHMS, CudaKernels, conv_algorithm
+from ..cuda.provider import (CONV_ALGORITHMS, TENSOR_CORE_PRECISIONS, CudaKernels, conv_algorithm,
+                             tensor_core_precision)
 from ..ops import cpu_reference
 from ..ops.resample import resize_backward, resize_forward, resize_matrix
 from ._kernel_check import CONV, POOL, RESIZE, TOLERANCE
@@ -102,6 +104,32 @@ def _row(kind, case, algorithm, dtype, op, error, tol, status=None):
                 status=status or ("pass" if ok else f"FAIL: error {error:.3g} > {tol:g}"))
 
 
+# Unit roundoff of the formats the 'tensor-core' forward rounds float32 inputs to. Its error is
+# that of rounding the inputs, about 2u of max |y| (docs/concepts/cuda.md); 8u leaves room for
+# the accumulation order and still fails a kernel that gets a product wrong.
+TENSOR_CORE_UNIT_ROUNDOFF = {"tf32": 2.0 ** -11, "bf16": 2.0 ** -8, "fp16": 2.0 ** -11}
+
+
+def algorithm_variants():
+    """``(label, algorithm, precision)`` for every convolution the check runs: each algorithm,
+    and the tensor-core one once per input precision (each is its own entry point)."""
+    out = []
+    for algorithm in CONV_ALGORITHMS:
+        if algorithm == "tensor-core":
+            out += [(f"tensor-core {p}", algorithm, p) for p in TENSOR_CORE_PRECISIONS]
+        else:
+            out.append((algorithm, algorithm, None))
+    return out
+
+
+def _tolerance(precision, dtype, op):
+    """The row's tolerance: the dtype's, or for a tensor-core forward on float32 8u of the
+    format its inputs are rounded to (its gradients run the exact kernels)."""
+    if precision and np.dtype(dtype) == np.float32 and op.startswith("forward"):
+        return 8 * TENSOR_CORE_UNIT_ROUNDOFF[precision]
+    return TOLERANCE[np.dtype(dtype)]
+
+
 def conv_rows(provider, to_device, to_host, dtypes, log=print):
     rows = []
     for label, xs, ws, stride, padding, dilation, groups in conv_cases():
@@ -115,20 +143,23 @@ def conv_rows(provider, to_device, to_host, dtypes, log=print):
             x, w, b, gy = (a.astype(dtype) for a in (x64, w64, b64, gy64))
             refs = _conv_reference(*(a.astype(np.float64) for a in (x, w, b, gy)), settings)
             tol = TOLERANCE[np.dtype(dtype)]
-            for algorithm in CONV_ALGORITHMS:
+            for name, algorithm, precision in algorithm_variants():
                 ops = ("forward (+ bias)", "input gradient", "weight gradient")
+                precise = (tensor_core_precision(precision) if precision
+                           else contextlib.nullcontext())
                 try:
-                    with conv_algorithm(algorithm):
+                    with conv_algorithm(algorithm), precise:
                         dx, dw, db, dgy = (to_device(a) for a in (x, w, b, gy))
                         got = [provider.conv3d_forward(dx, dw, db, *settings)]
                         got += list(provider.conv3d_backward(dgy, dx, dw, *settings))
                     for op, g, ref in zip(ops, got, refs):
                         g = to_host(g)
                         status = None if g.dtype == dtype else f"FAIL: result dtype {g.dtype}"
-                        rows.append(_row("conv", label, algorithm, dtype, op,
-                                         relative_error(g, ref), tol, status))
+                        rows.append(_row("conv", label, name, dtype, op,
+                                         relative_error(g, ref),
+                                         _tolerance(precision, dtype, op), status))
                 except Exception as exc:  # noqa: BLE001 - a failing kernel is a row
-                    rows.append(_row("conv", label, algorithm, dtype, "all", float("nan"), tol,
+                    rows.append(_row("conv", label, name, dtype, "all", float("nan"), tol,
                                      f"FAIL: {type(exc).__name__}: {str(exc)[:200]}"))
         bad = [r for r in rows if r["case"] == label and r["status"] != "pass"]
         log(f"  conv: {label}: {'ok' if not bad else f'{len(bad)} failing row(s)'}")
