@@ -7,6 +7,9 @@ import sys
 import pytest
 
 pytest.importorskip("numba")
+# slow: its first process compiles every loop from nothing (12-25 s on 2 cores); CI's second
+# step runs it
+pytestmark = pytest.mark.slow
 
 SCRIPT = """
 import numpy as np, conv3d, conv3d.functional as F
