@@ -45,7 +45,7 @@ TIMING_RESERVE = 40       # seconds a timed case may need at most (warm-up, comp
 DEVICE_CHECK_ARCHS = ("sm_80", "sm_90")
 IN_CHECK_ENV = "CONV3D_IN_DEVICE_CHECK"  # set for the GPU tests the check runs
 EMU_SKIP = "skipped: --device cuda-emu runs no GPU (run --device cuda on a machine with one)"
-# The cases timed against cuDNN: the issue-6 shapes of ``conv3d bench`` (the article's two layers
+# The cases timed against cuDNN: the shapes a1, a2, b of ``conv3d bench`` (the article's two layers
 # at batch 128 and a C3D layer) and issue 18's N2 C32 K32 64^3 layer.
 TIMED = (("ops a1", (128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0),
          ("ops a2", (128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 0),
