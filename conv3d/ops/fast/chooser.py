@@ -85,7 +85,8 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     (Winograd has no weight gradient of its own). Otherwise, output planes of at least
     ``LONG_PLANE`` voxels with depth dilation 1 take ``'im2col-planes'``, and small output
     volumes (at most ``SMALL_VOLUME`` voxels per sample) with a GEMM inner dimension
-    C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``.
+    C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``, unless the
+    kernel is 1x1x1 without padding, where ``'im2col'`` multiplies x itself and copies nothing.
     Everything else takes ``'im2col'``. With ``'winograd'`` set, layers it does not apply to take
     what ``'auto'`` would.
 
@@ -109,6 +110,8 @@ def _auto(geo, op):
         return "winograd"
     if geo.Cg == 1 and geo.Kg <= FEW_FILTERS:
         return "direct"
+    if im2col_gemm.pointwise(geo):  # x itself is its GEMM operand: nothing to copy
+        return "im2col"
     if geo.plane >= LONG_PLANE and geo.dilation[0] == 1:
         return "im2col-planes"
     if geo.plane * geo.OD <= SMALL_VOLUME and THIN < geo.Cg * geo.taps < DEEP:

@@ -101,7 +101,7 @@ def _gy_rows(ws, gyg, n0, n1, od0, od1):
     return g2.reshape(g2.shape[0], -1)
 
 
-def _pointwise(geo) -> bool:
+def pointwise(geo) -> bool:
     """A 1x1x1 kernel without padding: its im2col matrix is x itself, strided (no columns)."""
     return geo.taps == 1 and not any(lo or hi for lo, hi in geo.padding)
 
@@ -150,7 +150,7 @@ def _pointwise_backward(gy, x, w, geo, output_mask, out):
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
-    if _pointwise(geo):
+    if pointwise(geo):
         return _pointwise_forward(x, w, b, geo, out)
     n, od, ws = _plan(geo, x.itemsize, workspace_limit, "conv3d forward")
     y = output(geo.y_shape, x.dtype, out)
@@ -178,7 +178,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
              workspace_limit=None, out=None):
     """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``."""
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
-    if _pointwise(geo):
+    if pointwise(geo):
         return _pointwise_backward(gy, x, w, geo, output_mask, out)
     n, od, ws = _plan(geo, gy.itemsize, workspace_limit, "conv3d backward")
     gx = output(geo.x_shape, gy.dtype, out, zero=True) if output_mask[0] else None
