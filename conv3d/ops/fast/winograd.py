@@ -18,9 +18,9 @@ tiles with stride 2 (tile ``t`` of an axis starts at padded input ``2t``), so::
     M[a]  (K, T)   = U[a] (K, C)  @  V[a] (C, T)            64 GEMMs, one batched matmul
     y[k, tile]     = (A^T x A^T x A^T) M[:, k, tile]        2x2x2 outputs per tile
 
-Because neighbouring tiles overlap by two inputs, each transform along one axis is four
-strided adds over the whole chunk (``_input_transform``), not a loop over tiles. Output sizes
-that are odd are handled by padding the input with zeros up to whole tiles and cropping.
+The transforms are compiled loops over the tiles (``_winograd_loops.py``) that keep a tile in
+a small local array through all three axes: one pass over memory each. Output sizes that are
+odd are handled by padding the input with zeros up to whole tiles and cropping.
 
 Only stride 1, dilation 1, groups 1 and a 3x3x3 kernel (``applies``); any padding up to 2 on
 each side, so that the input gradient, the same convolution of ``gy`` with the flipped and
@@ -75,54 +75,20 @@ def _by_positions(fn, threads):
         f.result()
 
 
-def _bt(out, src, axis):
-    """``out[0..3] = B^T`` along ``axis`` of ``src`` (tiles of 4, stride 2); ``out`` has the
-    four positions first and ``T`` tiles on ``axis`` (+1, for the leading position axis)."""
-    T = out.shape[axis + 1]
-
-    def s(j):  # input j of every tile: src[..., j : j + 2T : 2, ...]
-        index = [slice(None)] * src.ndim
-        index[axis] = slice(j, j + 2 * T - 1, 2)
-        return src[tuple(index)]
-    d0, d1, d2, d3 = s(0), s(1), s(2), s(3)
-    np.subtract(d0, d2, out=out[0])
-    np.add(d1, d2, out=out[1])
-    np.subtract(d2, d1, out=out[2])
-    np.subtract(d1, d3, out=out[3])
-
-
-def _at(out, src, axis):
-    """``out[0..1] = A^T`` along the position axis ``axis`` of ``src`` (4 -> 2)."""
-    def s(j):
-        index = [slice(None)] * src.ndim
-        index[axis] = j
-        return src[tuple(index)]
-    m0, m1, m2, m3 = s(0), s(1), s(2), s(3)
-    o0, o1 = out[(slice(None),) * axis + (0,)], out[(slice(None),) * axis + (1,)]
-    np.add(m0, m1, out=o0)
-    o0 += m2
-    np.subtract(m1, m2, out=o1)
-    o1 -= m3
-
-
 def _tiles(geo):
     return tuple((o + 1) // 2 for o in geo.out_size)  # TD, TH, TW
 
 
 def _plan(geo, itemsize, workspace_limit, what):
-    """Chunk (n samples, td tile rows along depth): the padded input slab, the three transform
-    stages (2x, 4x and 8x the slab), the GEMM products and the output transform stages."""
+    """Chunk (n samples, td tile rows along depth): the padded input slab, its transform V and
+    the GEMM products M."""
     _, TH, TW = _tiles(geo)
     Hp, Wp = 2 * TH + 2, 2 * TW + 2
     C, K = geo.C, geo.K
 
     def bytes_for(n, td):
         Dp, T = 2 * td + 2, n * td * TH * TW
-        slab = C * n * Dp * Hp * Wp
-        stage1, stage2 = 4 * C * n * td * Hp * Wp, 16 * C * n * td * TH * Wp
-        V, M = 64 * C * T, 64 * K * T
-        out_stages = (32 + 16 + 8) * K * T
-        return (slab + stage1 + stage2 + V + M + out_stages) * itemsize
+        return (C * n * Dp * Hp * Wp + 64 * C * T + 64 * K * T) * itemsize  # slab, V, M
     # every chunk streams the whole transformed weight U (64*K*C) through its GEMMs once, so a
     # chunk is kept near the cache target only while U is smaller than that target
     target = max(CACHE_TARGET, 64 * K * C * itemsize)
@@ -147,36 +113,21 @@ def _slab(ws, x, geo, n0, n1, td0, td1):
 
 def _input_transform(ws, x, geo, n0, n1, td0, td1):
     """V (64, C, n*td*TH*TW) of samples n0:n1 and tile rows td0:td1 along depth."""
+    from . import _winograd_loops as loops  # noqa: PLC0415 - numba loads only when a loop runs
     _, TH, TW = _tiles(geo)
-    n, td, C = n1 - n0, td1 - td0, geo.C
-    Hp, Wp = 2 * TH + 2, 2 * TW + 2
     slab = _slab(ws, x, geo, n0, n1, td0, td1)  # (C, n, 2*td + 2, Hp, Wp)
-    # depth first: the chunk's slab has 2 more planes than its tiles need, the later stages not
-    t1 = ws.take("stage1", (4, C, n, td, Hp, Wp), x.dtype)
-    _bt(t1, slab, 2)
-    t2 = ws.take("stage2", (4, 4, C, n, td, TH, Wp), x.dtype)
-    _bt(t2, t1, 4)   # (ah, ad, ...): the new position axis goes first
-    V = ws.take("V", (4, 4, 4, C, n, td, TH, TW), x.dtype)
-    _bt(V, t2, 6)    # (aw, ah, ad, ...)
-    return V.reshape(64, C, -1)
+    V = ws.take("V", (64, geo.C, n1 - n0, td1 - td0, TH, TW), x.dtype)
+    loops.input_transform(slab, V)
+    return V.reshape(64, geo.C, -1)
 
 
 def _output_transform(ws, M, y, geo, n0, n1, td0, td1):
     """y[n0:n1, :, 2*td0 : 2*td1] from M (64, K, n*td*TH*TW), cropped to the output size."""
+    from . import _winograd_loops as loops  # noqa: PLC0415
     _, TH, TW = _tiles(geo)
-    n, td, K = n1 - n0, td1 - td0, geo.K
-    M = M.reshape(4, 4, 4, K, n, td, TH, TW)  # (aw, ah, ad, ...)
-    o1 = ws.take("out1", (2, 4, 4, K, n, td, TH, TW), y.dtype)
-    _at(o1, M, 0)
-    o2 = ws.take("out2", (2, 2, 4, K, n, td, TH, TW), y.dtype)
-    _at(o2, o1, 1)
-    o3 = ws.take("out3", (2, 2, 2, K, n, td, TH, TW), y.dtype)
-    _at(o3, o2, 2)
-    OD, OH, OW = geo.out_size
-    od0, od1 = 2 * td0, min(2 * td1, OD)
-    # (aw, ah, ad, K, n, td, TH, TW) -> (n, K, td, ad, TH, ah, TW, aw), cropped
-    tiled = o3.transpose(4, 3, 5, 2, 6, 1, 7, 0).reshape(n, K, 2 * td, 2 * TH, 2 * TW)
-    y[n0:n1, :, od0:od1] = tiled[:, :, :od1 - od0, :OH, :OW]
+    od0, od1 = 2 * td0, min(2 * td1, geo.out_size[0])
+    loops.output_transform(M.reshape(64, geo.K, n1 - n0, td1 - td0, TH, TW),
+                           y[n0:n1, :, od0:od1])
 
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
