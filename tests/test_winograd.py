@@ -133,7 +133,8 @@ def test_refuses_what_it_does_not_apply_to():
     ((1, 64, 16, 56, 56), (64, 64, 3, 3, 3), 1, "winograd", "im2col-planes"),
     ((8, 256, 4, 14, 14), (256, 256, 3, 3, 3), 1, "winograd", "im2col"),  # deep: not cl
     ((1, 512, 2, 7, 7), (512, 512, 3, 3, 3), 1, "im2col", "im2col"),      # 98 outputs only
-    ((1, 32, 48, 48, 48), (32, 32, 3, 3, 3), 1, "im2col-planes", "im2col-planes"),  # thin
+    ((1, 32, 48, 48, 48), (32, 32, 3, 3, 3), 1, "winograd", "im2col-planes"),
+    ((1, 16, 48, 48, 48), (32, 16, 3, 3, 3), 1, "im2col-planes", "im2col-planes"),  # thin
     ((1, 64, 48, 48, 48), (32, 64, 3, 3, 3), 1, "winograd", "im2col-planes"),  # 32 filters
     ((1, 64, 48, 48, 48), (16, 64, 3, 3, 3), 1, "im2col-planes", "im2col-planes"),  # 16
     ((1, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, "im2col", "im2col"),               # strided
