@@ -148,23 +148,17 @@ def _difference(outputs, expected) -> float:
 
 
 def _cupy_timer(cp, step):
+    """(run, timed) for ``step`` on a stream of its own: ``run`` waits for the stream, ``timed``
+    is ``cases.gpu_timer`` (CUDA events around the step)."""
+    from .cases import gpu_timer  # noqa: PLC0415
     stream = cp.cuda.Stream(non_blocking=True)
-    start, end = cp.cuda.Event(), cp.cuda.Event()
 
     def run():
         with stream:
             out = step()
         stream.synchronize()
         return out
-
-    def timed():
-        with stream:
-            start.record(stream)
-            step()
-            end.record(stream)
-        end.synchronize()
-        return cp.cuda.get_elapsed_time(start, end) / 1e3
-    return run, timed
+    return run, gpu_timer(step, stream)
 
 
 def _torch_timer(torch, step):
