@@ -31,6 +31,9 @@ def _load(folder):
     return md, data
 
 
+# slow: every kernel and case (30 s with a cold emulator cache); the default run keeps the
+# one-case end-to-end run of test_a_wrong_kernel_result_fails_its_rows_and_the_exit_status
+@pytest.mark.slow
 @needs_gxx
 def test_emulation_check_writes_the_report_with_gpu_rows_skipped(tmp_path, capsys):
     code = main(["kernels", "check", "--device", "cuda-emu", "--report", str(tmp_path),
