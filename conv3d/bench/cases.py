@@ -212,8 +212,8 @@ def gpu_impls(x, w, b, gy, p, flops, backward):
         if reason is None:
             import conv3d.cuda  # noqa: PLC0415
             ctx = (lambda a=algo: conv3d.cuda.conv_algorithm(a))
-            stream = _new_stream()
-            run = _on_stream(_conv3d_run(x, w, b, gy, p, "cuda", ctx, backward), stream)
+            stream = new_stream()
+            run = on_stream(_conv3d_run(x, w, b, gy, p, "cuda", ctx, backward), stream)
             timer = gpu_timer(_conv3d_run(x, w, b, gy, p, "cuda", ctx, backward, host=False),
                               stream)
         label = "im2col+cuBLAS" if algo == "im2col" else algo
@@ -226,12 +226,12 @@ def gpu_impls(x, w, b, gy, p, flops, backward):
     return impls
 
 
-def _new_stream():
+def new_stream():
     import cupy  # noqa: PLC0415
     return cupy.cuda.Stream(non_blocking=True)
 
 
-def _on_stream(run, stream):
+def on_stream(run, stream):
     """``run`` with its launches on ``stream`` (CuPy and RawKernel launch on the current
     stream), finished before it returns."""
     def call():
@@ -265,7 +265,7 @@ def _cudnn_run(x, w, b, p):
     xd, wd, bd = cupy.asarray(x), cupy.asarray(w), cupy.asarray(b)
     geo = conv_geometry(x.shape, w.shape, padding=(p, p, p))
     yd = cupy.empty((x.shape[0], w.shape[0]) + geo.out_size, dtype=cupy.float32)
-    stream = _new_stream()
+    stream = new_stream()
 
     def step():
         cudnn.convolution_forward(xd, wd, bd, yd, (p, p, p), (1, 1, 1), (1, 1, 1), 1,

@@ -147,18 +147,12 @@ def _difference(outputs, expected) -> float:
     return worst
 
 
-def _cupy_timer(cp, step):
-    """(run, timed) for ``step`` on a stream of its own: ``run`` waits for the stream, ``timed``
-    is ``cases.gpu_timer`` (CUDA events around the step)."""
-    from .cases import gpu_timer  # noqa: PLC0415
-    stream = cp.cuda.Stream(non_blocking=True)
-
-    def run():
-        with stream:
-            out = step()
-        stream.synchronize()
-        return out
-    return run, gpu_timer(step, stream)
+def _cupy_timer(step):
+    """(run, timed) for ``step`` on a stream of its own: ``cases``' stream runner and CUDA-event
+    timer, shared with the ops suite's GPU rows."""
+    from .cases import gpu_timer, new_stream, on_stream  # noqa: PLC0415
+    stream = new_stream()
+    return on_stream(step, stream), gpu_timer(step, stream)
 
 
 def _torch_timer(torch, step):
@@ -194,7 +188,7 @@ def time_spec(spec: ConvSpec, backward: bool, repeats: int = 10, budget: float =
     for algorithm in conv3d.cuda.CONV_ALGORITHMS:
         def make(a=algorithm):
             step, host = _ours(cp, spec, a, arrays, backward)
-            return (*_cupy_timer(cp, step), host)
+            return (*_cupy_timer(step), host)
         impls.append((f"conv3d {algorithm} (CuPy)", make, None))
     if torch is not None:
         saved = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32
@@ -209,7 +203,7 @@ def time_spec(spec: ConvSpec, backward: bool, repeats: int = 10, budget: float =
                                         f"(PyTorch with CUDA would time the backward: "
                                         f"{torch_reason})"))
     else:
-        impls.append((CUPY_CUDNN, lambda: (*_cupy_timer(cp, _cupy_cudnn_step(cp, spec, arrays)[0]),
+        impls.append((CUPY_CUDNN, lambda: (*_cupy_timer(_cupy_cudnn_step(cp, spec, arrays)[0]),
                                            lambda out: [cp.asnumpy(a) for a in out]), None))
     # the ratio's denominator: cuDNN fp32 strict, or CuPy's cuDNN forward; the results are
     # compared with the peer's, or with the first conv3d row where there is no peer
