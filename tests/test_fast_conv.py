@@ -278,7 +278,10 @@ def test_strategy_selection():
     ((2, 9, 7, 7, 7), (4, 9, 3, 3, 3), 0, 1, "im2col"),   # 5x5x5, but C*taps = 243 <= THIN
     ((1, 256, 4, 14, 14), (512, 256, 3, 3, 3), 1, 1, "im2col"),  # 784 voxels, C*taps >= DEEP
     ((1, 512, 4, 7, 7), (24, 512, 1, 1, 1), 0, 1, "im2col"),    # 1x1x1: x is the GEMM operand
-    ((1, 512, 4, 7, 7), (24, 512, 1, 1, 1), 1, 1, "channels-last"),  # padded: columns again
+    ((1, 512, 4, 7, 7), (24, 512, 1, 1, 1), 1, 1, "im2col"),  # padded, but planes are rows
+    ((8, 128, 4, 7, 7), (96, 128, 1, 3, 3), 1, 1, "channels-last"),   # 196 voxels, 96 filters
+    ((8, 128, 4, 7, 7), (256, 128, 1, 3, 3), 1, 1, "im2col"),  # 256 filters: the GEMM dominates
+    ((8, 128, 4, 7, 7), (96, 128, 3, 1, 1), 1, 1, "im2col"),   # kH*kW = 1: rows are planes
     ((1, 1, 8, 8, 8), (1, 1, 3, 3, 3), 1, 1, "direct"),   # one input channel, one filter
     ((1, 1, 8, 8, 8), (8, 1, 3, 3, 3), 1, 1, "im2col"),   # one input channel, 8 filters
 ])

@@ -139,6 +139,7 @@ def test_refuses_what_it_does_not_apply_to():
     ((1, 64, 48, 48, 48), (16, 64, 3, 3, 3), 1, "im2col-planes", "im2col-planes"),  # 16
     ((1, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, "im2col", "im2col"),               # strided
     ((1, 64, 16, 56, 56), (64, 64, 1, 3, 3), 1, "im2col-planes", "im2col-planes"),  # (2+1)D
+    ((128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 1, "channels-last", "channels-last"),  # 5^3 each
 ])
 def test_auto_takes_winograd_for_the_forward_of_wide_stride_1_3x3x3_layers(
         x_shape, w_shape, stride, forward, backward):

@@ -30,6 +30,7 @@ LONG_PLANE = 1024    # output voxels per plane (OH*OW) from which 'im2col-planes
 SMALL_VOLUME = 4096  # output voxels per sample (OD*OH*OW) up to which 'channels-last' is chosen
 THIN = 256           # GEMM inner dimension C/groups*kD*kH*kW up to which it is not
 DEEP = 2048          # ... and from which it is not either: im2col's columns feed such GEMMs as well
+FEW_FILTERS_CL = 128  # ... and filters per group up to which it is: more make the GEMM dominate
 WINOGRAD_CHANNELS = 32  # input channels (its GEMMs' inner dimension) from which 'winograd' runs
 WINOGRAD_FILTERS = 32   # ... output channels (their rows) from which it does
 WINOGRAD_VOXELS = 4096  # ... and output voxels in the batch (N*OD*OH*OW) from which it does
@@ -71,29 +72,36 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     """The strategy for ``geo`` and ``op`` ('forward' or 'backward'): the one set, or under
     ``'auto'`` this rule.
 
-    Groups of one input channel with at most ``FEW_FILTERS`` filters each (depthwise layers,
-    single-channel inputs) take ``'direct'``: their GEMMs would have one row of C/groups*taps
-    values, so im2col copies the input kD*kH*kW times for almost no arithmetic.
-    The forward of a layer ``winograd.applies`` to (3x3x3 kernel, stride 1, dilation 1, groups
-    1) with at least ``WINOGRAD_CHANNELS`` input channels, ``WINOGRAD_FILTERS`` output channels
-    and ``WINOGRAD_VOXELS`` output voxels in the batch takes ``'winograd'``: it needs 64
-    multiplications per 2x2x2 outputs where im2col's GEMM needs 216, and the GEMMs are what
-    these layers spend their time on. With fewer input channels its 64 GEMMs (inner dimension C,
-    not 27*C) are too thin for BLAS to run near its peak; with fewer filters they have too few
-    rows; with few outputs they are too short (one column per 2x2x2 tile) and half-empty tiles
-    at the borders waste their work. Its backward follows the rules below
-    (Winograd has no weight gradient of its own). Otherwise, output planes of at least
-    ``LONG_PLANE`` voxels with depth dilation 1 take ``'im2col-planes'``, and small output
-    volumes (at most ``SMALL_VOLUME`` voxels per sample) with a GEMM inner dimension
-    C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``, unless the
-    kernel is 1x1x1 without padding, where ``'im2col'`` multiplies x itself and copies nothing.
-    Everything else takes ``'im2col'``. With ``'winograd'`` set, layers it does not apply to take
-    what ``'auto'`` would.
+    The rules, first match wins:
 
-    Why: a long plane is a long GEMM, and sharing each input plane's 2D columns among kD output
-    planes saves two thirds of the copying; in a small volume NCDHW rows are a few floats long,
-    so copying whole channel runs wins, unless there are too few channels to make a run, or so
-    many that the GEMM dominates and the NDHWC transposes cost more than the copies they save.
+    1. Groups of one input channel with at most ``FEW_FILTERS`` filters each (depthwise layers,
+       single-channel inputs) take ``'direct'``: their GEMMs would have one row of
+       C/groups*taps values, so im2col copies the input kD*kH*kW times for almost no arithmetic.
+    2. A 1x1x1 kernel without padding takes ``'im2col'``, which multiplies x itself and copies
+       nothing.
+    3. Small output volumes (at most ``SMALL_VOLUME`` voxels per sample) with a spatial kernel
+       (kH*kW > 1), at most ``FEW_FILTERS_CL`` filters per group and a GEMM inner dimension
+       C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``.
+    4. The forward of a layer ``winograd.applies`` to (3x3x3 kernel, stride 1, dilation 1,
+       groups 1) with at least ``WINOGRAD_CHANNELS`` input channels, ``WINOGRAD_FILTERS``
+       output channels and ``WINOGRAD_VOXELS`` output voxels in the batch takes ``'winograd'``.
+    5. Output planes of at least ``LONG_PLANE`` voxels with depth dilation 1 take
+       ``'im2col-planes'``; everything else takes ``'im2col'``.
+
+    With ``'winograd'`` set, layers it does not apply to take what ``'auto'`` would.
+
+    Why: in a small volume NCDHW rows are a few floats long, so copying whole runs of kW*C
+    channels (channels-last) wins while the copies are a large part of the work: not with
+    kH*kW = 1, where NCDHW rows are whole planes, nor with many filters or a deep inner
+    dimension, where the GEMM dominates and the NDHWC transposes cost more than the copies save,
+    nor with too few channels to make a run. Winograd needs 64 multiplications per 2x2x2
+    outputs where im2col's GEMM needs 216, and the GEMMs are what its layers spend their time
+    on; with fewer channels its 64 GEMMs (inner dimension C, not 27*C) are too thin for BLAS to
+    run near its peak, with fewer filters they have too few rows, and with few outputs they are
+    too short (one column per 2x2x2 tile) and half-empty tiles at the borders waste their work.
+    Its backward follows rules 3 and 5 (Winograd has no weight gradient of its own). A long
+    plane is a long GEMM, and sharing each input plane's 2D columns among kD output planes
+    saves two thirds of im2col's copying.
     (Measurements: docs/benchmarks/notes.md, "Why auto chooses what it chooses".)
     """
     if _strategy == "winograd" and not winograd.applies(geo):
@@ -104,18 +112,19 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
 
 
 def _auto(geo, op):
-    if (op == "forward" and winograd.applies(geo)
-            and geo.C >= WINOGRAD_CHANNELS and geo.K >= WINOGRAD_FILTERS
-            and geo.N * geo.plane * geo.OD >= WINOGRAD_VOXELS):
-        return "winograd"
     if geo.Cg == 1 and geo.Kg <= FEW_FILTERS:
         return "direct"
     if im2col_gemm.pointwise(geo):  # x itself is its GEMM operand: nothing to copy
         return "im2col"
+    if (geo.plane * geo.OD <= SMALL_VOLUME and geo.kernel[1] * geo.kernel[2] > 1
+            and geo.Kg <= FEW_FILTERS_CL and THIN < geo.Cg * geo.taps < DEEP):
+        return "channels-last"
+    if (op == "forward" and winograd.applies(geo)
+            and geo.C >= WINOGRAD_CHANNELS and geo.K >= WINOGRAD_FILTERS
+            and geo.N * geo.plane * geo.OD >= WINOGRAD_VOXELS):
+        return "winograd"
     if geo.plane >= LONG_PLANE and geo.dilation[0] == 1:
         return "im2col-planes"
-    if geo.plane * geo.OD <= SMALL_VOLUME and THIN < geo.Cg * geo.taps < DEEP:
-        return "channels-last"
     return "im2col"
 
 
