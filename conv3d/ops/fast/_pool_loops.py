@@ -7,6 +7,7 @@ differs in every process: the cache would never hit, and every process would add
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
@@ -29,30 +30,83 @@ def _divisor(o, k, s, p, size, include_pad):
 
 
 @njit(cache=True, nogil=True)
+def _windows(O, k, s, p, d, size):
+    """Per output o of one axis: the first input its window reads and the taps [lo, hi) that
+    land inside the input (``_taps``, computed once per call, not once per voxel)."""
+    w = np.empty((O, 3), np.int64)
+    for o in range(O):
+        w[o, 0], w[o, 1], w[o, 2] = _taps(o, k, s, p, d, size)
+    return w
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_max(best, where, src, src_at, nan):
+    """``best = max(best, src)`` element by element along one row, ``where`` following. Ties
+    keep ``best``; with ``nan`` (the volume holds a NaN) a NaN always wins. The plain ``>`` is
+    the fast loop: a compound condition in it makes the whole loop several times slower."""
+    for q in range(best.size):
+        v = src[q]
+        if v > best[q]:
+            best[q], where[q] = v, src_at[q]
+        elif nan and v != v:
+            best[q], where[q] = v, src_at[q]
+
+
+@njit(cache=True, nogil=True)
 def max_forward(x, y, idx, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
+    """Per (n, c) volume, the maximum of each window as three one-axis maxima (along width,
+    then height, then depth): 3 + 3 + 3 comparisons per output of a 3x3x3 window instead of
+    27, the intermediates of one volume in cache, the height and depth passes over whole rows.
+    The flat index follows its value through the passes, and the first tap in (kd, kh, kw)
+    order still wins a tie: the depth pass keeps the first plane holding the maximum, whose
+    value came from its first such row, whose value came from its first such voxel. A NaN
+    wins (the last one in that order, as in a loop over all taps with ``v > best or v != v``):
+    the width pass notes NaNs as it goes and rereads only the windows that hold one."""
     C, D, H, W = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
     OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
+    wd, wh, ww = _windows(OD, kd, sd, pd, dd, D), _windows(OH, kh, sh, ph, dh, H), \
+        _windows(OW, kw, sw, pw, dw, W)
+    v1, i1 = np.empty((D, H, OW), x.dtype), np.empty((D, H, OW), np.int64)
+    v2, i2 = np.empty((D, OH, OW), x.dtype), np.empty((D, OH, OW), np.int64)
     for u in range(u0, u1):
         n, c = u // C, u % C
-        xc, yc, ic = x[n, c], y[n, c], idx[n, c]
-        for od in range(OD):
-            zd, ad, bd = _taps(od, kd, sd, pd, dd, D)
-            for oh in range(OH):
-                zh, ah, bh = _taps(oh, kh, sh, ph, dh, H)
-                for ow in range(OW):
-                    zw, aw, bw = _taps(ow, kw, sw, pw, dw, W)
-                    i0, j0, w0 = zd + ad * dd, zh + ah * dh, zw + aw * dw
-                    best, at = xc[i0, j0, w0], (i0 * H + j0) * W + w0  # the first tap
-                    for a in range(ad, bd):
-                        i = zd + a * dd
-                        for b in range(ah, bh):
-                            j = zh + b * dh
-                            for e in range(aw, bw):
-                                v = xc[i, j, zw + e * dw]
-                                if v > best or v != v:
-                                    best, at = v, (i * H + j) * W + zw + e * dw
-                    yc[od, oh, ow] = best
-                    ic[od, oh, ow] = at
+        xc, yc, ic = x[n, c], y[n, c].reshape(OD, -1), idx[n, c].reshape(OD, -1)
+        any_nan = False
+        for i in range(D):  # along width: window by window
+            for j in range(H):
+                row, base = xc[i, j], (i * H + j) * W
+                for o in range(OW):
+                    start, lo, hi = ww[o, 0], ww[o, 1], ww[o, 2]
+                    at = start + lo * dw
+                    best = row[at]
+                    nan = best != best
+                    for e in range(lo + 1, hi):
+                        v = row[start + e * dw]
+                        nan |= v != v
+                        if v > best:
+                            best, at = v, start + e * dw
+                    if nan:  # the last NaN of the window is its maximum
+                        any_nan = True
+                        for e in range(lo, hi):
+                            if row[start + e * dw] != row[start + e * dw]:
+                                best, at = row[start + e * dw], start + e * dw
+                    v1[i, j, o], i1[i, j, o] = best, base + at
+        for i in range(D):  # along height: whole rows of width-maxima
+            for o in range(OH):
+                start, lo, hi = wh[o, 0], wh[o, 1], wh[o, 2]
+                t = start + lo * dh
+                v2[i, o], i2[i, o] = v1[i, t], i1[i, t]
+                for e in range(lo + 1, hi):
+                    t = start + e * dh
+                    _row_max(v2[i, o], i2[i, o], v1[i, t], i1[i, t], any_nan)
+        p2, q2 = v2.reshape(D, -1), i2.reshape(D, -1)
+        for o in range(OD):  # along depth: whole planes of height-maxima
+            start, lo, hi = wd[o, 0], wd[o, 1], wd[o, 2]
+            t = start + lo * dd
+            yc[o], ic[o] = p2[t], q2[t]
+            for e in range(lo + 1, hi):
+                t = start + e * dd
+                _row_max(yc[o], ic[o], p2[t], q2[t], any_nan)
 
 
 @njit(cache=True, nogil=True)

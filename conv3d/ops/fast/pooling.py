@@ -6,7 +6,7 @@ its window once, clipped to the input, so padding costs nothing and needs no pad
 
     max:  y[n, c, o] = max over the window's voxels inside x, and its flat index (ties: the
           first in (kd, kh, kw) order wins, since a later one must be strictly larger; a NaN
-          always wins, so NaN propagates; PyTorch's rule)
+          always wins, so NaN propagates; PyTorch's rule), as three one-axis maxima
     avg:  y[n, c, o] = sum over the window's voxels inside x / divisor (PyTorch's divisor:
           the window clipped to the padded input, or with ``count_include_pad=False`` to x)
 
@@ -25,6 +25,8 @@ from ...core.geometry import PoolGeometry
 from .. import cpu_reference
 from .sample_threads import run_units
 
+FEW_TAPS = 9  # window voxels up to which inference takes one NumPy pass per tap
+
 
 def _geometry(x_shape, kernel_size, stride, padding, dilation=(1, 1, 1), ceil_mode=False):
     geo = PoolGeometry(*x_shape, tuple(kernel_size), tuple(stride), tuple(padding),
@@ -39,17 +41,19 @@ def _settings(geo):
 def max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
                        return_indices=True):
     """``(y, indices or None)``: indices are int64 flat indices into each (n, c) volume.
-    Without indices (inference) the reference's one ``np.maximum`` per tap is faster: it
-    runs on whole strided rows, where the loop's per-voxel comparisons cannot."""
-    if not return_indices:
+
+    Windows of at most ``FEW_TAPS`` voxels without indices (inference) take the reference's
+    one ``np.maximum`` per tap, over whole strided rows; the rest take the separable loop
+    (``_pool_loops.max_forward``: 3 + 3 + 3 comparisons for a 3x3x3 window instead of 27),
+    which also records the indices."""
+    if not return_indices and math.prod(kernel_size) <= FEW_TAPS:
         return cpu_reference.max_pool3d_forward(x, kernel_size, stride, padding, dilation,
                                                 ceil_mode, return_indices=False)
     geo, y_shape = _geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     y, idx = np.empty(y_shape, x.dtype), np.empty(y_shape, np.int64)
-    units = geo.N * geo.C
-    run_units(_kernels()[0], units, y.size * math.prod(geo.kernel), x, y, idx,
+    run_units(_kernels()[0], geo.N * geo.C, x.size * sum(geo.kernel), x, y, idx,
               *_settings(geo), *geo.dilation)
-    return y, idx
+    return y, (idx if return_indices else None)
 
 
 def max_pool3d_backward(gy, indices, x_shape):
