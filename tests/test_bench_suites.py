@@ -103,9 +103,14 @@ def test_summary_lists_ratios_and_geometric_means():
     assert f"| {fwd} | 2 | 1.00x |" in text and f"| {both} | 1 | 3.00x |" in text
 
 
-def test_budget_caps_rounds_but_keeps_one():
+def test_budget_caps_rounds_but_keeps_three_of_a_cheap_case_and_one_of_any(monkeypatch):
     calls = []
     case = harness.Case("b", "s", [harness.Impl("x", lambda: calls.append(1) or [np.zeros(1)])])
+    rows = harness.run_case(case, 50, log=lambda *a: None, pause=0.01, budget=0.0)
+    assert rows[0]["rounds"] == harness.MIN_ROUNDS == 3  # a cheap round: never below three
+    rows = harness.run_case(case, 2, log=lambda *a: None, pause=0.01, budget=0.0)
+    assert rows[0]["rounds"] == 2                        # ... nor above what was asked
+    monkeypatch.setattr(harness, "CHEAP_ROUND", 0.0)     # every round now counts as costly
     rows = harness.run_case(case, 50, log=lambda *a: None, pause=0.01, budget=0.0)
     assert rows[0]["rounds"] == 1
     rows = harness.run_case(case, 3, log=lambda *a: None, pause=0.01, budget=100.0)

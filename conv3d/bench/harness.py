@@ -43,6 +43,8 @@ PAUSE = 0.2  # seconds between timed calls: idle threads of the previous row go 
 # A call at least this long skips the untimed call before each timed one and the second warm-up
 # call: the slow first call after an idle gap costs milliseconds (see above), a few percent of
 # such a call at most, while the untimed call would double the suite's time.
+MIN_ROUNDS = 3      # rounds a cheap case keeps under any budget (fewer only if fewer repeats)
+CHEAP_ROUND = 1.0   # seconds: a round this cheap is never cut below MIN_ROUNDS
 LONG_CALL = 0.5
 
 
@@ -114,9 +116,11 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
     """Check, warm up and time every implementation of ``case``; return one dict per row.
 
     ``budget``: seconds the timed rounds of this case may take (None: no limit). The number of
-    rounds is then ``min(repeats, max(1, budget // cost))``, where ``cost`` is one round's time
-    predicted from the check call of every row (pause + untimed call + timed call); every case
-    gets at least one round."""
+    rounds is then ``min(repeats, max(floor, budget // cost))``, where ``cost`` is one round's
+    time predicted from the check call of every row (pause + untimed call + timed call) and
+    ``floor`` is ``MIN_ROUNDS`` for rounds of at most ``CHEAP_ROUND`` seconds, else 1: the
+    budget trims only expensive cases, since a best of one call is no best (a single slow call
+    of a sub-millisecond layer would stand as its time)."""
     from conv3d.ops.fast import reset_peak_workspace  # noqa: PLC0415
     ref_name = case.reference if isinstance(case.reference, str) else None
     expected = case.reference() if callable(case.reference) else None
@@ -157,7 +161,8 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
         live.append(impl)
     if budget is not None and live:
         cost = sum(_round_cost(call_s[i.name], pause) for i in live)
-        repeats = min(repeats, max(1, int(budget // cost)))
+        floor = min(repeats, MIN_ROUNDS) if cost <= CHEAP_ROUND else 1
+        repeats = min(repeats, max(floor, int(budget // cost)))
     times = {impl.name: [] for impl in live}
     order = np.random.default_rng(0)  # fixed seed: every run times the same orders
     for _ in range(repeats):
