@@ -163,3 +163,48 @@ def test_drawn_shapes_and_modes_match_torch(N, C, spatial, momentum, track, affi
     assert set(ours.state_dict()) == set(tstate)
     for name, value in ours.state_dict().items():
         np.testing.assert_allclose(value, tstate[name].numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("affine", [True, False])
+def test_without_a_graph_it_computes_the_same_normalization(dtype, training, affine):
+    """Under no_grad BatchNorm takes x * scale + shift (no xhat kept): the same values as the
+    formula written out in float64, in the input's dtype, and the same running statistics."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((2, 3, 2, 3, 4)) * 3 + 1).astype(dtype)
+    bn = nn.BatchNorm3d(3, affine=affine, dtype=dtype)
+    bn.running_mean[...] = rng.standard_normal(3)
+    bn.running_var[...] = rng.random(3) + 0.5
+    if affine:
+        bn.weight.data[...] = rng.standard_normal(3)
+        bn.bias.data[...] = rng.standard_normal(3)
+    bn.train(training)
+    before = (bn.running_mean.copy(), bn.running_var.copy())
+    with conv3d.no_grad():
+        y = bn(conv3d.Tensor(x))
+    x64, axes, b = x.astype(np.float64), (0, 2, 3, 4), (1, -1, 1, 1, 1)
+    mean, var = (x64.mean(axis=axes), x64.var(axis=axes)) if training else \
+        (before[0].astype(np.float64), before[1].astype(np.float64))
+    want = (x64 - mean.reshape(b)) / np.sqrt(var.reshape(b) + bn.eps)
+    if affine:
+        want = want * bn.weight.data.reshape(b) + bn.bias.data.reshape(b)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+    if training:
+        M = x.size // 3
+        np.testing.assert_allclose(bn.running_mean, 0.9 * before[0] + 0.1 * mean, rtol=1e-5)
+        np.testing.assert_allclose(bn.running_var, 0.9 * before[1] + 0.1 * var * M / (M - 1),
+                                   rtol=1e-5)
+    else:
+        np.testing.assert_array_equal(bn.running_mean, before[0])
+
+
+def test_relu_without_a_graph_is_max_of_x_and_zero_and_keeps_nan():
+    import conv3d.functional as F
+    x = np.array([-2.0, -0.0, 0.0, 1.5, np.nan, np.inf, -np.inf], np.float32)
+    with conv3d.no_grad():
+        y = F.relu(conv3d.Tensor(x)).numpy()
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, [0, 0, 0, 1.5, np.nan, np.inf, 0])

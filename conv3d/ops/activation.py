@@ -10,6 +10,8 @@ class ReLUFunction(Function):
 
     def forward(self, x):
         check_float_dtypes("relu", input=x)
+        if not self.recording:  # no backward: one pass, no mask kept (NaN stays NaN either way)
+            return get_array_module(x).maximum(x, 0)
         self.mask = x > 0
         return x * self.mask
 

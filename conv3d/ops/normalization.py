@@ -15,6 +15,9 @@ class BatchNormFunction(Function):
         dx = invstd / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),  dxhat = gy * gamma
 
     Eval mode uses the running statistics, which are constants: dx = gy * gamma * invstd.
+    Without a graph (inference) the same y is computed as x * scale + shift, with
+    scale = gamma * invstd and shift = beta - mean * scale per channel: two passes over x and
+    no xhat kept for a backward that will not run.
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps):
@@ -38,7 +41,16 @@ class BatchNormFunction(Function):
                 self.running_var += m * var * (M / max(M - 1, 1))
         else:
             mean, var = self.running_mean, self.running_var
-        self.invstd = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype).reshape(bshape)
+        invstd = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
+        if not self.recording:  # no backward: y = x * scale + shift, two passes, nothing kept
+            scale = invstd if gamma is None else invstd * gamma
+            shift = -mean.astype(x.dtype) * scale
+            if beta is not None:
+                shift += beta
+            y = xp.multiply(x, scale.astype(x.dtype).reshape(bshape))
+            y += shift.astype(x.dtype).reshape(bshape)
+            return y
+        self.invstd = invstd.reshape(bshape)
         self.xhat = (x - mean.reshape(bshape)) * self.invstd
         self.gamma = gamma.reshape(bshape) if gamma is not None else None
         self.axes = axes
