@@ -6,7 +6,7 @@ in docs/benchmarks/notes.md).
 
 Interleaved in a random order, best of up to 3 provider calls per strategy: forward, and the
 backward with both gradients. No PyTorch: only the two rules are compared. ``previous_auto``
-is the rule as committed before the change (2026-12-07 a3d7863), frozen here.
+is the rule as committed before the change, frozen here.
 """
 import json
 import os
@@ -21,17 +21,20 @@ from conv3d.ops.fast import chooser, im2col_gemm, winograd
 
 
 def previous_auto(geo, op):
-    if (op == "forward" and winograd.applies(geo) and geo.C >= 32 and geo.K >= 32
-            and geo.N * geo.plane * geo.OD >= 4096):
-        return "winograd"
+    """The rule of 7ad8bc1: Winograd for 3x3x3 kernels only (the table of the change before,
+    channels-last narrowed, was made against a3d7863's rule: see this file's history)."""
     if geo.Cg == 1 and geo.Kg <= 4:
         return "direct"
     if im2col_gemm.pointwise(geo):
         return "im2col"
+    if (geo.plane * geo.OD <= 4096 and geo.kernel[1] * geo.kernel[2] > 1 and geo.Kg <= 128
+            and 256 < geo.Cg * geo.taps < 2048):
+        return "channels-last"
+    if (op == "forward" and winograd.applies(geo) and geo.kernel == (3, 3, 3)
+            and geo.C >= 32 and geo.K >= 32 and geo.N * geo.plane * geo.OD >= 4096):
+        return "winograd"
     if geo.plane >= 1024 and geo.dilation[0] == 1:
         return "im2col-planes"
-    if geo.plane * geo.OD <= 4096 and 256 < geo.Cg * geo.taps < 2048:
-        return "channels-last"
     return "im2col"
 
 

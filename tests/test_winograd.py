@@ -33,14 +33,16 @@ def _close(got, want, dtype):
 @st.composite
 def cases(draw):
     same = draw(st.booleans())
+    kernel = (draw(st.sampled_from([3, 1])), 3, 3)  # 3x3x3, or (1, 3, 3): F(2x2, 3x3)
     size = tuple(draw(st.integers(1, 7)) for _ in range(3))
     if same:
-        padding = tuple(ref_same_padding(i, 3, 1, 1) for i in size)
+        padding = tuple(ref_same_padding(i, k, 1, 1) for i, k in zip(size, kernel))
     else:
-        padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(3))
-        size = tuple(max(i, 3 - lo - hi) for i, (lo, hi) in zip(size, padding))
+        padding = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) if k == 3 else (0, 0)
+                        for k in kernel)
+        size = tuple(max(i, k - lo - hi) for i, k, (lo, hi) in zip(size, kernel, padding))
     return dict(N=draw(st.integers(1, 3)), C=draw(st.integers(1, 4)), K=draw(st.integers(1, 4)),
-                size=size, padding=padding, same=same,
+                size=size, padding=padding, same=same, kernel=kernel,
                 dtype=draw(st.sampled_from([np.float32, np.float64])),
                 seed=draw(st.integers(0, 2**16)))
 
@@ -49,7 +51,7 @@ def _arrays(case):
     rng = np.random.default_rng(case["seed"])
     dt = case["dtype"]
     x = rng.standard_normal((case["N"], case["C"]) + case["size"]).astype(dt)
-    w = rng.standard_normal((case["K"], case["C"], 3, 3, 3)).astype(dt)
+    w = rng.standard_normal((case["K"], case["C"]) + case["kernel"]).astype(dt)
     b = rng.standard_normal(case["K"]).astype(dt)
     args = ((1, 1, 1), case["padding"], (1, 1, 1), 1)
     y_ref = naive_conv3d(x, w, b, *args)
@@ -77,12 +79,14 @@ def test_winograd_matches_naive_loops(case, mask):
             assert got is None
 
 
-def test_odd_output_sizes_and_one_tile_cropped_to_one_voxel():
+@pytest.mark.parametrize("kD", [3, 1])
+def test_odd_output_sizes_and_one_tile_cropped_to_one_voxel(kD):
     rng = np.random.default_rng(5)
     for size, padding in [((5, 7, 3), ((1, 1),) * 3), ((3, 3, 3), ((0, 0),) * 3),
                           ((1, 2, 1), ((1, 1), (2, 0), (0, 2)))]:
+        padding = padding if kD == 3 else ((0, 0),) + padding[1:]
         x = rng.standard_normal((2, 3) + size)
-        w = rng.standard_normal((2, 3, 3, 3, 3))
+        w = rng.standard_normal((2, 3, kD, 3, 3))
         args = ((1, 1, 1), padding, (1, 1, 1), 1)
         _close(winograd.forward(x, w, None, *args), naive_conv3d(x, w, None, *args), np.float64)
 
@@ -101,11 +105,12 @@ def test_results_written_into_out_leave_nothing_of_its_old_contents():
     _close(gx, naive_conv3d_backward_input(gy, w, x.shape, *args), np.float32)
 
 
-def test_chunks_give_the_same_results_and_respect_the_limit():
+@pytest.mark.parametrize("kD", [3, 1])
+def test_chunks_give_the_same_results_and_respect_the_limit(kD):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 4, 8, 6, 5))
-    w = rng.standard_normal((5, 4, 3, 3, 3))
-    args = ((1, 1, 1), ((1, 1), (1, 0), (2, 1)), (1, 1, 1), 1)
+    w = rng.standard_normal((5, 4, kD, 3, 3))
+    args = ((1, 1, 1), ((kD // 2,) * 2, (1, 0), (2, 1)), (1, 1, 1), 1)
     fast.reset_peak_workspace()
     whole = winograd.forward(x, w, None, *args)
     unchunked = fast.peak_workspace()
@@ -123,10 +128,12 @@ def test_chunks_give_the_same_results_and_respect_the_limit():
 def test_refuses_what_it_does_not_apply_to():
     x, w = np.ones((1, 2, 5, 5, 5)), np.ones((2, 2, 3, 3, 3))
     for stride, padding, dilation in [(2, 1, 1), (1, 1, 2), (1, 3, 1)]:
-        with pytest.raises(ValueError, match="Winograd .* needs a 3x3x3 kernel, stride 1"):
+        with pytest.raises(ValueError, match=r"Winograd .* needs a 3x3x3 kernel \(or \(1, 3, 3\) without depth padding\), stride 1"):
             winograd.forward(x, w, None, stride, padding, dilation, 1)
     with pytest.raises(ValueError, match="needs a 3x3x3 kernel"):
         winograd.forward(x, np.ones((2, 2, 3, 1, 3)), None, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="without depth padding"):  # (1, 3, 3) padded in depth
+        winograd.forward(x, np.ones((2, 2, 1, 3, 3)), None, 1, 1, 1, 1)
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,forward,backward", [
@@ -146,6 +153,20 @@ def test_auto_takes_winograd_for_the_forward_of_wide_stride_1_3x3x3_layers(
     geo = ConvGeometry.from_shapes(x_shape, w_shape, stride, 1, 1, 1)
     assert fast.choose(geo, "forward") == forward
     assert fast.choose(geo, "backward") == backward
+
+
+@pytest.mark.parametrize("x_shape,w_shape,forward", [
+    ((1, 64, 16, 56, 56), (144, 64, 1, 3, 3), "winograd"),  # r2plus1d_18's spatial layer1 conv
+    ((8, 256, 4, 14, 14), (576, 256, 1, 3, 3), "winograd"),
+    ((1, 256, 4, 14, 14), (576, 256, 1, 3, 3), "im2col"),    # 784 outputs only
+    ((8, 16, 8, 14, 14), (32, 16, 1, 3, 3), "im2col"),       # 16 channels: too thin
+])
+def test_auto_takes_winograd_for_wide_stride_1_1x3x3_layers_without_depth_padding(
+        x_shape, w_shape, forward):
+    geo = ConvGeometry.from_shapes(x_shape, w_shape, 1, (0, 1, 1), 1, 1)
+    assert fast.choose(geo, "forward") == forward
+    padded = ConvGeometry.from_shapes(x_shape, w_shape, 1, 1, 1, 1)
+    assert fast.choose(padded, "forward") != "winograd"  # depth padding: winograd refuses
 
 
 def test_winograd_set_runs_auto_where_it_does_not_apply():

@@ -9,7 +9,8 @@ fewer multiplications) and adds what speed and memory need, each in its own modu
 * ``im2col_gemm.py``: strategy ``'im2col'``, chunked NCDHW im2col/col2im + one GEMM per chunk;
 * ``plane_im2col.py``: strategy ``'im2col-planes'``, 2D columns per input plane shared along depth;
 * ``channels_last.py``: strategy ``'channels-last'``, 2D columns in NDHWC layout (numba loops);
-* ``winograd.py``: strategy ``'winograd'``, 3D Winograd F(2x2x2, 3x3x3) for stride-1 3x3x3 layers;
+* ``winograd.py``: strategy ``'winograd'``, Winograd F(2x2x2, 3x3x3) and F(2x2, 3x3) for stride-1
+  3x3x3 and (1, 3, 3) layers;
 * ``workspace.py``: the workspace limit (default 256 MiB) and the chunk planner;
 * ``sample_threads.py``: large calls run on one slice of the batch per thread;
 * ``threads.py``: the BLAS thread count;

@@ -6,7 +6,7 @@
 ``'im2col'``        chunked im2col + one GEMM per chunk (``im2col_gemm``)
 ``'im2col-planes'`` 2D im2col per input plane, shared by kD output planes (``plane_im2col``)
 ``'channels-last'`` 2D im2col in NDHWC layout, copies of whole channel runs (``channels_last``)
-``'winograd'``      3D Winograd F(2x2x2, 3x3x3) for stride-1 3x3x3 layers (``winograd``)
+``'winograd'``      Winograd for stride-1 3x3x3 and (1, 3, 3) layers (``winograd``)
 ``'direct'``        compiled loops over the taps, no columns, no workspace (``direct``)
 ==================  =========================================================================
 
@@ -82,8 +82,8 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     3. Small output volumes (at most ``SMALL_VOLUME`` voxels per sample) with a spatial kernel
        (kH*kW > 1), at most ``FEW_FILTERS_CL`` filters per group and a GEMM inner dimension
        C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``.
-    4. The forward of a layer ``winograd.applies`` to (3x3x3 kernel, stride 1, dilation 1,
-       groups 1) with at least ``WINOGRAD_CHANNELS`` input channels, ``WINOGRAD_FILTERS``
+    4. The forward of a layer ``winograd.applies`` to (3x3x3 or (1, 3, 3) kernel, stride 1,
+       dilation 1, groups 1) with at least ``WINOGRAD_CHANNELS`` input channels, ``WINOGRAD_FILTERS``
        output channels and ``WINOGRAD_VOXELS`` output voxels in the batch takes ``'winograd'``.
     5. Output planes of at least ``LONG_PLANE`` voxels with depth dilation 1 take
        ``'im2col-planes'``; everything else takes ``'im2col'``.
@@ -95,10 +95,11 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     kH*kW = 1, where NCDHW rows are whole planes, nor with many filters or a deep inner
     dimension, where the GEMM dominates and the NDHWC transposes cost more than the copies save,
     nor with too few channels to make a run. Winograd needs 64 multiplications per 2x2x2
-    outputs where im2col's GEMM needs 216, and the GEMMs are what its layers spend their time
-    on; with fewer channels its 64 GEMMs (inner dimension C, not 27*C) are too thin for BLAS to
-    run near its peak, with fewer filters they have too few rows, and with few outputs they are
-    too short (one column per 2x2x2 tile) and half-empty tiles at the borders waste their work.
+    outputs where im2col's GEMM needs 216 (16 per 2x2 outputs against 36 for (1, 3, 3)), and
+    the GEMMs are what its layers spend their time on; with fewer channels its 64 (or 16)
+    GEMMs (inner dimension C, not 27*C or 9*C) are too thin for BLAS to run near its peak, with
+    fewer filters they have too few rows, and with few outputs they are too short (one column
+    per tile) and half-empty tiles at the borders waste their work.
     Its backward follows rules 3 and 5 (Winograd has no weight gradient of its own). A long
     plane is a long GEMM, and sharing each input plane's 2D columns among kD output planes
     saves two thirds of im2col's copying.

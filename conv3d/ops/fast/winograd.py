@@ -22,9 +22,14 @@ The transforms are compiled loops over the tiles (``_winograd_loops.py``) that k
 a small local array through all three axes: one pass over memory each. Output sizes that are
 odd are handled by padding the input with zeros up to whole tiles and cropping.
 
-Only stride 1, dilation 1, groups 1 and a 3x3x3 kernel (``applies``); any padding up to 2 on
-each side, so that the input gradient, the same convolution of ``gy`` with the flipped and
-transposed weight and padding ``2 - p``, runs through the same kernel.
+A (1, 3, 3) kernel, the spatial half of a (2+1)D block, is the same along height and width and
+needs nothing along depth: F(2x2, 3x3), 16 positions, 16 multiplications per 2x2 outputs
+instead of 36, one input plane per output plane (``_depth``: the tile sizes along depth).
+
+Only stride 1, dilation 1, groups 1 and a 3x3x3 or (1, 3, 3) kernel (``applies``); any padding
+up to 2 on each side (none along depth for (1, 3, 3)), so that the input gradient, the same
+convolution of ``gy`` with the flipped and transposed weight and padding ``k - 1 - p``, runs
+through the same kernel.
 """
 from __future__ import annotations
 
@@ -43,29 +48,40 @@ G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0
 
 
 def applies(geo: ConvGeometry) -> bool:
-    """Stride 1, dilation 1, groups 1, a 3x3x3 kernel and padding at most 2 on each side."""
-    return (geo.kernel == (3, 3, 3) and geo.stride == (1, 1, 1) and geo.dilation == (1, 1, 1)
-            and geo.groups == 1 and all(0 <= p <= 2 for pair in geo.padding for p in pair))
+    """Stride 1, dilation 1, groups 1, a 3x3x3 kernel and padding at most 2 on each side, or a
+    (1, 3, 3) kernel without depth padding."""
+    return ((geo.kernel == (3, 3, 3) or (geo.kernel == (1, 3, 3) and geo.padding[0] == (0, 0)))
+            and geo.stride == (1, 1, 1) and geo.dilation == (1, 1, 1) and geo.groups == 1
+            and all(0 <= p <= 2 for pair in geo.padding for p in pair))
+
+
+def _depth(geo):
+    """``(outputs, inputs)`` of a tile along depth: F(2, 3) for kD = 3, none for kD = 1."""
+    return (2, 4) if geo.kernel[0] == 3 else (1, 1)
 
 
 def weight_transform(w, threads=1):
-    """(K, C, 3, 3, 3) -> U (64, K, C): ``G g G^T`` along each axis, positions (aw, ah, ad)
-    (the order ``_input_transform`` leaves them in: it transforms depth first)."""
-    K, C = w.shape[:2]
-    G3 = np.kron(np.kron(G, G), G).reshape(4, 4, 4, 27)  # G x G x G, rows (ad, ah, aw)
-    G3 = G3.transpose(2, 1, 0, 3).reshape(64, 27).astype(w.dtype)  # rows (aw, ah, ad)
-    U = np.empty((64, K * C), dtype=w.dtype)
-    w_t = w.reshape(K * C, 27).T  # one GEMM per block of positions, no transposed copy
-    _by_positions(lambda a, b: np.matmul(G3[a:b], w_t, out=U[a:b]), threads)
-    return U.reshape(64, K, C)
+    """(K, C, kD, 3, 3) -> U (P, K, C): ``G g G^T`` along each axis with three taps, positions
+    (aw, ah, ad) (the order ``_input_transform`` leaves them in: depth varies fastest); P = 64
+    for kD = 3, 16 for kD = 1."""
+    K, C, kD = w.shape[:3]
+    Gd = G if kD == 3 else np.ones((1, 1))
+    a = Gd.shape[0]
+    G3 = np.kron(np.kron(Gd, G), G).reshape(a, 4, 4, kD * 9)  # rows (ad, ah, aw)
+    G3 = G3.transpose(2, 1, 0, 3).reshape(16 * a, kD * 9).astype(w.dtype)  # rows (aw, ah, ad)
+    U = np.empty((16 * a, K * C), dtype=w.dtype)
+    w_t = w.reshape(K * C, kD * 9).T  # one GEMM per block of positions, no transposed copy
+    _by_positions(lambda a0, b0: np.matmul(G3[a0:b0], w_t, out=U[a0:b0]), threads,
+                  positions=16 * a)
+    return U.reshape(16 * a, K, C)
 
 
-def _by_positions(fn, threads):
-    """``fn(a, b)`` for blocks of the 64 positions, one per thread (the caller limits BLAS)."""
+def _by_positions(fn, threads, positions):
+    """``fn(a, b)`` for blocks of the positions, one per thread (the caller limits BLAS)."""
     if threads == 1:
-        fn(0, 64)
+        fn(0, positions)
         return
-    bounds = [64 * i // threads for i in range(threads + 1)]
+    bounds = [positions * i // threads for i in range(threads + 1)]
     futures = [_workers(threads).submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
     try:
         fn(0, bounds[1])
@@ -76,7 +92,9 @@ def _by_positions(fn, threads):
 
 
 def _tiles(geo):
-    return tuple((o + 1) // 2 for o in geo.out_size)  # TD, TH, TW
+    m = _depth(geo)[0]
+    OD, OH, OW = geo.out_size
+    return -(-OD // m), (OH + 1) // 2, (OW + 1) // 2  # TD, TH, TW
 
 
 def _plan(geo, itemsize, workspace_limit, what):
@@ -84,25 +102,28 @@ def _plan(geo, itemsize, workspace_limit, what):
     the GEMM products M."""
     _, TH, TW = _tiles(geo)
     Hp, Wp = 2 * TH + 2, 2 * TW + 2
-    C, K = geo.C, geo.K
+    C, K, (m, a) = geo.C, geo.K, _depth(geo)
+    P = 16 * a
 
     def bytes_for(n, td):
-        Dp, T = 2 * td + 2, n * td * TH * TW
-        return (C * n * Dp * Hp * Wp + 64 * C * T + 64 * K * T) * itemsize  # slab, V, M
-    # every chunk streams the whole transformed weight U (64*K*C) through its GEMMs once, so a
+        Dp, T = m * td + a - m, n * td * TH * TW
+        return (C * n * Dp * Hp * Wp + P * C * T + P * K * T) * itemsize  # slab, V, M
+    # every chunk streams the whole transformed weight U (P*K*C) through its GEMMs once, so a
     # chunk is kept near the cache target only while U is smaller than that target
-    target = max(CACHE_TARGET, 64 * K * C * itemsize)
+    target = max(CACHE_TARGET, P * K * C * itemsize)
     return plan_chunks(geo.N, _tiles(geo)[0], bytes_for, workspace_limit, what, target=target)
 
 
 def _slab(ws, x, geo, n0, n1, td0, td1):
-    """The zero-padded input (C, n, 2*td + 2, 2*TH + 2, 2*TW + 2) that tile rows td0:td1 of
-    samples n0:n1 read: padded depth 2*td0 .. 2*td1 + 1, zeros past the data up to whole tiles."""
+    """The zero-padded input (C, n, m*td + a - m, 2*TH + 2, 2*TW + 2) that tile rows td0:td1
+    of samples n0:n1 read (m, a = ``_depth``): padded depth m*td0 .. m*td1 + a - m - 1, zeros
+    past the data up to whole tiles."""
     _, TH, TW = _tiles(geo)
-    Dp, Hp, Wp = 2 * (td1 - td0) + 2, 2 * TH + 2, 2 * TW + 2
+    m, a = _depth(geo)
+    Dp, Hp, Wp = m * (td1 - td0) + a - m, 2 * TH + 2, 2 * TW + 2
     (pd, _), (ph, _), (pw, _) = geo.padding
     slab = ws.take("slab", (geo.C, n1 - n0, Dp, Hp, Wp), x.dtype)
-    d_lo = 2 * td0 - pd
+    d_lo = m * td0 - pd
     a, b = max(d_lo, 0), min(d_lo + Dp, geo.D)
     slab.fill(0)
     if b > a:
@@ -112,28 +133,31 @@ def _slab(ws, x, geo, n0, n1, td0, td1):
 
 
 def _input_transform(ws, x, geo, n0, n1, td0, td1):
-    """V (64, C, n*td*TH*TW) of samples n0:n1 and tile rows td0:td1 along depth."""
+    """V (P, C, n*td*TH*TW) of samples n0:n1 and tile rows td0:td1 along depth."""
     from . import _winograd_loops as loops  # noqa: PLC0415 - numba loads only when a loop runs
     _, TH, TW = _tiles(geo)
-    slab = _slab(ws, x, geo, n0, n1, td0, td1)  # (C, n, 2*td + 2, Hp, Wp)
-    V = ws.take("V", (64, geo.C, n1 - n0, td1 - td0, TH, TW), x.dtype)
-    loops.input_transform(slab, V)
-    return V.reshape(64, geo.C, -1)
+    deep, P = geo.kernel[0] == 3, 16 * _depth(geo)[1]
+    slab = _slab(ws, x, geo, n0, n1, td0, td1)  # (C, n, Dp, Hp, Wp)
+    V = ws.take("V", (P, geo.C, n1 - n0, td1 - td0, TH, TW), x.dtype)
+    (loops.input_transform if deep else loops.input_transform_2d)(slab, V)
+    return V.reshape(P, geo.C, -1)
 
 
 def _output_transform(ws, M, y, geo, n0, n1, td0, td1):
-    """y[n0:n1, :, 2*td0 : 2*td1] from M (64, K, n*td*TH*TW), cropped to the output size."""
+    """y[n0:n1, :, m*td0 : m*td1] from M (P, K, n*td*TH*TW), cropped to the output size."""
     from . import _winograd_loops as loops  # noqa: PLC0415
     _, TH, TW = _tiles(geo)
-    od0, od1 = 2 * td0, min(2 * td1, geo.out_size[0])
-    loops.output_transform(M.reshape(64, geo.K, n1 - n0, td1 - td0, TH, TW),
-                           y[n0:n1, :, od0:od1])
+    m = _depth(geo)[0]
+    od0, od1 = m * td0, min(m * td1, geo.out_size[0])
+    transform = loops.output_transform if m == 2 else loops.output_transform_2d
+    transform(M.reshape(M.shape[0], geo.K, n1 - n0, td1 - td0, TH, TW), y[n0:n1, :, od0:od1])
 
 
 def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, out=None):
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     if not applies(geo):
-        raise ValueError(f"Winograd F(2x2x2, 3x3x3) needs a 3x3x3 kernel, stride 1, dilation 1, "
+        raise ValueError(f"Winograd F(2x2x2, 3x3x3) needs a 3x3x3 kernel (or (1, 3, 3) without "
+                         f"depth padding), stride 1, dilation 1, "
                          f"groups 1 and padding 0..2 per side; got kernel {geo.kernel}, stride "
                          f"{geo.stride}, dilation {geo.dilation}, groups {geo.groups}, padding "
                          f"{geo.padding}")
@@ -167,11 +191,11 @@ def _add_bias(y, b):
 def _split(geo, itemsize, workspace_limit):
     """``(parts, limit, T)``: the chunks cut into one contiguous part per thread, the limit each
     part runs under, and the thread count T. A call of a single chunk (one depth tile) is one
-    part, and its T threads share out the 64 positions of its GEMMs instead.
+    part, and its T threads share out the positions of its GEMMs instead.
 
     A one-sample call, which the threads over samples cannot split, is split here over its
     chunks of depth tiles when it is large enough (``sample_threads.threads_for``) and
-    ``get_num_threads()`` > 1: its transforms are single-threaded NumPy passes and its 64 GEMMs
+    ``get_num_threads()`` > 1: its transforms are single-threaded loops and its GEMMs
     per chunk are small, so T threads with a single-threaded BLAS each run whole chunks instead
     of T BLAS threads synchronising on every small GEMM while one core does the transforms.
     (Inside a split call BLAS runs one thread, so a slice is never split again.)"""
@@ -196,13 +220,13 @@ def _split(geo, itemsize, workspace_limit):
 
 
 def _run_chunks(x, U, y, geo, todo, limit, threads):
-    """The chunks ``todo`` in turn; ``threads`` > 1 shares out each chunk's 64 GEMMs."""
+    """The chunks ``todo`` in turn; ``threads`` > 1 shares out each chunk's GEMMs."""
     ws = Workspace(limit)
     for n0, n1, td0, td1 in todo:
         V = _input_transform(ws, x, geo, n0, n1, td0, td1)
-        M = ws.take("M", (64, geo.K, V.shape[2]), x.dtype)
-        # 64 GEMMs (K, C) @ (C, tiles), one per position
-        _by_positions(lambda a, b: np.matmul(U[a:b], V[a:b], out=M[a:b]), threads)
+        M = ws.take("M", (V.shape[0], geo.K, V.shape[2]), x.dtype)
+        # P GEMMs (K, C) @ (C, tiles), one per position
+        _by_positions(lambda a, b: np.matmul(U[a:b], V[a:b], out=M[a:b]), threads, len(U))
         _output_transform(ws, M, y, geo, n0, n1, td0, td1)
 
 
@@ -210,15 +234,15 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
              workspace_limit=None, out=None):
     """``(gx, gw)``, ``None`` where ``output_mask`` is False; ``out``: the array for ``gx``.
 
-    With stride 1 the input gradient is itself a stride-1 3x3x3 convolution: ``gy`` with the
-    weight flipped along all three axes and its channel axes swapped, padded by ``2 - p`` on
-    each side (``gx[i] = sum_k gy[i + p - k] w[k]``), so it runs through ``forward``. The
-    weight gradient is that of ``'im2col-planes'``."""
+    With stride 1 the input gradient is itself a stride-1 convolution with the same kernel
+    size: ``gy`` with the weight flipped along all three axes and its channel axes swapped,
+    padded by ``k - 1 - p`` on each side (``gx[i] = sum_k gy[i + p - k] w[k]``), so it runs
+    through ``forward``. The weight gradient is that of ``'im2col-planes'``."""
     geo = ConvGeometry.from_shapes(x.shape, w.shape, stride, padding, dilation, groups)
     gx = gw = None
     if output_mask[0]:
         w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1, ::-1].transpose(1, 0, 2, 3, 4))
-        pad_t = tuple((2 - lo, 2 - hi) for lo, hi in geo.padding)
+        pad_t = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(geo.kernel, geo.padding))
         gx = forward(gy, w_t, None, 1, pad_t, 1, 1, workspace_limit, out)
     if output_mask[1]:
         gw = plane_im2col.backward(gy, x, w, stride, padding, dilation, groups, (False, True),
