@@ -84,7 +84,8 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
        C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``.
     4. The forward of a layer ``winograd.applies`` to (3x3x3 or (1, 3, 3) kernel, stride 1,
        dilation 1, groups 1) with at least ``WINOGRAD_CHANNELS`` input channels, ``WINOGRAD_FILTERS``
-       output channels and ``WINOGRAD_VOXELS`` output voxels in the batch takes ``'winograd'``.
+       output channels and ``WINOGRAD_VOXELS`` output voxels in the batch takes ``'winograd'``;
+       so does its backward, unless its output planes are long (rule 5).
     5. Output planes of at least ``LONG_PLANE`` voxels with depth dilation 1 take
        ``'im2col-planes'``; everything else takes ``'im2col'``.
 
@@ -100,7 +101,9 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
     GEMMs (inner dimension C, not 27*C or 9*C) are too thin for BLAS to run near its peak, with
     fewer filters they have too few rows, and with few outputs they are too short (one column
     per tile) and half-empty tiles at the borders waste their work.
-    Its backward follows rules 3 and 5 (Winograd has no weight gradient of its own). A long
+    Its backward computes the input gradient by Winograd (the same convolution, flipped) and the
+    weight gradient as ``'im2col-planes'`` does; with long planes ``'im2col-planes'`` does
+    both as fast, and its shared columns serve both gradients. A long
     plane is a long GEMM, and sharing each input plane's 2D columns among kD output planes
     saves two thirds of im2col's copying.
     (Measurements: docs/benchmarks/notes.md, "Why auto chooses what it chooses".)
@@ -120,7 +123,7 @@ def _auto(geo, op):
     if (geo.plane * geo.OD <= SMALL_VOLUME and geo.kernel[1] * geo.kernel[2] > 1
             and geo.Kg <= FEW_FILTERS_CL and THIN < geo.Cg * geo.taps < DEEP):
         return "channels-last"
-    if (op == "forward" and winograd.applies(geo)
+    if (winograd.applies(geo) and (op == "forward" or geo.plane < LONG_PLANE)
             and geo.C >= WINOGRAD_CHANNELS and geo.K >= WINOGRAD_FILTERS
             and geo.N * geo.plane * geo.OD >= WINOGRAD_VOXELS):
         return "winograd"
