@@ -49,7 +49,7 @@ def test_match_naive_loops(out, dtype):
     np.testing.assert_array_equal(y.numpy(), naive_adaptive(x, size, np.max).astype(dtype))
 
 
-@pytest.mark.parametrize("out", [(2, 2, 3), (1, 3, 2), (3, 1, 4)])
+@pytest.mark.parametrize("out", [(2, 2, 3), (1, 3, 2), (3, 1, 4), (1, 1, 1)])  # 1: one mean
 def test_gradcheck(out):
     rng = np.random.default_rng(1)
     x = conv3d.Tensor(rng.standard_normal((1, 2, 3, 4, 3)), requires_grad=True)
