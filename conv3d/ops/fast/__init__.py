@@ -15,7 +15,7 @@ fewer multiplications) and adds what speed and memory need, each in its own modu
 * ``sample_threads.py``: large calls run on one slice of the batch per thread;
 * ``threads.py``: the BLAS thread count;
 * ``direct.py``: strategy ``'direct'``, compiled loops over the taps for depthwise layers;
-* ``pooling.py``: max and average pooling, compiled loops over the output voxels.
+* ``pooling.py``: max and average pooling, compiled loops (max: one axis at a time).
 
 ``conv3d.ops`` registers ``provider`` for the ``'cpu'`` device. To run the readable path
 instead: ``conv3d.ops.fast.set_strategy('reference')`` or ``with use_strategy('reference'):``.

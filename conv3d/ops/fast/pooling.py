@@ -1,4 +1,4 @@
-"""Max and average pooling for the fast provider: compiled loops over the output voxels.
+"""Max and average pooling for the fast provider: compiled loops (max pooling one axis at a time).
 
 The reference (``cpu_reference``) visits the kD*kH*kW taps one by one as whole-array NumPy
 passes (and, for max pooling's indices, several passes per tap). Here each output voxel reads
