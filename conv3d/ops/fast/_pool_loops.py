@@ -30,12 +30,14 @@ def _divisor(o, k, s, p, size, include_pad):
 
 
 @njit(cache=True, nogil=True)
-def _windows(O, k, s, p, d, size):
-    """Per output o of one axis: the first input its window reads and the taps [lo, hi) that
-    land inside the input (``_taps``, computed once per call, not once per voxel)."""
-    w = np.empty((O, 3), np.int64)
+def _windows(O, k, s, p, d, size, include_pad):
+    """Per output o of one axis: the first input its window reads, the taps [lo, hi) that land
+    inside the input, and its average pooling divisor (``_taps`` and ``_divisor``, computed
+    once per call and axis, not once per voxel: they divide)."""
+    w = np.empty((O, 4), np.int64)
     for o in range(O):
         w[o, 0], w[o, 1], w[o, 2] = _taps(o, k, s, p, d, size)
+        w[o, 3] = _divisor(o, k, s, p, size, include_pad)
     return w
 
 
@@ -64,8 +66,8 @@ def max_forward(x, y, idx, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u
     the width pass notes NaNs as it goes and rereads only the windows that hold one."""
     C, D, H, W = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
     OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
-    wd, wh, ww = _windows(OD, kd, sd, pd, dd, D), _windows(OH, kh, sh, ph, dh, H), \
-        _windows(OW, kw, sw, pw, dw, W)
+    wd, wh, ww = (_windows(OD, kd, sd, pd, dd, D, True), _windows(OH, kh, sh, ph, dh, H, True),
+                  _windows(OW, kw, sw, pw, dw, W, True))
     v1, i1 = np.empty((D, H, OW), x.dtype), np.empty((D, H, OW), np.int64)
     v2, i2 = np.empty((D, OH, OW), x.dtype), np.empty((D, OH, OW), np.int64)
     for u in range(u0, u1):
@@ -124,44 +126,45 @@ def max_backward(gy, idx, gx, u0, u1):
 def avg_forward(x, y, kd, kh, kw, sd, sh, sw, pd, ph, pw, include_pad, u0, u1):
     C, D, H, W = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
     OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
+    wd, wh, ww = (_windows(OD, kd, sd, pd, 1, D, include_pad),
+                  _windows(OH, kh, sh, ph, 1, H, include_pad),
+                  _windows(OW, kw, sw, pw, 1, W, include_pad))
     for u in range(u0, u1):
         n, c = u // C, u % C
         xc, yc = x[n, c], y[n, c]
         for od in range(OD):
-            zd, ad, bd = _taps(od, kd, sd, pd, 1, D)
-            qd = _divisor(od, kd, sd, pd, D, include_pad)
+            zd, ad, bd, qd = wd[od, 0], wd[od, 1], wd[od, 2], wd[od, 3]
             for oh in range(OH):
-                zh, ah, bh = _taps(oh, kh, sh, ph, 1, H)
-                qh = _divisor(oh, kh, sh, ph, H, include_pad)
+                zh, ah, bh, qh = wh[oh, 0], wh[oh, 1], wh[oh, 2], wh[oh, 3]
                 for ow in range(OW):
-                    zw, aw, bw = _taps(ow, kw, sw, pw, 1, W)
+                    zw, aw, bw = ww[ow, 0], ww[ow, 1], ww[ow, 2]
                     total = xc[0, 0, 0] * 0
                     for i in range(zd + ad, zd + bd):
                         for j in range(zh + ah, zh + bh):
                             row = xc[i, j]
                             for e in range(zw + aw, zw + bw):
                                 total += row[e]
-                    q = qd * qh * _divisor(ow, kw, sw, pw, W, include_pad)
-                    yc[od, oh, ow] = total / q
+                    yc[od, oh, ow] = total / (qd * qh * ww[ow, 3])
 
 
 @njit(cache=True, nogil=True)
 def avg_backward(gy, gx, kd, kh, kw, sd, sh, sw, pd, ph, pw, include_pad, u0, u1):
     C, D, H, W = gx.shape[1], gx.shape[2], gx.shape[3], gx.shape[4]
     OD, OH, OW = gy.shape[2], gy.shape[3], gy.shape[4]
+    wd, wh, ww = (_windows(OD, kd, sd, pd, 1, D, include_pad),
+                  _windows(OH, kh, sh, ph, 1, H, include_pad),
+                  _windows(OW, kw, sw, pw, 1, W, include_pad))
     for u in range(u0, u1):
         n, c = u // C, u % C
         gc, gyc = gx[n, c], gy[n, c]
         gc[...] = 0
         for od in range(OD):
-            zd, ad, bd = _taps(od, kd, sd, pd, 1, D)
-            qd = _divisor(od, kd, sd, pd, D, include_pad)
+            zd, ad, bd, qd = wd[od, 0], wd[od, 1], wd[od, 2], wd[od, 3]
             for oh in range(OH):
-                zh, ah, bh = _taps(oh, kh, sh, ph, 1, H)
-                qh = _divisor(oh, kh, sh, ph, H, include_pad)
+                zh, ah, bh, qh = wh[oh, 0], wh[oh, 1], wh[oh, 2], wh[oh, 3]
                 for ow in range(OW):
-                    zw, aw, bw = _taps(ow, kw, sw, pw, 1, W)
-                    g = gyc[od, oh, ow] / (qd * qh * _divisor(ow, kw, sw, pw, W, include_pad))
+                    zw, aw, bw = ww[ow, 0], ww[ow, 1], ww[ow, 2]
+                    g = gyc[od, oh, ow] / (qd * qh * ww[ow, 3])
                     for i in range(zd + ad, zd + bd):
                         for j in range(zh + ah, zh + bh):
                             row = gc[i, j]
