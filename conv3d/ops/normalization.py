@@ -43,12 +43,12 @@ class BatchNormFunction(Function):
             mean, var = self.running_mean, self.running_var
         invstd = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
         if not self.recording:  # no backward: y = x * scale + shift, two passes, nothing kept
-            scale = invstd if gamma is None else invstd * gamma
+            scale = invstd if gamma is None else invstd * gamma  # gamma, beta: x's dtype
             shift = -mean.astype(x.dtype) * scale
             if beta is not None:
                 shift += beta
-            y = xp.multiply(x, scale.astype(x.dtype).reshape(bshape))
-            y += shift.astype(x.dtype).reshape(bshape)
+            y = x * scale.reshape(bshape)
+            y += shift.reshape(bshape)
             return y
         self.invstd = invstd.reshape(bshape)
         self.xhat = (x - mean.reshape(bshape)) * self.invstd

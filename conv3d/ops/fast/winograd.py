@@ -24,7 +24,7 @@ odd are handled by padding the input with zeros up to whole tiles and cropping.
 
 A (1, 3, 3) kernel, the spatial half of a (2+1)D block, is the same along height and width and
 needs nothing along depth: F(2x2, 3x3), 16 positions, 16 multiplications per 2x2 outputs
-instead of 36, one input plane per output plane (``_depth``: the tile sizes along depth).
+instead of 36, one input plane per output plane (``_depth``: outputs along depth and positions per tile).
 
 Only stride 1, dilation 1, groups 1 and a 3x3x3 or (1, 3, 3) kernel (``applies``); any padding
 up to 2 on each side (none along depth for (1, 3, 3)), so that the input gradient, the same
@@ -56,8 +56,9 @@ def applies(geo: ConvGeometry) -> bool:
 
 
 def _depth(geo):
-    """``(outputs, inputs)`` of a tile along depth: F(2, 3) for kD = 3, none for kD = 1."""
-    return (2, 4) if geo.kernel[0] == 3 else (1, 1)
+    """``(outputs, positions)``: outputs of a tile along depth (2 for F(2, 3) with kD = 3,
+    1 without a transform for kD = 1) and the tile's transform positions (64 or 16)."""
+    return (2, 64) if geo.kernel[0] == 3 else (1, 16)
 
 
 def weight_transform(w, threads=1):
@@ -102,11 +103,10 @@ def _plan(geo, itemsize, workspace_limit, what):
     the GEMM products M."""
     _, TH, TW = _tiles(geo)
     Hp, Wp = 2 * TH + 2, 2 * TW + 2
-    C, K, (m, a) = geo.C, geo.K, _depth(geo)
-    P = 16 * a
+    C, K, (m, P) = geo.C, geo.K, _depth(geo)
 
     def bytes_for(n, td):
-        Dp, T = m * td + a - m, n * td * TH * TW
+        Dp, T = m * td + geo.kernel[0] - 1, n * td * TH * TW
         return (C * n * Dp * Hp * Wp + P * C * T + P * K * T) * itemsize  # slab, V, M
     # every chunk streams the whole transformed weight U (P*K*C) through its GEMMs once, so a
     # chunk is kept near the cache target only while U is smaller than that target
@@ -115,12 +115,12 @@ def _plan(geo, itemsize, workspace_limit, what):
 
 
 def _slab(ws, x, geo, n0, n1, td0, td1):
-    """The zero-padded input (C, n, m*td + a - m, 2*TH + 2, 2*TW + 2) that tile rows td0:td1
-    of samples n0:n1 read (m, a = ``_depth``): padded depth m*td0 .. m*td1 + a - m - 1, zeros
-    past the data up to whole tiles."""
+    """The zero-padded input (C, n, m*td + kD - 1, 2*TH + 2, 2*TW + 2) that tile rows td0:td1
+    of samples n0:n1 read (m = ``_depth(geo)[0]``): padded depth m*td0 .. m*td1 + kD - 2,
+    zeros past the data up to whole tiles."""
     _, TH, TW = _tiles(geo)
-    m, a = _depth(geo)
-    Dp, Hp, Wp = m * (td1 - td0) + a - m, 2 * TH + 2, 2 * TW + 2
+    m = _depth(geo)[0]
+    Dp, Hp, Wp = m * (td1 - td0) + geo.kernel[0] - 1, 2 * TH + 2, 2 * TW + 2
     (pd, _), (ph, _), (pw, _) = geo.padding
     slab = ws.take("slab", (geo.C, n1 - n0, Dp, Hp, Wp), x.dtype)
     d_lo = m * td0 - pd
@@ -136,10 +136,10 @@ def _input_transform(ws, x, geo, n0, n1, td0, td1):
     """V (P, C, n*td*TH*TW) of samples n0:n1 and tile rows td0:td1 along depth."""
     from . import _winograd_loops as loops  # noqa: PLC0415 - numba loads only when a loop runs
     _, TH, TW = _tiles(geo)
-    deep, P = geo.kernel[0] == 3, 16 * _depth(geo)[1]
+    m, P = _depth(geo)
     slab = _slab(ws, x, geo, n0, n1, td0, td1)  # (C, n, Dp, Hp, Wp)
     V = ws.take("V", (P, geo.C, n1 - n0, td1 - td0, TH, TW), x.dtype)
-    (loops.input_transform if deep else loops.input_transform_2d)(slab, V)
+    (loops.input_transform if m == 2 else loops.input_transform_2d)(slab, V)
     return V.reshape(P, geo.C, -1)
 
 
