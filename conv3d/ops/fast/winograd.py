@@ -24,7 +24,8 @@ odd are handled by padding the input with zeros up to whole tiles and cropping.
 
 A (1, 3, 3) kernel, the spatial half of a (2+1)D block, is the same along height and width and
 needs nothing along depth: F(2x2, 3x3), 16 positions, 16 multiplications per 2x2 outputs
-instead of 36, one input plane per output plane (``_depth``: outputs along depth and positions per tile).
+instead of 36, one input plane per output plane (``_depth``: a tile's outputs along depth and
+its positions).
 
 Only stride 1, dilation 1, groups 1 and a 3x3x3 or (1, 3, 3) kernel (``applies``); any padding
 up to 2 on each side (none along depth for (1, 3, 3)), so that the input gradient, the same
