@@ -83,9 +83,9 @@ def choose(geo: ConvGeometry, op: str = "forward") -> str:
        (kH*kW > 1), at most ``FEW_FILTERS_CL`` filters per group and a GEMM inner dimension
        C/groups*kD*kH*kW above ``THIN`` and below ``DEEP`` take ``'channels-last'``.
     4. The forward of a layer ``winograd.applies`` to (3x3x3 or (1, 3, 3) kernel, stride 1,
-       dilation 1, groups 1) with at least ``WINOGRAD_CHANNELS`` input channels, ``WINOGRAD_FILTERS``
-       output channels and ``WINOGRAD_VOXELS`` output voxels in the batch takes ``'winograd'``;
-       so does its backward, unless its output planes are long (rule 5).
+       dilation 1, groups 1) with at least ``WINOGRAD_CHANNELS`` input channels,
+       ``WINOGRAD_FILTERS`` output channels and ``WINOGRAD_VOXELS`` output voxels in the batch
+       takes ``'winograd'``; so does its backward, unless its output planes are long (rule 5).
     5. Output planes of at least ``LONG_PLANE`` voxels with depth dilation 1 take
        ``'im2col-planes'``; everything else takes ``'im2col'``.
 
