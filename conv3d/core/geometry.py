@@ -114,7 +114,7 @@ class ConvGeometry:
 
     def one_group(self) -> ConvGeometry:
         """The geometry of one group (C/groups -> K/groups channels)."""
-        return replace(self, C=self.Cg, K=self.Kg, groups=1)
+        return self if self.groups == 1 else replace(self, C=self.Cg, K=self.Kg, groups=1)
 
     def flops(self) -> int:
         """Multiply-adds times two of the forward pass (each gradient costs about the same)."""

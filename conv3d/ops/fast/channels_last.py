@@ -35,6 +35,8 @@ after its turn, slow each other down (docs/benchmarks/notes.md).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...core.geometry import ConvGeometry
@@ -81,7 +83,7 @@ def _kd_block(cols, geo, kd, odc):
     """The planes tap ``kd`` reads for output planes 0..odc-1 of the chunk, as (voxels, kH*kW*C)
     rows ordered (od, n, oh, ow): a view when the depth stride is 1, else a copy."""
     s, d = geo.stride[0], geo.dilation[0]
-    return cols[kd * d:kd * d + (odc - 1) * s + 1:s].reshape(-1, int(np.prod(cols.shape[4:])))
+    return cols[kd * d:kd * d + (odc - 1) * s + 1:s].reshape(-1, math.prod(cols.shape[4:]))
 
 
 def _weight_cl(wg):

@@ -20,6 +20,7 @@ needs no columns at all: its GEMM operand is x read with the stride (``_pointwis
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -33,14 +34,24 @@ def span(lo: int, hi: int, i_lo: int, s: int) -> slice:
 
 
 def zero_outside(dst, ranges) -> None:
-    """Zero ``dst[..., od, oh, ow]`` outside the box ``ranges`` (per axis ``(lo, hi, _)``)."""
+    """Zero ``dst[..., od, oh, ow]`` outside the box ``ranges`` (per axis ``(lo, hi, _)``).
+    Empty slabs are skipped: a slice assignment costs microseconds even when it writes nothing,
+    and a small layer's im2col would make six per tap."""
     (d0, d1, _), (h0, h1, _), (w0, w1, _) = ranges
-    dst[..., :d0, :, :] = 0
-    dst[..., d1:, :, :] = 0
-    dst[..., d0:d1, :h0, :] = 0
-    dst[..., d0:d1, h1:, :] = 0
-    dst[..., d0:d1, h0:h1, :w0] = 0
-    dst[..., d0:d1, h0:h1, w1:] = 0
+    OD, OH, OW = dst.shape[-3:]
+    if d0:
+        dst[..., :d0, :, :] = 0
+    if d1 < OD:
+        dst[..., d1:, :, :] = 0
+    inner = dst[..., d0:d1, :, :]
+    if h0:
+        inner[..., :h0, :] = 0
+    if h1 < OH:
+        inner[..., h1:, :] = 0
+    if w0:
+        inner[..., h0:h1, :w0] = 0
+    if w1 < OW:
+        inner[..., h0:h1, w1:] = 0
 
 
 def _taps(geo: ConvGeometry):
@@ -95,7 +106,7 @@ def _gy_rows(ws, gyg, n0, n1, od0, od1):
     """``gy`` of the chunk as (K, n*od*OH*OW), the column order of ``col``."""
     if n1 - n0 == 1:
         return gyg[n0, :, od0:od1].reshape(gyg.shape[1], -1)
-    g2 = ws.take("prod", (gyg.shape[1], n1 - n0, (od1 - od0) * int(np.prod(gyg.shape[3:]))),
+    g2 = ws.take("prod", (gyg.shape[1], n1 - n0, (od1 - od0) * math.prod(gyg.shape[3:])),
                  gyg.dtype)
     g2[...] = gyg[n0:n1, :, od0:od1].reshape(n1 - n0, gyg.shape[1], -1).transpose(1, 0, 2)
     return g2.reshape(g2.shape[0], -1)

@@ -18,6 +18,7 @@ call uses plus what its thread keeps never exceeds the limit it runs under.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import threading
 import weakref
@@ -132,7 +133,7 @@ class Workspace:
             _peak = max(_peak, _in_use)
 
     def take(self, name: str, shape, dtype, zero: bool = False) -> np.ndarray:
-        size, dtype = int(np.prod(shape)), np.dtype(dtype)
+        size, dtype = math.prod(shape), np.dtype(dtype)
         buf = self.buffers.get(name)
         if buf is None:  # popped: no other call can touch it while this one uses it
             buf = _pool().pop((name, size, dtype.str), None)
