@@ -21,8 +21,8 @@ from conv3d.ops.fast import chooser, im2col_gemm, winograd
 
 
 def previous_auto(geo, op):
-    """The rule of dc57b37: Winograd for the forward only (the tables of the changes before
-    were made against the rules of a3d7863 and 7ad8bc1: see this file's history)."""
+    """The rule of c78aea1 (the tables of the changes before were made against the rules of
+    a3d7863, 7ad8bc1 and dc57b37: see this file's history)."""
     if geo.Cg == 1 and geo.Kg <= 4:
         return "direct"
     if im2col_gemm.pointwise(geo):
@@ -30,7 +30,7 @@ def previous_auto(geo, op):
     if (geo.plane * geo.OD <= 4096 and geo.kernel[1] * geo.kernel[2] > 1 and geo.Kg <= 128
             and 256 < geo.Cg * geo.taps < 2048):
         return "channels-last"
-    if (op == "forward" and winograd.applies(geo)
+    if (winograd.applies(geo) and (op == "forward" or geo.plane < 1024)
             and geo.C >= 32 and geo.K >= 32 and geo.N * geo.plane * geo.OD >= 4096):
         return "winograd"
     if geo.plane >= 1024 and geo.dilation[0] == 1:

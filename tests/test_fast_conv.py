@@ -275,7 +275,8 @@ def test_strategy_selection():
     ((4, 64, 16, 56, 56), (128, 64, 3, 3, 3), 2, 2, "im2col"),          # depth dilation 2
     ((128, 3, 16, 16, 16), (32, 3, 3, 3, 3), 0, 1, "im2col"),           # thin, 14x14 planes
     ((128, 32, 7, 7, 7), (64, 32, 3, 3, 3), 0, 1, "channels-last"),     # 5x5x5 outputs
-    ((2, 9, 7, 7, 7), (4, 9, 3, 3, 3), 0, 1, "im2col"),   # 5x5x5, but C*taps = 243 <= THIN
+    ((2, 3, 7, 7, 7), (4, 3, 3, 3, 3), 0, 1, "im2col"),   # 5x5x5, but C*taps = 81 <= THIN
+    ((8, 16, 8, 14, 14), (32, 16, 1, 3, 3), 1, 1, "channels-last"),  # C*taps = 144 > THIN
     ((1, 256, 4, 14, 14), (512, 256, 3, 3, 3), 1, 1, "im2col"),  # 784 voxels, C*taps >= DEEP
     ((1, 512, 4, 7, 7), (24, 512, 1, 1, 1), 0, 1, "im2col"),    # 1x1x1: x is the GEMM operand
     ((1, 512, 4, 7, 7), (24, 512, 1, 1, 1), 1, 1, "im2col"),  # padded, but planes are rows
@@ -297,7 +298,9 @@ def test_auto_takes_direct_for_depthwise_layers():
     dw = ConvGeometry.from_shapes((2, 96, 16, 14, 14), (96, 1, 3, 3, 3), 1, 1, 1, groups=96)
     doubled = ConvGeometry.from_shapes((2, 48, 8, 8, 8), (96, 1, 3, 3, 3), 1, 1, 1, groups=48)
     grouped = ConvGeometry.from_shapes((2, 128, 8, 8, 8), (128, 4, 3, 3, 3), 1, 1, 1, groups=32)
-    assert [fast.choose(g) for g in (dw, doubled, grouped)] == ["direct", "direct", "im2col"]
+    # 4 channels per group: a GEMM per group of 4*27 = 108 values per column, in a small volume
+    assert [fast.choose(g) for g in (dw, doubled, grouped)] == ["direct", "direct",
+                                                                "channels-last"]
 
 
 @settings(max_examples=25, deadline=None)

@@ -28,7 +28,7 @@ _MODULES = {"im2col": im2col_gemm, "im2col-planes": plane_im2col,
 
 LONG_PLANE = 1024    # output voxels per plane (OH*OW) from which 'im2col-planes' is chosen
 SMALL_VOLUME = 4096  # output voxels per sample (OD*OH*OW) up to which 'channels-last' is chosen
-THIN = 256           # GEMM inner dimension C/groups*kD*kH*kW up to which it is not
+THIN = 96            # GEMM inner dimension C/groups*kD*kH*kW up to which it is not
 DEEP = 2048          # ... and from which it is not either: im2col's columns feed such GEMMs as well
 FEW_FILTERS_CL = 128  # ... and filters per group up to which it is: more make the GEMM dominate
 WINOGRAD_CHANNELS = 32  # input channels (its GEMMs' inner dimension) from which 'winograd' runs
