@@ -52,6 +52,26 @@ def test_max_pool_matches_torch_with_ties_and_nans(case, nans):
     np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil_mode", [
+    ((2, 2, 2), (2, 2, 2), (0, 0, 0), (1, 1, 1), False),  # the U-Net's pools
+    ((2, 2, 2), (2, 2, 2), (1, 0, 1), (1, 1, 1), True),
+    ((2, 1, 2), (3, 1, 2), (0, 0, 1), (2, 1, 1), False),  # dilated, still no overlap
+])
+@pytest.mark.parametrize("nans", [0.0, 0.3])
+def test_max_pool_without_overlap_matches_torch(kernel, stride, padding, dilation, ceil_mode,
+                                                nans):
+    """Windows that share no voxel take the loop over each window's taps, not the separable
+    one: the same ties (first tap) and NaNs (last NaN) as torch."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(-2, 3, (2, 3, 9, 8, 7)).astype(np.float32)
+    x[rng.random(x.shape) < nans] = np.nan
+    args = (kernel, stride, padding, dilation, ceil_mode)
+    ty, tidx = torch.nn.functional.max_pool3d(torch.tensor(x), *args, return_indices=True)
+    y, idx = fast.provider.max_pool3d_forward(x, *args)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+
+
 @settings(max_examples=40, deadline=None)
 @given(case=pool_cases(dilated=False), include_pad=st.booleans())
 def test_avg_pool_matches_torch(case, include_pad):

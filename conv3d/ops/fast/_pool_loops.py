@@ -58,7 +58,9 @@ def _row_max(best, where, src, src_at, nan):
 def max_forward(x, y, idx, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
     """Per (n, c) volume, the maximum of each window as three one-axis maxima (along width,
     then height, then depth): 3 + 3 + 3 comparisons per output of a 3x3x3 window instead of
-    27, the intermediates of one volume in cache, the height and depth passes over whole rows.
+    27, the height and depth passes over whole rows. The width and height passes run plane by
+    plane, so that the width-maxima of a plane are still in cache when the height pass reads
+    them (a whole volume's would not be, at the U-Net's 96^3).
     The flat index follows its value through the passes, and the first tap in (kd, kh, kw)
     order still wins a tie: the depth pass keeps the first plane holding the maximum, whose
     value came from its first such row, whose value came from its first such voxel. A NaN
@@ -68,14 +70,14 @@ def max_forward(x, y, idx, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u
     OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
     wd, wh, ww = (_windows(OD, kd, sd, pd, dd, D, True), _windows(OH, kh, sh, ph, dh, H, True),
                   _windows(OW, kw, sw, pw, dw, W, True))
-    v1, i1 = np.empty((D, H, OW), x.dtype), np.empty((D, H, OW), np.int64)
+    v1, i1 = np.empty((H, OW), x.dtype), np.empty((H, OW), np.int64)  # one plane: in cache
     v2, i2 = np.empty((D, OH, OW), x.dtype), np.empty((D, OH, OW), np.int64)
     for u in range(u0, u1):
         n, c = u // C, u % C
         xc, yc, ic = x[n, c], y[n, c].reshape(OD, -1), idx[n, c].reshape(OD, -1)
         any_nan = False
-        for i in range(D):  # along width: window by window
-            for j in range(H):
+        for i in range(D):
+            for j in range(H):  # along width: window by window
                 row, base = xc[i, j], (i * H + j) * W
                 for o in range(OW):
                     start, lo, hi = ww[o, 0], ww[o, 1], ww[o, 2]
@@ -92,15 +94,14 @@ def max_forward(x, y, idx, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u
                         for e in range(lo, hi):
                             if row[start + e * dw] != row[start + e * dw]:
                                 best, at = row[start + e * dw], start + e * dw
-                    v1[i, j, o], i1[i, j, o] = best, base + at
-        for i in range(D):  # along height: whole rows of width-maxima
-            for o in range(OH):
+                    v1[j, o], i1[j, o] = best, base + at
+            for o in range(OH):  # along height: whole rows of this plane's width-maxima
                 start, lo, hi = wh[o, 0], wh[o, 1], wh[o, 2]
                 t = start + lo * dh
-                v2[i, o], i2[i, o] = v1[i, t], i1[i, t]
+                v2[i, o], i2[i, o] = v1[t], i1[t]
                 for e in range(lo + 1, hi):
                     t = start + e * dh
-                    _row_max(v2[i, o], i2[i, o], v1[i, t], i1[i, t], any_nan)
+                    _row_max(v2[i, o], i2[i, o], v1[t], i1[t], any_nan)
         p2, q2 = v2.reshape(D, -1), i2.reshape(D, -1)
         for o in range(OD):  # along depth: whole planes of height-maxima
             start, lo, hi = wd[o, 0], wd[o, 1], wd[o, 2]
@@ -170,3 +171,45 @@ def avg_backward(gy, gx, kd, kh, kw, sd, sh, sw, pd, ph, pw, include_pad, u0, u1
                             row = gc[i, j]
                             for e in range(zw + aw, zw + bw):
                                 row[e] += g
+
+
+@njit(cache=True, nogil=True)
+def max_forward_taps(x, y, idx, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
+    """``max_forward`` for small windows: each output reads its taps in (kd, kh, kw) order,
+    with no intermediates (a 2x2x2 window makes 7 comparisons either way, and the separable
+    passes would write and reread two intermediate volumes). Ties keep the first tap; a window
+    holding a NaN is reread, and its last NaN wins."""
+    C, D, H, W = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
+    OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
+    wd, wh, ww = (_windows(OD, kd, sd, pd, dd, D, True), _windows(OH, kh, sh, ph, dh, H, True),
+                  _windows(OW, kw, sw, pw, dw, W, True))
+    for u in range(u0, u1):
+        n, c = u // C, u % C
+        xc, yc, ic = x[n, c], y[n, c], idx[n, c]
+        for od in range(OD):
+            zd, ad, bd = wd[od, 0], wd[od, 1], wd[od, 2]
+            for oh in range(OH):
+                zh, ah, bh = wh[oh, 0], wh[oh, 1], wh[oh, 2]
+                for ow in range(OW):
+                    zw, aw, bw = ww[ow, 0], ww[ow, 1], ww[ow, 2]
+                    i, j, e = zd + ad * dd, zh + ah * dh, zw + aw * dw
+                    best, at = xc[i, j, e], (i * H + j) * W + e
+                    nan = best != best
+                    for a in range(ad, bd):
+                        i = zd + a * dd
+                        for b in range(ah, bh):
+                            row, base = xc[i, zh + b * dh], (i * H + zh + b * dh) * W
+                            for t in range(aw, bw):
+                                v = row[zw + t * dw]
+                                nan |= v != v
+                                if v > best:
+                                    best, at = v, base + zw + t * dw
+                    if nan:  # the last NaN of the window is its maximum
+                        for a in range(ad, bd):
+                            i = zd + a * dd
+                            for b in range(ah, bh):
+                                row, base = xc[i, zh + b * dh], (i * H + zh + b * dh) * W
+                                for t in range(aw, bw):
+                                    if row[zw + t * dw] != row[zw + t * dw]:
+                                        best, at = row[zw + t * dw], base + zw + t * dw
+                    yc[od, oh, ow], ic[od, oh, ow] = best, at

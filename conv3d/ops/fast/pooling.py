@@ -43,16 +43,21 @@ def max_pool3d_forward(x, kernel_size, stride, padding, dilation, ceil_mode,
     """``(y, indices or None)``: indices are int64 flat indices into each (n, c) volume.
 
     Windows of at most ``FEW_TAPS`` voxels without indices (inference) take the reference's
-    one ``np.maximum`` per tap, over whole strided rows; the rest take the separable loop
-    (``_pool_loops.max_forward``: 3 + 3 + 3 comparisons for a 3x3x3 window instead of 27),
-    which also records the indices."""
+    one ``np.maximum`` per tap, over whole strided rows. The rest take a compiled loop that
+    also records the indices: where windows overlap along some axis, the separable one
+    (``_pool_loops.max_forward``: 3 + 3 + 3 comparisons for a 3x3x3 window instead of 27,
+    since neighbouring windows share their one-axis maxima); where they do not (a 2x2x2 window
+    with stride 2), nothing is shared, and the loop over each window's taps
+    (``max_forward_taps``) saves the separable passes' intermediates."""
     if not return_indices and math.prod(kernel_size) <= FEW_TAPS:
         return cpu_reference.max_pool3d_forward(x, kernel_size, stride, padding, dilation,
                                                 ceil_mode, return_indices=False)
     geo, y_shape = _geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     y, idx = np.empty(y_shape, x.dtype), np.empty(y_shape, np.int64)
-    run_units(_kernels()[0], geo.N * geo.C, x.size * sum(geo.kernel), x, y, idx,
-              *_settings(geo), *geo.dilation)
+    overlap = any(s < (k - 1) * d + 1 for k, s, d in zip(geo.kernel, geo.stride, geo.dilation))
+    loop = _kernels()[0] if overlap else _kernels()[4]
+    run_units(loop, geo.N * geo.C, x.size * sum(geo.kernel), x, y, idx, *_settings(geo),
+              *geo.dilation)
     return y, (idx if return_indices else None)
 
 
@@ -84,11 +89,13 @@ _compiled = None
 
 
 def _kernels():
-    """``(max forward, max backward, avg forward, avg backward)``, compiled on first use."""
+    """``(max forward, max backward, avg forward, avg backward, max forward by taps)``,
+    compiled on first use."""
     global _compiled
     if _compiled is not None:
         return _compiled
     from . import _pool_loops as loops  # noqa: PLC0415 - numba loads only when a loop runs
 
-    _compiled = loops.max_forward, loops.max_backward, loops.avg_forward, loops.avg_backward
+    _compiled = (loops.max_forward, loops.max_backward, loops.avg_forward, loops.avg_backward,
+                 loops.max_forward_taps)
     return _compiled
