@@ -72,6 +72,24 @@ def test_max_pool_without_overlap_matches_torch(kernel, stride, padding, dilatio
     np.testing.assert_array_equal(idx, tidx.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,stride", [((2, 5, 2, 7, 7), (2, 7, 7)), ((1, 3, 4, 3, 5), (1, 1, 1))])
+def test_avg_pool_over_the_whole_volume_matches_torch(shape, stride, dtype):
+    """A window as large as the input (S3D's head) takes one matrix-vector product."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.avg_pool3d(tx, shape[2:], stride)
+    y = fast.provider.avg_pool3d_forward(x, shape[2:], stride, (0, 0, 0), False, True)
+    assert y.dtype == dtype and y.shape == tuple(ty.shape)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
+    gy = np.random.default_rng(4).standard_normal(y.shape).astype(dtype)
+    ty.backward(torch.tensor(gy))
+    gx = fast.provider.avg_pool3d_backward(gy, x.shape, shape[2:], stride, (0, 0, 0), False,
+                                            True)
+    assert gx.dtype == dtype
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
 @settings(max_examples=40, deadline=None)
 @given(case=pool_cases(dilated=False), include_pad=st.booleans())
 def test_avg_pool_matches_torch(case, include_pad):
