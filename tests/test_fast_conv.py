@@ -339,6 +339,8 @@ def test_depthwise_through_auto_matches_naive_loops(C, multiplier, N, size, kern
        K=st.integers(1, 3), size=st.tuples(*[st.integers(1, 7)] * 3),
        stride=st.tuples(*[st.integers(1, 3)] * 3), dtype=st.sampled_from([np.float32, np.float64]),
        seed=st.integers(0, 2**16))
+@example(N=2, groups=2, C=3, K=2, size=(7, 7, 7), stride=(1, 1, 1), dtype=np.float64, seed=1)
+@example(N=3, groups=1, C=3, K=3, size=(2, 1, 3), stride=(2, 1, 3), dtype=np.float64, seed=2)
 def test_pointwise_layers_match_naive_loops(N, groups, C, K, size, stride, dtype, seed):
     """1x1x1 kernels without padding (ResNet shortcuts with stride 2) take 'im2col''s GEMM on
     the strided input, with no columns; every input voxel that no output reads gets zero."""

@@ -112,6 +112,13 @@ def _gy_rows(ws, gyg, n0, n1, od0, od1):
     return g2.reshape(g2.shape[0], -1)
 
 
+# Output voxels per sample below which a 1x1x1 kernel's weight gradient is one GEMM over the
+# samples' voxels (gy and x copied to (K, N*V) and (C, N*V)), not one per sample: the
+# per-sample GEMMs' inner dimension is V, too short for BLAS, and their N (K, C) products
+# outweigh the copies (a classifier's 1x1x1 volume, S3D's 2x3x3 and 4x7x7 heads).
+SHORT_VOLUME = 96
+
+
 def pointwise(geo) -> bool:
     """A 1x1x1 kernel without padding: its im2col matrix is x itself, strided (no columns)."""
     return geo.taps == 1 and not any(lo or hi for lo, hi in geo.padding)
@@ -154,8 +161,12 @@ def _pointwise_backward(gy, x, w, geo, output_mask, out):
         xs = _strided(x, geo)
         gw = np.empty(geo.w_shape, gy.dtype)
         for g in range(geo.groups):
-            prod = gys[:, g * Kg:(g + 1) * Kg] @ xs[:, g * Cg:(g + 1) * Cg].transpose(0, 2, 1)
-            gw[g * Kg:(g + 1) * Kg] = prod.sum(axis=0).reshape(Kg, Cg, 1, 1, 1)
+            gyg, xg = gys[:, g * Kg:(g + 1) * Kg], xs[:, g * Cg:(g + 1) * Cg]
+            if xs.shape[2] < SHORT_VOLUME:  # one GEMM over all samples' voxels
+                prod = np.tensordot(gyg, xg, axes=([0, 2], [0, 2]))
+            else:
+                prod = (gyg @ xg.transpose(0, 2, 1)).sum(axis=0)
+            gw[g * Kg:(g + 1) * Kg] = prod.reshape(Kg, Cg, 1, 1, 1)
     return gx, gw
 
 
