@@ -175,10 +175,11 @@ def avg_backward(gy, gx, kd, kh, kw, sd, sh, sw, pd, ph, pw, include_pad, u0, u1
 
 @njit(cache=True, nogil=True)
 def max_forward_taps(x, y, idx, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, u0, u1):
-    """``max_forward`` for small windows: each output reads its taps in (kd, kh, kw) order,
-    with no intermediates (a 2x2x2 window makes 7 comparisons either way, and the separable
-    passes would write and reread two intermediate volumes). Ties keep the first tap; a window
-    holding a NaN is reread, and its last NaN wins."""
+    """``max_forward`` for windows that share no voxel (stride at least the window's extent on
+    every axis): each output reads its taps in (kd, kh, kw) order, with no intermediates (a
+    2x2x2 window makes 7 comparisons either way, and the separable passes would write and
+    reread two intermediate volumes). Ties keep the first tap; a window holding a NaN is
+    reread, and its last NaN wins."""
     C, D, H, W = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
     OD, OH, OW = y.shape[2], y.shape[3], y.shape[4]
     wd, wh, ww = (_windows(OD, kd, sd, pd, dd, D, True), _windows(OH, kh, sh, ph, dh, H, True),
