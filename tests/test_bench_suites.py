@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -115,6 +116,24 @@ def test_budget_caps_rounds_but_keeps_three_of_a_cheap_case_and_one_of_any(monke
     assert rows[0]["rounds"] == 1
     rows = harness.run_case(case, 3, log=lambda *a: None, pause=0.01, budget=100.0)
     assert rows[0]["rounds"] == 3
+
+
+def test_short_calls_get_up_to_three_untimed_calls_before_each_timed_one():
+    """A call the other library's threads delayed must not be the timed one (harness docstring):
+    a fast call gets WARM_CALLS untimed calls per round, a 30 ms call one, a long call none."""
+    def counted(seconds):
+        calls = []
+        def run():
+            calls.append(1)
+            time.sleep(seconds)
+            return [np.zeros(1)]
+        harness.run_case(harness.Case("b", "s", [harness.Impl("x", run)]), 2,
+                         log=lambda *a: None, pause=0.0)
+        return len(calls)
+    # check + warm-up, then per round the untimed calls and the timed one
+    assert counted(0.0) == 2 + 2 * (harness.WARM_CALLS + 1) == 10
+    assert counted(0.03) == 2 + 2 * (1 + 1)
+    assert counted(harness.LONG_CALL) == 1 + 2 * 1
 
 
 def test_rows_with_a_device_timer_are_timed_by_it_not_by_the_wall_clock():

@@ -15,16 +15,26 @@ A *case* is one benchmark on one shape (e.g. "conv3d forward+backward, a1") with
    every row after the same neighbour: the ``auto`` row always followed the GEMM row, and
    on shape b it was the slowest of three rows that run the same code, in two runs out of two.)
 
-Before each timed call the harness sleeps ``PAUSE`` seconds and then makes one *untimed* call of
-the same implementation (not before calls of ``LONG_CALL`` seconds or more). The pause: thread
+Before each timed call the harness sleeps ``PAUSE`` seconds and then makes *untimed* calls of
+the same implementation (none before calls of ``LONG_CALL`` seconds or more; see
+``_untimed_calls`` for how many). The pause: thread
 pools spin-wait after their work (OpenBLAS's workers for about 0.1 s, OpenMP's in PyTorch and
 numba), and on a 2-core machine a pool still spinning from the previous row slowed the next row
 by up to 2x. The untimed call: on this project's VM the
 first call after an idle gap runs slow (a single-threaded 5.6 MiB NumPy transpose took 3.6 ms
 back to back and 9.6 ms after a 0.2 s sleep; a2 forward+backward 55 against 72-76 ms), and not
 by the same factor for every implementation: timing that first call measured the VM's wake-up,
-not the convolution. A training loop calls its layers back to back, so the timed call is the
-second of two (as ``timeit`` and ``torch.utils.benchmark`` time repeated calls).
+not the convolution. A training loop calls its layers back to back, so the timed call follows
+untimed ones (as ``timeit`` and ``torch.utils.benchmark`` time repeated calls).
+
+Why up to ``WARM_CALLS`` untimed calls, not one: when two libraries' thread pools share two
+cores, the first calls after the *other* library ran wait for their worker thread to be
+scheduled, one scheduler tick (4 ms here) or two, however long the pause. Measured with a
+128->128 (3,1,1) convolution on 2x3x3 that takes 0.2 ms in a loop: after PyTorch's calls,
+conv3d's first two calls took 4-8 ms each and the third 0.3 ms; after conv3d's calls,
+PyTorch's first call took 10-16 ms and the second 0.2 ms. With one untimed call the timed call
+measured that wait for conv3d's rows and not for PyTorch's. A program that uses one library
+does not meet it, and one that switches pays it once per switch, not per layer.
 """
 from __future__ import annotations
 
@@ -46,6 +56,8 @@ PAUSE = 0.2  # seconds between timed calls: idle threads of the previous row go 
 MIN_ROUNDS = 3      # rounds a cheap case keeps under any budget (fewer only if fewer repeats)
 CHEAP_ROUND = 1.0   # seconds: a round this cheap is never cut below MIN_ROUNDS
 LONG_CALL = 0.5
+WARM_CALLS = 3      # untimed calls before a timed call of a short implementation, at most ...
+WARM_TIME = 0.05    # ... while these seconds have not passed: a long call needs fewer
 
 
 @dataclass
@@ -106,9 +118,17 @@ def _workspace(impl):
     return impl.workspace
 
 
+def _untimed_calls(t):
+    """How many untimed calls precede a timed call of ``t`` seconds: none from ``LONG_CALL``,
+    else as many of ``WARM_CALLS`` as fit in ``WARM_TIME`` seconds, at least one."""
+    if t >= LONG_CALL:
+        return 0
+    return max(1, min(WARM_CALLS, int(WARM_TIME // max(t, 1e-9))))
+
+
 def _round_cost(t, pause):
     """Seconds one timed round of a row takes whose call takes ``t`` seconds."""
-    return pause + (t if t >= LONG_CALL else max(t, 0.0) * 2)
+    return pause + max(t, 0.0) * (1 + _untimed_calls(t))
 
 
 def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
@@ -156,8 +176,10 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
                 row["status"] = f"MISMATCH (max rel. error {err:.2e} > {case.rtol:.0e})"
                 log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
                 continue
-        if call_s[impl.name] < LONG_CALL:
-            impl.run()  # second warm-up call (a long call's check call is warm-up enough)
+        if call_s[impl.name] < LONG_CALL:  # second warm-up call (a long call's check call
+            t0 = time.perf_counter()       # is warm-up enough); it times a warm call better
+            impl.run()
+            call_s[impl.name] = min(call_s[impl.name], time.perf_counter() - t0)
         live.append(impl)
     if budget is not None and live:
         cost = sum(_round_cost(call_s[i.name], pause) for i in live)
@@ -168,8 +190,8 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
     for _ in range(repeats):
         for impl in (live[i] for i in order.permutation(len(live))):
             time.sleep(pause)  # the previous row's thread pools go quiet
-            if call_s[impl.name] < LONG_CALL:
-                impl.run()     # untimed: the first call after an idle gap (see above)
+            for _ in range(_untimed_calls(call_s[impl.name])):
+                impl.run()     # untimed: the first calls after an idle gap (see above)
             if impl.device_timer is not None:
                 times[impl.name].append(impl.device_timer())
                 continue
