@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from ..core.backend import get_array_module
+from ..core.backend import get_array_module, kernels_for
 from ..core.tensor import Function, Tensor, as_tensor, check_float_dtypes
 from ._args import check_5d
 
@@ -73,22 +73,23 @@ class AdaptiveAvgPool3dFunction(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        if self.output_size == (1, 1, 1):  # global pooling, every network's head: one mean
-            self.volume = x.shape[2:]  # as a matrix-vector product, which BLAS runs fastest
-            V = int(np.prod(self.volume))
-            sums = xp.ascontiguousarray(x).reshape(-1, V) @ xp.ones(V, dtype=x.dtype)
-            return (sums / x.dtype.type(V)).reshape(x.shape[:2] + (1, 1, 1))
+        if self.output_size == (1, 1, 1):  # global pooling, every network's head: the average
+            self.x_shape = x.shape         # pooling whose one window is the whole volume
+            return kernels_for(self.device).avg_pool3d_forward(x, *self._global(x.shape))
         self.mats = [xp.asarray(_bin_matrix(i, o, x.dtype))
                      for i, o in zip(x.shape[2:], self.output_size)]
         for axis, A in zip((2, 3, 4), self.mats):
             x = _along(x, A, axis)
         return x
 
+    @staticmethod
+    def _global(x_shape):  # provider settings (kernel, stride, padding, ceil_mode, count_pad)
+        return x_shape[2:], x_shape[2:], (0, 0, 0), False, True
+
     def backward(self, gy):
         if self.output_size == (1, 1, 1):
-            xp = get_array_module(gy)
-            return xp.broadcast_to(gy / gy.dtype.type(np.prod(self.volume)),
-                                   gy.shape[:2] + self.volume).copy()
+            return kernels_for(self.device).avg_pool3d_backward(gy, self.x_shape,
+                                                                *self._global(self.x_shape))
         for axis, A in zip((2, 3, 4), self.mats):
             gy = _along(gy, A.T, axis)
         return gy
