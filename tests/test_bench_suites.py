@@ -118,11 +118,16 @@ def test_budget_caps_rounds_but_keeps_three_of_a_cheap_case_and_one_of_any(monke
     assert rows[0]["rounds"] == 3
 
 
-def test_short_calls_get_up_to_three_untimed_calls_before_each_timed_one():
+def test_short_calls_get_up_to_three_untimed_calls_before_each_timed_one(monkeypatch):
     """A call the other library's threads delayed must not be the timed one (harness docstring):
-    a fast call gets WARM_CALLS untimed calls per round, a 30 ms call one, a long call none."""
+    a fast call gets WARM_CALLS untimed calls per round, a 30 ms call one, a long call none;
+    a check call below WARM_LIMIT is followed by one more warm-up call."""
+    monkeypatch.setattr(harness, "LONG_CALL", 0.06)
+    monkeypatch.setattr(harness, "WARM_LIMIT", 0.1)
+
     def counted(seconds):
         calls = []
+
         def run():
             calls.append(1)
             time.sleep(seconds)
@@ -130,10 +135,11 @@ def test_short_calls_get_up_to_three_untimed_calls_before_each_timed_one():
         harness.run_case(harness.Case("b", "s", [harness.Impl("x", run)]), 2,
                          log=lambda *a: None, pause=0.0)
         return len(calls)
-    # check + warm-up, then per round the untimed calls and the timed one
+    # check + warm-up (below WARM_LIMIT), then per round the untimed calls and the timed one
     assert counted(0.0) == 2 + 2 * (harness.WARM_CALLS + 1) == 10
     assert counted(0.03) == 2 + 2 * (1 + 1)
-    assert counted(harness.LONG_CALL) == 1 + 2 * 1
+    assert counted(0.07) == 2 + 2 * 1   # long: no untimed call, but a second warm-up
+    assert counted(0.12) == 1 + 2 * 1   # its check is warm-up enough
 
 
 def test_rows_with_a_device_timer_are_timed_by_it_not_by_the_wall_clock():

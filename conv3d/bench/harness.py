@@ -6,7 +6,7 @@ A *case* is one benchmark on one shape (e.g. "conv3d forward+backward, a1") with
 1. runs every implementation once and compares its outputs with the case's reference
    (``check``): an implementation that disagrees is reported as ``MISMATCH`` and never timed;
 2. warms each one up (the check counts as the first call; one more call follows, except for
-   calls of ``LONG_CALL`` seconds or more);
+   checks of ``WARM_LIMIT`` seconds or more), and takes the faster of the two as its call time;
 3. times ``repeats`` rounds (fewer under a time ``budget``, see ``run_case``), and in each
    round every implementation once, one after another (interleaved, so a noisy neighbour slows
    all rows alike), in a new random order each round (a fixed seed, so runs repeat), so that no
@@ -56,6 +56,11 @@ PAUSE = 0.2  # seconds between timed calls: idle threads of the previous row go 
 MIN_ROUNDS = 3      # rounds a cheap case keeps under any budget (fewer only if fewer repeats)
 CHEAP_ROUND = 1.0   # seconds: a round this cheap is never cut below MIN_ROUNDS
 LONG_CALL = 0.5
+# A check call at least this long skips the second warm-up call. Below it, a first call that
+# only looked long (a 32->3 1x1x1 layer on 96^3: 0.78 s for its first forward+backward, which
+# faults in 113 MB of fresh pages, 0.085 s from then on) is warmed up once more, and that call's
+# time decides whether the row counts as long.
+WARM_LIMIT = 2.0
 WARM_CALLS = 3      # untimed calls before a timed call of a short implementation, at most ...
 WARM_TIME = 0.05    # ... while these seconds have not passed: a long call needs fewer
 
@@ -176,7 +181,7 @@ def run_case(case: Case, repeats: int, log=print, pause: float = PAUSE,
                 row["status"] = f"MISMATCH (max rel. error {err:.2e} > {case.rtol:.0e})"
                 log(f"  {case.bench} / {case.shape} / {impl.name}: {row['status']}")
                 continue
-        if call_s[impl.name] < LONG_CALL:  # second warm-up call (a long call's check call
+        if call_s[impl.name] < WARM_LIMIT:  # second warm-up call (a long call's check call
             t0 = time.perf_counter()       # is warm-up enough); it times a warm call better
             impl.run()
             call_s[impl.name] = min(call_s[impl.name], time.perf_counter() - t0)
