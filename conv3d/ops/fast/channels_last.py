@@ -17,13 +17,16 @@ output planes of the chunk are one contiguous block ``cols[kd : kd + OD]``: a (v
 kH*kW*C) matrix with rows ordered (od, n, oh, ow). So a 3D convolution is kD GEMMs of the 2D
 columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
 
-    forward:      y_cl (voxels, K)        = sum over kd of  cols[kd block] @ W_cl[kd] (kH*kW*C, K)
-    weight grad:  gW_cl[kd] (K, kH*kW*C)  += gy (K, voxels) @ cols[kd block]
-    input grad:   per output plane, dcols (plane voxels, kD*kH*kW*C) = gy^T @ W_cl^T (one
+    forward:      y (K, voxels)           = sum over kd of  W_r[:, kd] (K, kH*kW*C) @ cols[kd block]^T
+    weight grad:  gW_r[kd] (K, kH*kW*C)   += gy (K, voxels) @ cols[kd block]
+    input grad:   per output plane, dcols (plane voxels, kD*kH*kW*C) = gy^T @ W_r (one
                   GEMM), then added back tap by tap onto a zero-padded slab (a compiled loop:
                   NumPy would need one strided add per tap) while the block is in cache
 
-with ``gy`` copied as (K, voxels) (``_gy_wide``); BLAS reads the transposed operands in place.
+with ``W_r`` the weight as (K, kD, kH, kW, C) and ``gy`` copied as (K, voxels) (``_gy_wide``);
+BLAS reads the transposed operands in place. The forward's product comes out with K as rows,
+y's own layout: with one sample in the chunk it is written straight into y, with several
+only the samples axis moves (runs of OH*OW floats).
 ``backward`` computes both gradients in one pass over the chunks, so ``gy`` is reordered once
 for both.
 
@@ -86,10 +89,11 @@ def _kd_block(cols, geo, kd, odc):
     return cols[kd * d:kd * d + (odc - 1) * s + 1:s].reshape(-1, math.prod(cols.shape[4:]))
 
 
-def _weight_cl(wg):
-    """(K, C, kD, kH, kW) -> (kD, kH*kW*C, K): per depth tap, the row order of the columns."""
-    kD = wg.shape[2]
-    return np.ascontiguousarray(wg.transpose(2, 3, 4, 1, 0)).reshape(kD, -1, wg.shape[0])
+def _weight_rows(wg):
+    """(K, C, kD, kH, kW) -> (K, kD, kH*kW*C): per filter and depth tap, the column order of
+    the columns (``[:, kd]`` is a (K, kH*kW*C) matrix BLAS reads in place)."""
+    K, _, kD = wg.shape[:3]
+    return np.ascontiguousarray(wg.transpose(0, 2, 3, 4, 1)).reshape(K, kD, -1)
 
 
 def _gy_wide(ws, gyg, n0, n1, od0, od1):
@@ -109,19 +113,22 @@ def forward(x, w, b, stride, padding, dilation, groups, workspace_limit=None, ou
     g1, (Cg, Kg), (_, OH, OW) = geo.one_group(), (geo.Cg, geo.Kg), geo.out_size
     for g in range(groups):
         xg, yg = x[:, g * Cg:(g + 1) * Cg], y[:, g * Kg:(g + 1) * Kg]
-        w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg])
+        w_r = _weight_rows(w[g * Kg:(g + 1) * Kg])
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             nc, odc = n1 - n0, od1 - od0
             cols = _im2col(ws, xg, g1, n0, n1, od0, odc)
-            y_cl = ws.take("gy", (odc * nc * OH * OW, Kg), x.dtype)
-            prod = ws.take("prod", y_cl.shape, x.dtype)
+            # (K, voxels), voxels ordered (od, n, oh, ow): with one sample, y's own chunk
+            acc = (yg[n0, :, od0:od1].reshape(Kg, -1) if nc == 1 else
+                   ws.take("gy", (Kg, odc * nc * OH * OW), x.dtype))
+            prod = ws.take("prod", acc.shape, x.dtype) if geo.kernel[0] > 1 else None
             for kd in range(geo.kernel[0]):
-                np.matmul(_kd_block(cols, g1, kd, odc), w_cl[kd], out=prod if kd else y_cl)
+                np.matmul(w_r[:, kd], _kd_block(cols, g1, kd, odc).T, out=prod if kd else acc)
                 if kd:
-                    y_cl += prod
+                    acc += prod
             if b is not None:  # while the chunk is in cache, not as another pass over y
-                y_cl += b[g * Kg:(g + 1) * Kg]
-            yg[n0:n1, :, od0:od1] = y_cl.reshape(odc, nc, OH, OW, Kg).transpose(1, 4, 0, 2, 3)
+                acc += b[g * Kg:(g + 1) * Kg, None]
+            if nc > 1:
+                yg[n0:n1, :, od0:od1] = acc.reshape(Kg, odc, nc, OH, OW).transpose(2, 0, 1, 3, 4)
     return y
 
 
@@ -143,7 +150,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
             gy.dtype)
     for g in range(groups):
         xg, gyg = x[:, g * Cg:(g + 1) * Cg], gy[:, g * Kg:(g + 1) * Kg]
-        w_cl = _weight_cl(w[g * Kg:(g + 1) * Kg]) if need_x else None
+        w_r = _weight_rows(w[g * Kg:(g + 1) * Kg]).reshape(Kg, -1) if need_x else None
         gw_cl = np.zeros((kD, Kg, kH * kW * Cg), dtype=gy.dtype) if need_w else None
         for n0, n1, od0, od1 in chunks(geo.N, geo.out_size[0], n, od):
             nc, odc = n1 - n0, od1 - od0
@@ -158,7 +165,7 @@ def backward(gy, x, w, stride, padding, dilation, groups, output_mask=(True, Tru
                 rows = nc * OH * OW
                 dcols = ws.take("col", (1, nc, OH, OW, kD, kH, kW, Cg), gy.dtype)
                 for o in range(odc):
-                    np.matmul(gy_w[:, o * rows:(o + 1) * rows].T, w_cl.reshape(-1, Kg).T,
+                    np.matmul(gy_w[:, o * rows:(o + 1) * rows].T, w_r,
                               out=dcols.reshape(rows, -1))
                     _kernels()[0](dslab[o * geo.stride[0]:], dcols, *geo.stride, *geo.dilation)
                 if b > a:
