@@ -3,7 +3,10 @@ the batch per thread. Every result is checked against the float64 naive loops of
 tests/reference.py; the split is forced (a low FLOP threshold, a fixed thread count) so that
 these small cases take the threaded path, and ``last_threads`` shows that they did."""
 import contextlib
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,3 +169,19 @@ def test_split_calls_from_two_threads_at_once_give_the_right_results():
                            cases))
     for (x, w, _, args), y in zip(cases, ys):
         np.testing.assert_allclose(y, naive_conv3d(x, w, None, *args), **TOL[np.float32])
+
+
+@pytest.mark.parametrize("preset, imports, expected", [
+    (None, "import conv3d", "24"),                  # conv3d first: its default
+    ("28", "import conv3d", "28"),                  # a value the user set is kept
+    (None, "import numpy; import conv3d", "None"),  # NumPy first: too late, nothing is set
+])
+def test_openblas_spin_time_is_set_only_before_numpy_loads(preset, imports, expected):
+    """conv3d/__init__.py shortens OpenBLAS's spin-wait only where OpenBLAS will read it."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    code = f"{imports}; import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()[-1]
+    assert out == expected
