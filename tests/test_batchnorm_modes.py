@@ -8,6 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import conv3d
+import conv3d.functional as F
 from conv3d import nn
 from conv3d.core.gradcheck import gradcheck
 from conv3d.interop.torch_layout import load_torch_state_dict, to_torch_state_dict
@@ -208,3 +209,27 @@ def test_relu_without_a_graph_is_max_of_x_and_zero_and_keeps_nan():
         y = F.relu(conv3d.Tensor(x)).numpy()
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, [0, 0, 0, 1.5, np.nan, np.inf, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inference_relu_and_batchnorm_split_over_threads_match_the_formula(monkeypatch, dtype):
+    """Without a graph, ReLU and eval-mode batch norm run the rows (n, c) of a large array on
+    the CPU threads (``run_units``); forced here on a small array, checked against float64."""
+    from conv3d.ops.fast import sample_threads
+    monkeypatch.setattr(sample_threads, "UNITS_MIN_WORK", 0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 2, 3, 4)).astype(dtype)
+    x[0, 1, 0, 0, 0] = np.nan  # ReLU keeps NaN, as torch.relu does
+    mean, var = rng.standard_normal(5).astype(dtype), rng.random(5).astype(dtype) + 0.5
+    gamma, beta = rng.standard_normal(5).astype(dtype), rng.standard_normal(5).astype(dtype)
+    with conv3d.ops.fast.num_threads(2), conv3d.no_grad():
+        y_relu = F.relu(conv3d.Tensor(x)).numpy()
+        y_bn = F.batch_norm(conv3d.Tensor(x), mean, var, gamma, beta, training=False).numpy()
+    x64 = x.astype(np.float64)
+    b = (1, -1, 1, 1, 1)
+    want_bn = (x64 - mean.reshape(b)) / np.sqrt(var.astype(np.float64).reshape(b) + 1e-5) \
+        * gamma.reshape(b) + beta.reshape(b)
+    assert y_relu.dtype == dtype and y_bn.dtype == dtype
+    np.testing.assert_array_equal(y_relu, np.maximum(x64, 0).astype(dtype))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y_bn, want_bn, rtol=tol, atol=tol)
