@@ -15,8 +15,9 @@ import sys as _sys
 # OpenBLAS's worker threads spin for 2^28 cycles (about 0.1 s) after each BLAS call before they
 # sleep. On a machine with few cores a spinning worker takes a core from the compiled loops and
 # sample threads that run between conv3d's GEMMs; 2^24 cycles (a few milliseconds) still keeps
-# it awake between the GEMMs of one call and between back-to-back calls. OpenBLAS reads the setting when NumPy loads it, so it
-# applies only when conv3d is imported before NumPy, and a value already set is kept.
+# it awake between the GEMMs of one call and between back-to-back calls. OpenBLAS reads the
+# setting when NumPy loads it, so it applies only when conv3d is imported before NumPy, and a
+# value already set is kept.
 if "numpy" not in _sys.modules:
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
 

@@ -17,8 +17,8 @@ output planes of the chunk are one contiguous block ``cols[kd : kd + OD]``: a (v
 kH*kW*C) matrix with rows ordered (od, n, oh, ow). So a 3D convolution is kD GEMMs of the 2D
 columns, and every voxel is copied kH*kW times instead of kD*kH*kW::
 
-    forward:      y (K, voxels)           = sum over kd of  W_r[:, kd] (K, kH*kW*C) @ cols[kd block]^T
-    weight grad:  gW_r[kd] (K, kH*kW*C)   += gy (K, voxels) @ cols[kd block]
+    forward:      y (K, voxels)          = sum_kd  W_r[:, kd] (K, kH*kW*C) @ cols[kd block]^T
+    weight grad:  gW_r[kd] (K, kH*kW*C)  += gy (K, voxels) @ cols[kd block]
     input grad:   per output plane, dcols (plane voxels, kD*kH*kW*C) = gy^T @ W_r (one
                   GEMM), then added back tap by tap onto a zero-padded slab (a compiled loop:
                   NumPy would need one strided add per tap) while the block is in cache
