@@ -214,7 +214,7 @@ def test_relu_without_a_graph_is_max_of_x_and_zero_and_keeps_nan():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inference_relu_and_batchnorm_split_over_threads_match_the_formula(monkeypatch, dtype):
     """Without a graph, ReLU and eval-mode batch norm run the rows (n, c) of a large array on
-    the CPU threads (``run_units``); forced here on a small array, checked against float64."""
+    the CPU threads (``run_rows``); forced here on a small array, checked against float64."""
     from conv3d.ops.fast import sample_threads
     monkeypatch.setattr(sample_threads, "UNITS_MIN_WORK", 0)
     rng = np.random.default_rng(3)

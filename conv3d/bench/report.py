@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 
+from .harness import LONG_CALL, PAUSE, WARM_CALLS, WARM_TIME
+
 DEFAULT = "conv3d auto"  # the implementation a user gets without choosing: blue in the charts
 
 
@@ -48,9 +50,10 @@ def markdown(rows, info, command, title="conv3d benchmarks") -> str:
              "implementations of one case run interleaved (a new random order every round), "
              "after an agreement check against the case's reference (the readable reference "
              "path; PyTorch's output in the layers and models suites) and a warm-up call; each "
-             "timed call follows a 0.2 s pause and untimed calls of the same implementation: "
-             "three, or as many as fit in 50 ms, at least one (calls of 0.5 s or more: none, "
-             "the check is their warm-up). Under a "
+             f"timed call follows a {PAUSE} s pause and untimed calls of the same "
+             f"implementation: {WARM_CALLS}, or as many as fit in {WARM_TIME * 1e3:.0f} ms, at "
+             f"least one (calls of {LONG_CALL} s or more: none, the check is their warm-up). "
+             "Under a "
              "time budget (the layers suite) each case gets the time left divided by the cases "
              "left, and as many rounds of that as fit, at least three when a round takes at most "
              "1 s, else at least one. *vs torch* is time / "

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..core.backend import get_array_module
 from ..core.tensor import Function, Tensor, check_float_dtypes
-from .fast.sample_threads import run_units
+from .fast.sample_threads import run_rows
 
 
 class ReLUFunction(Function):
@@ -23,15 +23,9 @@ class ReLUFunction(Function):
 
 
 def _relu(x):
-    """max(x, 0) in one pass; a large NumPy array's rows on the CPU threads at once (NumPy's
-    ufuncs release the GIL, and one core does not use all of the memory bandwidth)."""
-    xp = get_array_module(x)
-    if xp is not np or x.ndim < 2 or x.size == 0 or not x.flags.c_contiguous:
-        return xp.maximum(x, 0)
-    y = np.empty_like(x)
-    rows = x.shape[0] * x.shape[1]
-    run_units(_relu_rows, rows, x.size, x.reshape(rows, -1), y.reshape(rows, -1))
-    return y
+    """max(x, 0) in one pass (a large NumPy array's rows on the CPU threads at once)."""
+    y = run_rows(_relu_rows, x)
+    return get_array_module(x).maximum(x, 0) if y is None else y
 
 
 def _relu_rows(x, y, lo, hi):

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..core.backend import get_array_module
 from ..core.tensor import Function, Tensor, as_tensor, check_float_dtypes
-from .fast.sample_threads import run_units
+from .fast.sample_threads import run_rows
 
 
 class BatchNormFunction(Function):
@@ -76,17 +76,12 @@ class BatchNormFunction(Function):
 
 
 def _scale_shift(x, scale, shift, bshape):
-    """x * scale + shift per channel. A large NumPy array runs as rows (n, c) of voxels on the
-    CPU threads at once (NumPy's ufuncs release the GIL), each range of rows in two passes."""
-    xp = get_array_module(x)
-    if xp is not np or x.ndim < 3 or x.size == 0 or not x.flags.c_contiguous:
+    """x * scale + shift per channel, in two passes (a large NumPy array's rows (n, c) on the
+    CPU threads at once)."""
+    y = run_rows(_scale_shift_rows, x, scale, shift)
+    if y is None:
         y = x * scale.reshape(bshape)
         y += shift.reshape(bshape)
-        return y
-    N, C = x.shape[:2]
-    y = np.empty_like(x)
-    rows = (np.tile(scale, N)[:, None], np.tile(shift, N)[:, None])  # row n*C + c: channel c
-    run_units(_scale_shift_rows, N * C, x.size, x.reshape(N * C, -1), y.reshape(N * C, -1), *rows)
     return y
 
 

@@ -126,3 +126,20 @@ def run_units(kernel, units: int, work: float, *args) -> None:
         wait(futures)
     for f in futures:
         f.result()
+
+
+def run_rows(kernel, x, *per_channel):
+    """A new array ``y``, ``kernel(x_rows, y_rows, *channel_rows, lo, hi)`` filling rows
+    ``lo:hi`` of it, over the rows (n, c) of ``x`` shared among the threads by ``run_units``;
+    each (C,) array of ``per_channel`` is given as one value per row. For elementwise NumPy
+    work without a graph (inference ReLU, batch norm): NumPy's ufuncs release the GIL, and one
+    core does not use all of the memory bandwidth. Returns None where ``x`` is not a
+    C-contiguous NumPy array of at least two axes and one element; the caller then computes
+    ``y`` its own way (CuPy arrays, views)."""
+    if type(x) is not np.ndarray or x.ndim < 2 or x.size == 0 or not x.flags.c_contiguous:
+        return None
+    N, C = x.shape[:2]
+    y = np.empty_like(x)
+    rows = [np.tile(p, N)[:, None] for p in per_channel]  # row n*C + c holds channel c's value
+    run_units(kernel, N * C, x.size, x.reshape(N * C, -1), y.reshape(N * C, -1), *rows)
+    return y
